@@ -1,0 +1,12 @@
+"""tf.data pipelines: one entry point, `load`, for every dataset the suite trains on.
+
+Every dataset yields dict elements with
+  images: float32 [H, W, 3] in [-1, 1]
+  labels: int32 []           (class-conditional sets)
+and is registered in `DATASETS` with a `DatasetSpec` saying what it needs, so `run.py` can validate
+flags before any graph is built.
+"""
+from data.registry import DATASETS, DatasetSpec, get_spec, load, register
+from data.pipeline import batch_pipeline
+
+__all__ = ["DATASETS", "DatasetSpec", "get_spec", "load", "register", "batch_pipeline"]

@@ -1,0 +1,148 @@
+"""Graph-safe spectral normalisation (Miyato et al. 2018) as Keras layers: conv, dense, embedding.
+
+The kernel W is viewed as a matrix [-1, C_out]. One power iteration per call refines a persistent,
+non-trainable estimate u of the leading right singular vector; sigma = v^T W u and the layer uses
+W / sigma. When `training` is true the refined u is written back *as a control dependency of the
+normalised kernel*, so the update runs whenever the layer's output is computed: in eager mode, in a
+tf.function and in a TF1 estimator graph alike. (tfa.layers.SpectralNormalization's assign ops have
+no dependants in the estimator graph and never run: DESIGN.md trap 2.)
+"""
+import tensorflow as tf
+
+# TF-GAN's SAGAN initialiser: VarianceScaling(1.0, fan_avg, uniform), i.e. Glorot uniform.
+DEFAULT_KERNEL_INIT = "glorot_uniform"
+
+
+def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12):
+  """Returns (kernel / sigma, sigma), updating u_var when `training`.
+
+  Args:
+    kernel: any-rank weight tensor whose last axis is the output axis.
+    u_var: variable [1, C_out], the persistent power-iteration vector.
+    training: Python bool; True writes the refined u back into u_var.
+    power_iterations: rounds of power iteration per call (SAGAN: 1).
+  """
+  w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [K, C_out]
+  u = tf.convert_to_tensor(u_var)  # [1, C_out]
+  v = None
+  for _ in range(power_iterations):
+    v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True), epsilon=eps)  # [1, K]
+    u = tf.math.l2_normalize(tf.matmul(v, w), epsilon=eps)  # [1, C_out]
+  u = tf.stop_gradient(u)
+  v = tf.stop_gradient(v)
+  sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
+  if training:
+    with tf.control_dependencies([u_var.assign(u, read_value=False)]):
+      return kernel / sigma, tf.identity(sigma)
+  return kernel / sigma, sigma
+
+
+class _SpectralNormMixin:
+  """Adds the persistent u vector and the normalised kernel to a layer."""
+
+  def _build_u(self, out_dim):
+    # aggregation=MEAN lets replicas of a MirroredStrategy assign it from replica context.
+    self.u = self.add_weight(
+        name="sn_u", shape=(1, out_dim), trainable=False,
+        initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
+        aggregation=tf.VariableAggregation.MEAN)
+
+  def normalized_kernel(self, training=False):
+    """The kernel divided by its estimated largest singular value."""
+    update = bool(training) or self.update_u_in_eval
+    w, sigma = spectral_normalize(self.kernel, self.u, update, self.power_iterations)
+    self.last_sigma = sigma
+    return w
+
+
+class SNConv2D(_SpectralNormMixin, tf.keras.layers.Layer):
+  """Spectrally normalised 2-D convolution, stride 1 unless given, 'SAME' padding.
+
+  Args:
+    filters, kernel_size, strides: as tf.keras.layers.Conv2D.
+    use_bias: TF-GAN's SAGAN convs have a zero-initialised bias; the attention 1x1 convs have none.
+    power_iterations: power-iteration rounds per call.
+    update_u_in_eval: also refresh u when not training. The official SAGAN discriminator never
+      passes `training`, so its u updates during evaluation too; True reproduces that quirk.
+  """
+
+  def __init__(self, filters, kernel_size=3, strides=1, use_bias=True, power_iterations=1,
+               update_u_in_eval=False, kernel_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+    super().__init__(**kwargs)
+    self.filters = int(filters)
+    self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    self.strides = int(strides)
+    self.use_bias = use_bias
+    self.power_iterations = power_iterations
+    self.update_u_in_eval = update_u_in_eval
+    self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+
+  def build(self, input_shape):
+    in_ch = int(input_shape[-1])
+    self.kernel = self.add_weight(name="kernel", shape=self.kernel_size + (in_ch, self.filters),
+                                  initializer=self.kernel_initializer)
+    self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+                 if self.use_bias else None)
+    self._build_u(self.filters)
+    super().build(input_shape)
+
+  def call(self, x, training=False):
+    w = self.normalized_kernel(training)
+    y = tf.nn.conv2d(x, w, strides=self.strides, padding="SAME")
+    return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+
+class SNDense(_SpectralNormMixin, tf.keras.layers.Layer):
+  """Spectrally normalised dense layer (TF-GAN's `snlinear`)."""
+
+  def __init__(self, units, use_bias=True, power_iterations=1, update_u_in_eval=False,
+               kernel_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+    super().__init__(**kwargs)
+    self.units = int(units)
+    self.use_bias = use_bias
+    self.power_iterations = power_iterations
+    self.update_u_in_eval = update_u_in_eval
+    self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+
+  def build(self, input_shape):
+    self.kernel = self.add_weight(name="kernel", shape=(int(input_shape[-1]), self.units),
+                                  initializer=self.kernel_initializer)
+    self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+                 if self.use_bias else None)
+    self._build_u(self.units)
+    super().build(input_shape)
+
+  def call(self, x, training=False):
+    y = tf.matmul(x, self.normalized_kernel(training))
+    return y if self.bias is None else y + self.bias
+
+
+class SNEmbedding(_SpectralNormMixin, tf.keras.layers.Layer):
+  """Spectrally normalised class embedding [num_classes, dim] (the projection discriminator's).
+
+  As TF-GAN's `sn_embedding`, the matrix is normalised as its transpose [dim, num_classes]; the
+  largest singular value is the same either way.
+  """
+
+  def __init__(self, num_classes, dim, power_iterations=1, update_u_in_eval=False,
+               embeddings_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = int(num_classes)
+    self.dim = int(dim)
+    self.power_iterations = power_iterations
+    self.update_u_in_eval = update_u_in_eval
+    self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
+
+  def build(self, input_shape):
+    self.embeddings = self.add_weight(name="embeddings", shape=(self.num_classes, self.dim),
+                                      initializer=self.embeddings_initializer)
+    self._build_u(self.num_classes)
+    super().build(input_shape)
+
+  @property
+  def kernel(self):  # [dim, num_classes]: the matrix whose spectral norm is taken
+    return tf.transpose(self.embeddings)
+
+  def call(self, labels, training=False):
+    table = tf.transpose(self.normalized_kernel(training))  # [num_classes, dim]
+    return tf.gather(table, labels)
