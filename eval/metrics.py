@@ -67,7 +67,7 @@ def frechet_distance_from_moments(mu_a, sigma_a, mu_b, sigma_b) -> float:
   sqrt_a, rank_a = _symmetric_sqrt(sigma_a)
   middle = sqrt_a @ sigma_b @ sqrt_a  # [D, D], symmetric PSD up to round-off
   eigenvalues = scipy.linalg.eigvalsh((middle + middle.T) / 2.0)
-  trace_sqrt = float(np.sum(np.sqrt(np.clip(eigenvalues, 0.0, None))))
+  trace_sqrt = float(np.sum(np.sqrt(_drop_round_off(eigenvalues))))
   rank_middle = _numerical_rank(eigenvalues)  # < D whenever sigma_a or sigma_b is singular
   if min(rank_a, rank_middle) < d:
     _log.warning(
@@ -175,14 +175,26 @@ def _sq_distances(a, b):
 def _symmetric_sqrt(sigma):
   """Returns (sigma^(1/2), numerical rank) of a symmetric PSD matrix via eigh, negatives -> 0."""
   eigenvalues, eigenvectors = scipy.linalg.eigh((sigma + sigma.T) / 2.0)
-  root = np.sqrt(np.clip(eigenvalues, 0.0, None))
+  root = np.sqrt(_drop_round_off(eigenvalues))
   return (eigenvectors * root[None, :]) @ eigenvectors.T, _numerical_rank(eigenvalues)
 
 
+def _rank_tolerance(eigenvalues):
+  """numpy's matrix_rank tolerance: max|lambda| * D * eps."""
+  return np.max(np.abs(eigenvalues)) * len(eigenvalues) * np.finfo(np.float64).eps
+
+
 def _numerical_rank(eigenvalues):
-  """Eigenvalues above max|lambda| * D * eps count (numpy's matrix_rank tolerance)."""
-  tolerance = np.max(np.abs(eigenvalues)) * len(eigenvalues) * np.finfo(np.float64).eps
-  return int(np.sum(eigenvalues > tolerance))
+  return int(np.sum(eigenvalues > _rank_tolerance(eigenvalues)))
+
+
+def _drop_round_off(eigenvalues):
+  """Eigenvalues at or below the rank tolerance are round-off of exact zeros: set them to 0.
+
+  Taking their square roots instead would add ~sqrt(eps * max) per null direction, which over
+  the ~2000 null directions of an undersampled 2048-d covariance shifts FID by ~1e-5 relative.
+  """
+  return np.where(eigenvalues > _rank_tolerance(eigenvalues), eigenvalues, 0.0)
 
 
 def _warn_if_undersampled(n_a, n_b, dim):
