@@ -3,10 +3,18 @@
   SelfAttention          SAGAN's dense non-local block (optional heads, attention map on request)
   SNConv2D, SNDense, SNEmbedding, spectral_normalize   graph-safe spectral normalisation
   BatchNorm, ConditionalBatchNorm                      BN whose moving stats update in TF1 graphs
+  YLGAttention           YLG local sparse attention (8 heads, ESA, sparse or dense-masked)
+  esa_order, has_full_information, ylg_masks           YLG's patterns (module patterns)
+  CompactAttention, densify_attention                  YLG sparse per-head attention maps
 """
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.self_attention import SelfAttention
 from tfgan_attention.spectral_norm import SNConv2D, SNDense, SNEmbedding, spectral_normalize
+from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
+from tfgan_attention.ylg_attention import YLGAttention
+from tfgan_attention.ylg_sparse import CompactAttention, densify_attention
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SNDense",
            "SNEmbedding", "spectral_normalize"]
+__all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
+            "has_full_information", "ylg_masks"]
