@@ -1,0 +1,51 @@
+"""The frozen hyperparameter record every library function takes (built by run.py from flags).
+
+Paper constants and their defaults live here once; configs/*.cfg set them per experiment.
+"""
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig:
+  """Everything that defines a run. Library code reads this, never absl FLAGS."""
+  model: str = "sagan"
+  dataset: str = "digits"
+  data_dir: Optional[str] = None
+  model_dir: str = "runs/digits_sagan"
+  image_size: int = 32
+  num_classes: int = 10            # 0: unconditional (plain BN in G, no projection in D)
+  # Architecture (SAGAN sec. 5: gf = df = 64 at 128 px; z 128).
+  z_dim: int = 128
+  gf_dim: int = 64
+  df_dim: int = 64
+  attention_resolution: int = 64   # feature-map size of the attention block (SAGAN Table 1 "feat64")
+  attention_type: str = "self_attention"  # self_attention | residual (Table 1 ablation) | none
+  num_heads: int = 1
+  sn_update_in_eval: bool = False  # official-D quirk: refresh spectral-norm u outside training
+  # Optimisation (SAGAN sec. 5: Adam beta1 0, beta2 0.9, TTUR lr_G 1e-4, lr_D 4e-4, 1:1 steps).
+  batch_size: int = 256
+  max_steps: int = 1_000_000
+  generator_lr: float = 1e-4
+  discriminator_lr: float = 4e-4
+  beta1: float = 0.0
+  beta2: float = 0.9
+  ema_decay: float = 0.0           # generator EMA for sampling/export; 0 turns it off
+  seed: int = 0
+  # Bookkeeping.
+  save_checkpoints_steps: int = 1000
+  save_summary_steps: int = 100
+  keep_checkpoint_max: int = 5
+  use_tpu: bool = False
+  tpu: Optional[str] = None
+  # Evaluation.
+  eval_every_steps: int = 1000
+  num_eval_samples: int = 1000
+  eval_batch_size: int = 100
+  use_ema_for_eval: bool = True    # when ema_decay > 0
+
+  def replace(self, **changes) -> "GANConfig":
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self):
+    return dataclasses.asdict(self)

@@ -1,0 +1,122 @@
+"""Training inside TF-GAN's GANEstimator: the DESIGN.md traps, EMA, NaN handling, TPU path."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimators import experiment, export
+from estimators.losses import NonFiniteLossError
+from estimators.networks import make_discriminator
+from estimators.optimizers import EMA_SUFFIX
+from estimators.testing import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  cfg = tiny_config(tmp_path_factory.mktemp("est"), max_steps=40, save_checkpoints_steps=40,
+                    ema_decay=0.9)
+  ckpt = experiment.run_train(cfg)
+  return cfg, tf.train.load_checkpoint(ckpt)
+
+
+def _normalised_sigma(reader, kernel_name):
+  """Largest singular value of kernel / sigma(u), sigma from one power iteration on stored u."""
+  w = reader.get_tensor(kernel_name)
+  w = w.reshape(-1, w.shape[-1])
+  u = reader.get_tensor(kernel_name.rsplit("/", 1)[0] + "/sn_u")
+  v = u @ w.T
+  v /= np.linalg.norm(v)
+  u2 = v @ w
+  u2 /= np.linalg.norm(u2)
+  sigma = (v @ w @ u2.T).item()
+  return np.linalg.svd(w / sigma, compute_uv=False)[0]
+
+
+def test_every_spectrally_normalised_kernel_has_unit_spectral_norm(trained):
+  _, reader = trained
+  names = reader.get_variable_to_shape_map()
+  sn_layers = [n[: -len("/sn_u")] for n in names if n.endswith("/sn_u")]
+  assert len(sn_layers) > 30  # every conv, dense and embedding of both networks
+  for layer in sn_layers:
+    kernel = layer + ("/embeddings" if layer.endswith("d_embedding") else "/kernel")
+    if kernel.endswith("/embeddings"):
+      w = reader.get_tensor(kernel).T
+      sigma_true = np.linalg.svd(w, compute_uv=False)[0]
+      u = reader.get_tensor(layer + "/sn_u")
+      v = u @ w.T
+      v /= np.linalg.norm(v)
+      u2 = v @ w
+      est = (v @ w @ (u2 / np.linalg.norm(u2)).T).item()
+      assert abs(sigma_true / est - 1.0) < 0.05, layer
+    else:
+      assert abs(_normalised_sigma(reader, kernel) - 1.0) < 0.05, layer
+
+
+def test_batch_norm_moving_statistics_moved(trained):
+  _, reader = trained
+  names = reader.get_variable_to_shape_map()
+  means = [n for n in names if n.endswith("moving_mean") and EMA_SUFFIX not in n]
+  variances = [n for n in names if n.endswith("moving_variance") and EMA_SUFFIX not in n]
+  assert len(means) == len(variances) == 7  # 3 G blocks x 2 CBN + the final BN
+  # Initial values are exactly 0 and 1; decay 0.999 over 40 G steps moves them ~4% of the way
+  # to the batch moments, so any channel off by more than float noise has been updated.
+  for n in means:
+    assert np.abs(reader.get_tensor(n)).max() > 1e-6, n
+  for n in variances:
+    assert np.abs(reader.get_tensor(n) - 1.0).max() > 1e-4, n
+
+
+def test_discriminator_has_exactly_one_set_of_variables(trained):
+  cfg, reader = trained
+  names = [n for n in reader.get_variable_to_shape_map()
+           if n.startswith("Discriminator/") and "adam" not in n]
+  disc = make_discriminator(cfg)
+  disc(tf.zeros([1, 32, 32, 3]), tf.zeros([1], tf.int32))
+  expected = sorted("Discriminator/" + v.name.split(":")[0] for v in disc.variables)
+  assert sorted(names) == expected
+  assert not [n for n in reader.get_variable_to_shape_map() if "discriminator_1" in n]
+
+
+def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained):
+  _, reader = trained
+  names = reader.get_variable_to_shape_map()
+  kernel = "Generator/generator/g_block1/snconv1/kernel"
+  shadow = reader.get_tensor(f"{kernel}/{EMA_SUFFIX}")
+  live = reader.get_tensor(kernel)
+  assert shadow.shape == live.shape
+  assert 1e-6 < np.abs(shadow - live).max()
+  assert not [n for n in names if n.startswith("Discriminator/") and EMA_SUFFIX in n]
+
+
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+  cfg = tiny_config(tmp_path, save_checkpoints_steps=4, max_steps=12)
+
+  def dataset_fn():
+    # Each step draws 3 batches (D step, G step, step counter): 4 steps use 12 batches of 8.
+    images = np.zeros([12 * 8 + 64, 32, 32, 3], np.float32)
+    images[12 * 8:] = np.nan
+    return tf.data.Dataset.from_tensor_slices(
+        {"images": images, "labels": np.zeros([len(images)], np.int32)})
+  # Keep the order so the NaNs arrive after the first checkpoint.
+  import data as data_pkg  # pylint: disable=import-outside-toplevel
+  original = data_pkg.batch_pipeline
+  data_pkg.batch_pipeline = lambda d, b, **kw: d.batch(b, drop_remainder=True)
+  try:
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint is .*model.ckpt-4"):
+      experiment.run_train(cfg, dataset_fn=dataset_fn)
+  finally:
+    data_pkg.batch_pipeline = original
+  last = tf.train.latest_checkpoint(cfg.model_dir)
+  assert export.checkpoint_step(last) == 4
+  reader = tf.train.load_checkpoint(last)
+  for name in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(name)
+    if np.issubdtype(np.asarray(value).dtype, np.floating):
+      assert np.isfinite(value).all(), name
+
+
+def test_tpu_gan_estimator_trains_on_cpu(tmp_path):
+  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1)
+  ckpt = experiment.run_train(cfg)
+  assert export.checkpoint_step(ckpt) == 2

@@ -1,0 +1,180 @@
+"""Entry point: absl flags -> a frozen GANConfig -> one mode. No flags runs the embedded default.
+
+  python run.py                                   # digits SAGAN: train, evaluate, export
+  python run.py --flagfile=configs/sagan_imagenet128.cfg --data_dir=/data/imagenet
+  python run.py --mode=sample --num_samples=64 --model_dir=runs/digits_sagan
+
+Every value is checked when flags are parsed, before TensorFlow builds anything.
+"""
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+
+from absl import app, flags  # pylint: disable=wrong-import-position
+
+MODES = ("train", "eval", "train_and_eval", "export", "sample")
+MODELS = ("sagan",)
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("mode", "train_and_eval", MODES, "What to do.")
+flags.DEFINE_enum("model", "sagan", MODELS, "Which GAN.")
+flags.DEFINE_string("dataset", "digits", "Dataset name (see data.DATASETS).")
+flags.DEFINE_string("data_dir", None, "Where the dataset's files are (not needed for digits).")
+flags.DEFINE_string("model_dir", "runs/digits_sagan", "Run directory: checkpoints, logs, samples.")
+flags.DEFINE_integer("image_size", 32, "Output resolution: 32, 64 or 128.")
+flags.DEFINE_integer("max_steps", 1500, "Train until this global step.")
+flags.DEFINE_integer("batch_size", 32, "Global batch size.")
+flags.DEFINE_integer("z_dim", 128, "Noise dimension.")
+flags.DEFINE_integer("gf_dim", 16, "Generator width unit (SAGAN: 64).")
+flags.DEFINE_integer("df_dim", 16, "Discriminator width unit (SAGAN: 64).")
+flags.DEFINE_float("generator_lr", 1e-4, "Adam learning rate of G (SAGAN TTUR: 1e-4).")
+flags.DEFINE_float("discriminator_lr", 4e-4, "Adam learning rate of D (SAGAN TTUR: 4e-4).")
+flags.DEFINE_float("beta1", 0.0, "Adam beta1 (SAGAN: 0).")
+flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example: 0.999).")
+flags.DEFINE_integer("attention_resolution", 16, "Feature-map size of the attention block "
+                     "(SAGAN Table 1 feat8..feat64).")
+flags.DEFINE_enum("attention_type", "self_attention", ("self_attention", "residual", "none"),
+                  "Attention block, or the Table 1 ablations: a residual block, or nothing.")
+flags.DEFINE_integer("num_heads", 1, "Attention heads (YLG's 8-head SAGAN ablation: 8).")
+flags.DEFINE_boolean("sn_update_in_eval", False, "Official-D quirk: update spectral-norm u "
+                     "vectors outside training too.")
+flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
+flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
+flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
+flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard summaries every N steps.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
+flags.DEFINE_integer("eval_every_steps", 500, "train_and_eval: evaluate every N steps.")
+flags.DEFINE_integer("num_eval_samples", 1000, "Generated samples per evaluation.")
+flags.DEFINE_integer("eval_batch_size", 100, "Batch size for sampling and evaluation.")
+flags.DEFINE_boolean("use_tpu", False, "Use TF-GAN's TPUGANEstimator (on CPU unless --tpu).")
+flags.DEFINE_string("tpu", None, "TPU name or address for TPUGANEstimator.")
+flags.DEFINE_string("checkpoint", None, "eval/export/sample: a checkpoint prefix "
+                    "(default: the latest in --model_dir).")
+flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel instead.")
+flags.DEFINE_integer("num_samples", 64, "sample: how many PNGs to write.")
+flags.DEFINE_float("truncation", None, "sample: resample |z| entries above this value.")
+flags.DEFINE_string("sample_dir", None, "sample: output directory (default under model_dir).")
+flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
+
+_POSITIVE = ("max_steps", "batch_size", "z_dim", "gf_dim", "df_dim", "save_checkpoints_steps",
+             "save_summary_steps", "keep_checkpoint_max", "eval_every_steps",
+             "num_eval_samples", "eval_batch_size", "num_samples", "num_heads")
+for _name in _POSITIVE:
+  flags.register_validator(_name, lambda v: v is not None and v > 0,
+                           message=f"--{_name} must be a positive integer.")
+for _name in ("generator_lr", "discriminator_lr"):
+  flags.register_validator(_name, lambda v: v > 0, message=f"--{_name} must be positive.")
+for _name in ("beta1", "beta2"):
+  flags.register_validator(_name, lambda v: 0.0 <= v < 1.0, message=f"--{_name} must be in [0, 1).")
+flags.register_validator("ema_decay", lambda v: 0.0 <= v < 1.0,
+                         message="--ema_decay must be in [0, 1) (0 turns EMA off).")
+flags.register_validator("truncation", lambda v: v is None or v > 0,
+                         message="--truncation must be positive.")
+
+
+def _dataset_problem(values):
+  """Why dataset/data_dir/image_size/attention flags cannot work together, or None."""
+  from data import get_spec  # pylint: disable=import-outside-toplevel
+  from estimators import sagan_networks  # pylint: disable=import-outside-toplevel
+  try:
+    spec = get_spec(values["dataset"])
+  except ValueError as e:
+    return str(e)
+  if spec.needs_data_dir and not values["data_dir"]:
+    return (f"--dataset={spec.name} reads files and needs --data_dir (nothing is downloaded). "
+            f"Expected: {spec.description}")
+  if values["data_dir"] and not os.path.isdir(values["data_dir"]):
+    return f"--data_dir={values['data_dir']} does not exist or is not a directory."
+  size = values["image_size"]
+  if size not in sagan_networks.G_WIDTHS:
+    return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {size}."
+  valid = sagan_networks.valid_attention_resolutions(size)
+  if values["attention_type"] != "none" and values["attention_resolution"] not in valid:
+    return (f"--attention_resolution={values['attention_resolution']} is not a feature-map size "
+            f"of both networks at {size} px; choose one of {valid}.")
+  return None
+
+
+def _check_dataset_flags(values):
+  problem = _dataset_problem(values)
+  if problem:
+    raise flags.ValidationError(problem)
+  return True
+
+
+flags.register_multi_flags_validator(
+    ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type"],
+    _check_dataset_flags)
+
+
+def config_from_flags():
+  from data import get_spec  # pylint: disable=import-outside-toplevel
+  from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
+  spec = get_spec(FLAGS.dataset)
+  return GANConfig(
+      model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+      model_dir=FLAGS.model_dir, image_size=FLAGS.image_size, num_classes=spec.num_classes,
+      z_dim=FLAGS.z_dim, gf_dim=FLAGS.gf_dim, df_dim=FLAGS.df_dim,
+      attention_resolution=FLAGS.attention_resolution, attention_type=FLAGS.attention_type,
+      num_heads=FLAGS.num_heads, sn_update_in_eval=FLAGS.sn_update_in_eval,
+      batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, generator_lr=FLAGS.generator_lr,
+      discriminator_lr=FLAGS.discriminator_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2,
+      ema_decay=FLAGS.ema_decay, seed=FLAGS.seed,
+      save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+      save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+      use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, eval_every_steps=FLAGS.eval_every_steps,
+      num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size)
+
+
+def main(argv):
+  del argv
+  problem = _dataset_problem(FLAGS.flag_values_dict())
+  if problem:  # validators already refused; this prints the reason in full
+    sys.exit(f"error: {problem}")
+  cfg = config_from_flags()
+  if FLAGS.dry_run:
+    import json  # pylint: disable=import-outside-toplevel
+    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    return
+  from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
+  os.makedirs(cfg.model_dir, exist_ok=True)
+  mode = FLAGS.mode
+  if mode in ("train", "train_and_eval"):
+    run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
+  if mode == "train":
+    print(f"checkpoint: {experiment.run_train(cfg)}")
+  elif mode == "train_and_eval":
+    experiment.run_train_and_eval(cfg)
+    path = experiment.run_export(cfg)
+    _print_locations(cfg, path)
+  elif mode == "eval":
+    record = experiment.run_eval(cfg, checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model)
+    print(record)
+  elif mode == "export":
+    print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
+  elif mode == "sample":
+    out_dir, _ = experiment.run_sample(
+        cfg, FLAGS.num_samples, out_dir=FLAGS.sample_dir, checkpoint=FLAGS.checkpoint,
+        saved_model=FLAGS.saved_model, seed=FLAGS.seed, truncation=FLAGS.truncation)
+    print(f"{FLAGS.num_samples} PNGs in {out_dir}")
+
+
+def _print_locations(cfg, saved_model):
+  from estimators import run_dir  # pylint: disable=import-outside-toplevel
+  records = run_dir.read_jsonl(os.path.join(cfg.model_dir, "metrics.jsonl"))
+  print("\nDone. Everything is in", os.path.abspath(cfg.model_dir))
+  print(f"  TensorBoard:   tensorboard --logdir {cfg.model_dir}")
+  print(f"  run config:    {os.path.join(cfg.model_dir, 'run_config.json')}")
+  print(f"  metrics:       {os.path.join(cfg.model_dir, 'metrics.jsonl')}")
+  print(f"  sample grids:  {os.path.join(cfg.model_dir, 'samples')}")
+  print(f"  SavedModel:    {saved_model}")
+  if records:
+    first, last = records[0], records[-1]
+    for name in last["metrics"]:
+      print(f"  {name}: step {first['step']}: {first['metrics'][name]:.4g} -> "
+            f"step {last['step']}: {last['metrics'][name]:.4g}")
+
+
+if __name__ == "__main__":
+  app.run(main)
