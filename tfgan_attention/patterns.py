@@ -23,11 +23,11 @@ code's StridedMask1 + StridedMask2 pair only makes step 2 bi-directional; that p
 s - 1 inputs (their causal window reaches no later position) and is kept as `strided_official`.
 
 Grids: `esa_order` enumerates cells by Manhattan distance from (0, 0), ties to the smaller row
-(ESA, sec. 3.2); `raster_order` is the plain reshape (the No-ESA ablation). A 1-D mask maps to a grid
-by M2d[raster(order[tq]), raster(order[tk])] = M1d[tq, tk]. Query grids larger than the key grid
-(SAGAN: 32x32 queries, 16x16 pooled keys) use the official tiling M[r, k] = M_sq[r mod n, k] over
-raster query index r (`nonsquare="tile"`, default), or the paper's block shift: query (i, j) takes
-the mask row of key cell (i mod Hk, j mod Wk) (`nonsquare="shift"`).
+(ESA, sec. 3.2); `raster_order` is the plain reshape (the No-ESA ablation). A 1-D mask maps to a
+grid by M2d[raster(order[tq]), raster(order[tk])] = M1d[tq, tk]. Query grids larger than the key
+grid (SAGAN: 32x32 queries, 16x16 pooled keys) use the official tiling M[r, k] = M_sq[r mod n, k]
+over raster query index r (`nonsquare="tile"`, default), or the paper's block shift: query (i, j)
+takes the mask row of key cell (i mod Hk, j mod Wk) (`nonsquare="shift"`).
 """
 import dataclasses
 import math
