@@ -1,8 +1,14 @@
 """Dataset registry: names -> loader functions plus what each needs (data_dir, classes, sizes)."""
 import dataclasses
+import inspect
 from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
+
+from data import sharding
+
+# Options every dataset accepts through `load` (a loader that has no use for one ignores it).
+COMMON_OPTIONS = ("seed", "strict", "input_context", "num_shards", "shard_index")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +23,12 @@ class DatasetSpec:
     default_image_size: resolution used when the caller gives none.
     splits: the split names the loader accepts.
     description: one line for --help and error messages, including the expected layout.
+    has_captions: elements carry `captions` int32 [T], `caption_length`, `caption_index`,
+      `all_captions` int32 [K, T] and `all_caption_lengths` [K] (text-to-image sets).
+    captions_per_image: K for caption sets (CUB 10, COCO 5), else 0.
+    default_max_words: T when the caller gives no max_words (AttnGAN WORDS_NUM), else 0.
+    vocabulary: for caption sets, fn(data_dir, **loader options) -> data.text.Vocabulary, the
+      word ids the loader uses; save it with the run (`Vocabulary.save`).
   """
   name: str
   loader: Callable[..., tf.data.Dataset]
@@ -25,6 +37,10 @@ class DatasetSpec:
   default_image_size: int
   splits: Tuple[str, ...] = ("train", "test")
   description: str = ""
+  has_captions: bool = False
+  captions_per_image: int = 0
+  default_max_words: int = 0
+  vocabulary: Optional[Callable[..., object]] = None
 
 
 DATASETS: Dict[str, DatasetSpec] = {}
@@ -54,9 +70,15 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
     data_dir: where the files are; required when the dataset's spec says so.
     split: one of the spec's splits.
     image_size: output resolution (square); defaults to the spec's.
-    **kwargs: dataset-specific options (documented on each loader).
+    **kwargs: options common to every dataset --
+        seed: int or None; fixes file order, shuffles and random crops/captions (reproducible).
+        strict: bool; fail at the first corrupt record instead of skipping and counting it.
+        input_context: tf.distribute.InputContext, or num_shards + shard_index: read only this
+          input pipeline's shard (shards partition the data).
+      -- and dataset-specific options (documented on each loader; unknown ones are an error).
   Raises:
-    ValueError: unknown name or split, or a missing data_dir, with what to do about it.
+    ValueError: unknown name, split or option, or a missing data_dir, with what to do about it.
+    data.layout.DataLayoutError: files missing or malformed, with the expected layout.
   """
   spec = get_spec(name)
   if split not in spec.splits:
@@ -68,7 +90,20 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
   size = image_size or spec.default_image_size
   if size <= 0:
     raise ValueError(f"image_size must be positive, got {size}")
-  return spec.loader(data_dir=data_dir, split=split, image_size=size, **kwargs)
+  shard = sharding.resolve(kwargs.pop("input_context", None), kwargs.pop("num_shards", None),
+                           kwargs.pop("shard_index", None))
+  params = inspect.signature(spec.loader).parameters
+  for option in ("seed", "strict"):
+    if option in kwargs and option not in params:
+      del kwargs[option]  # nothing random / nothing that can be corrupt in this dataset
+  unknown = sorted(k for k in kwargs if k not in params)
+  if unknown:
+    own = sorted(set(params) - {"data_dir", "split", "image_size", "shard", "seed", "strict"})
+    raise ValueError(f"dataset {name!r} takes no option {', '.join(unknown)}; "
+                     f"its own options: {', '.join(own) or 'none'}")
+  if "shard" in params:
+    return spec.loader(data_dir=data_dir, split=split, image_size=size, shard=shard, **kwargs)
+  return shard.apply(spec.loader(data_dir=data_dir, split=split, image_size=size, **kwargs))
 
 
 _builtin_done = False

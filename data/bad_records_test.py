@@ -1,0 +1,45 @@
+"""Skipped-record counts: once per record, strict mode raises, atomic JSON report."""
+import json
+import os
+
+import pytest
+
+from data import bad_records
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log():
+  bad_records.LOG.reset()
+  yield
+  bad_records.LOG.reset()
+
+
+def test_each_record_counts_once_per_dataset_and_reason():
+  assert bad_records.record("x/train", bad_records.CORRUPT_IMAGE, "/d/a.jpg")
+  assert not bad_records.record("x/train", bad_records.CORRUPT_IMAGE, "/d/a.jpg")  # next epoch
+  bad_records.record("x/train", bad_records.CORRUPT_IMAGE, "/d/b.jpg")
+  bad_records.record("x/train", bad_records.MALFORMED_CAPTION, "/d/a.txt:3")
+  bad_records.record("x/test", bad_records.CORRUPT_IMAGE, "/d/a.jpg")
+  assert bad_records.counts() == {
+      "x/train": {bad_records.CORRUPT_IMAGE: 2, bad_records.MALFORMED_CAPTION: 1},
+      "x/test": {bad_records.CORRUPT_IMAGE: 1}}
+  assert bad_records.LOG.total() == 4
+
+
+def test_strict_raises_with_the_record_and_counts_nothing():
+  with pytest.raises(bad_records.StrictDataError, match=r"/d/a\.jpg.*--strict_data"):
+    bad_records.record("x/train", bad_records.CORRUPT_IMAGE, "/d/a.jpg", strict=True)
+  assert bad_records.counts() == {}
+
+
+def test_write_report_is_atomic_json_with_counts_and_examples(tmp_path):
+  bad_records.record("cub/train", bad_records.CORRUPT_IMAGE, "/d/a.jpg")
+  path = bad_records.write_report(str(tmp_path / "run"))
+  assert path == str(tmp_path / "run" / "bad_records.json")
+  report = json.load(open(path))
+  assert report["total_skipped"] == 1
+  assert report["counts"] == {"cub/train": {bad_records.CORRUPT_IMAGE: 1}}
+  assert report["examples"] == {"cub/train": {bad_records.CORRUPT_IMAGE: ["/d/a.jpg"]}}
+  path = bad_records.write_report(str(tmp_path / "run"), {"other": {"r": 3}})
+  assert json.load(open(path))["total_skipped"] == 3
+  assert os.listdir(tmp_path / "run") == ["bad_records.json"]  # temp files renamed away
