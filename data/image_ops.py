@@ -1,0 +1,85 @@
+"""Image decoding, cropping and resizing shared by the loaders (all in-graph, tf.data friendly).
+
+JPEGs are decoded with `tf.io.decode_and_crop_jpeg`, so only the crop window is decoded; other
+formats (PNG, BMP, GIF) are fully decoded and sliced. Windows are [y, x, height, width] int32.
+Resize methods:
+  tfgan     bilinear `crop_and_resize` of the whole crop, corner to corner (TF-GAN's ImageNet
+            `_preprocess_dataset_record_fn`, the code lineage SAGAN/YLG numbers come from)
+  bilinear  `tf.image.resize` bilinear with antialiasing (close to PIL's resize used by AttnGAN)
+  area      `tf.image.resize` area averaging
+Pixels end as float32 in [-1, 1] via x * (2 / 255) - 1, the TF-GAN normalisation.
+"""
+from typing import Callable
+
+import tensorflow as tf
+
+RESIZE_METHODS = ("tfgan", "bilinear", "area")
+Window = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (height, width) -> [y, x, h, w]
+
+
+def central_square(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+  """The largest central square; odd margins put the extra pixel before the crop (TF-GAN's ceil)."""
+  side = tf.minimum(height, width)
+  return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
+
+
+def whole_image(height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+  return tf.stack([0, 0, height, width])
+
+
+def centre_crop_of(size: int) -> Window:
+  """A fixed central size x size window (e.g. CelebA's customary 140 px face crop)."""
+  def window(height, width):
+    side = tf.minimum(tf.minimum(height, width), size)
+    return tf.stack([(height - side + 1) // 2, (width - side + 1) // 2, side, side])
+  return window
+
+
+def decode_window(data: tf.Tensor, window: Window) -> tf.Tensor:
+  """Decodes encoded image bytes inside window(height, width) -> uint8 [h, w, 3]."""
+  def jpeg():
+    shape = tf.io.extract_jpeg_shape(data)
+    return tf.io.decode_and_crop_jpeg(data, window(shape[0], shape[1]), channels=3)
+
+  def other():
+    image = tf.io.decode_image(data, channels=3, expand_animations=False, dtype=tf.uint8)
+    shape = tf.shape(image)
+    w = window(shape[0], shape[1])
+    return tf.image.crop_to_bounding_box(image, w[0], w[1], w[2], w[3])  # checks the window
+
+  image = tf.cond(tf.io.is_jpeg(data), jpeg, other)
+  image.set_shape([None, None, 3])
+  return image
+
+
+def resize_square(image: tf.Tensor, size: int, method: str = "tfgan") -> tf.Tensor:
+  """Resizes [h, w, 3] to float32 [size, size, 3] (values stay in 0..255)."""
+  if method == "tfgan":
+    out = tf.image.crop_and_resize(image[None], [[0.0, 0.0, 1.0, 1.0]], [0], [size, size])[0]
+  elif method == "bilinear":
+    out = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+  elif method == "area":
+    out = tf.image.resize(image, [size, size], method="area")
+  else:
+    raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got {method!r}")
+  out = tf.cast(out, tf.float32)
+  out.set_shape([size, size, 3])
+  return out
+
+
+def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
+  """torchvision Resize(size): shorter side -> size, longer side -> int(size * long / short).
+
+  Bilinear with antialiasing; float32 out, values in 0..255.
+  """
+  shape = tf.shape(image)
+  h, w = shape[0], shape[1]
+  h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+  out_h = tf.where(w < h, tf.cast(tf.floor(size * h64 / w64), tf.int32), size)
+  out_w = tf.where(w < h, size, tf.cast(tf.floor(size * w64 / h64), tf.int32))
+  return tf.image.resize(image, tf.stack([out_h, out_w]), method="bilinear", antialias=True)
+
+
+def to_signed_unit(image: tf.Tensor) -> tf.Tensor:
+  """0..255 -> [-1, 1] float32, TF-GAN's image * (2 / 255) - 1."""
+  return tf.cast(image, tf.float32) * (2.0 / 255.0) - 1.0

@@ -1,0 +1,76 @@
+"""Crop windows, crop-decoding and resizing against independent computations."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import format_writers
+from data import image_ops
+
+
+def _window(fn, h, w):
+  return fn(tf.constant(h), tf.constant(w)).numpy().tolist()
+
+
+def test_central_square_puts_the_odd_pixel_before_the_crop_like_tfgan_ceil():
+  assert _window(image_ops.central_square, 20, 31) == [0, 6, 20, 20]   # ceil(11 / 2) = 6
+  assert _window(image_ops.central_square, 33, 30) == [2, 0, 30, 30]   # ceil(3 / 2) = 2
+  assert _window(image_ops.central_square, 8, 8) == [0, 0, 8, 8]
+  assert _window(image_ops.centre_crop_of(10), 31, 20) == [11, 5, 10, 10]
+  assert _window(image_ops.centre_crop_of(50), 31, 20) == [6, 0, 20, 20]  # capped at the image
+
+
+def test_crop_decoding_equals_full_decode_then_slice_for_jpeg_and_exact_for_png():
+  image = format_writers.smooth_image(37, 52, seed=3)
+  jpeg = format_writers.jpeg_bytes(image)
+  got = image_ops.decode_window(tf.constant(jpeg), image_ops.central_square).numpy()
+  full = tf.io.decode_jpeg(jpeg, channels=3).numpy()
+  np.testing.assert_array_equal(got, full[:, 8:45])                    # (52 - 37 + 1) // 2 = 8
+  png = format_writers.png_bytes(image)
+  got = image_ops.decode_window(tf.constant(png), image_ops.central_square).numpy()
+  np.testing.assert_array_equal(got, image[:, 8:45])
+  gray = format_writers.png_bytes(image[..., 0])
+  got = image_ops.decode_window(tf.constant(gray), image_ops.whole_image).numpy()
+  np.testing.assert_array_equal(got, np.repeat(image[..., :1], 3, axis=-1))
+
+
+def _tfgan_reference(image, size):
+  """TF-GAN's self_attention_estimator `_process_record` on a fully decoded image."""
+  shape = tf.cast(tf.shape(image), tf.float32)
+  box = tf.minimum(shape[0], shape[1])
+  y0, x0 = tf.math.ceil(0.5 * (shape[0] - box)), tf.math.ceil(0.5 * (shape[1] - box))
+  boxes = [[y0 / (shape[0] - 1), x0 / (shape[1] - 1), (y0 + box - 1) / (shape[0] - 1),
+            (x0 + box - 1) / (shape[1] - 1)]]
+  out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
+  return (out[0] * (2. / 255) - 1.).numpy()
+
+
+def test_tfgan_resize_of_the_cropped_decode_matches_tfgans_full_image_pipeline():
+  image = format_writers.smooth_image(45, 60, seed=4)
+  square = image_ops.decode_window(tf.constant(format_writers.png_bytes(image)),
+                                   image_ops.central_square)
+  got = image_ops.to_signed_unit(image_ops.resize_square(square, 16, "tfgan")).numpy()
+  np.testing.assert_allclose(got, _tfgan_reference(image, 16), atol=2e-5)
+  assert got.shape == (16, 16, 3) and got.min() >= -1 and got.max() <= 1
+
+
+def test_resize_to_the_same_size_is_the_identity_for_every_method():
+  image = format_writers.smooth_image(12, 12, seed=5)
+  for method in image_ops.RESIZE_METHODS:
+    np.testing.assert_allclose(image_ops.resize_square(image, 12, method).numpy(), image,
+                               atol=1e-3, err_msg=method)
+  with pytest.raises(ValueError, match="resize_method"):
+    image_ops.resize_square(image, 12, "nearest")
+
+
+def test_resize_shorter_side_follows_torchvision_int_rule():
+  for (h, w), size, want in [((30, 50), 76, (76, 126)),   # int(76 * 50 / 30) = 126
+                             ((50, 30), 76, (126, 76)),
+                             ((33, 33), 19, (19, 19)),
+                             ((40, 61), 152, (152, 231))]:  # int(152 * 61 / 40) = 231.8 -> 231
+    out = image_ops.resize_shorter_side(tf.zeros([h, w, 3], tf.uint8), size)
+    assert tuple(out.shape[:2]) == want
+
+
+def test_to_signed_unit_maps_0_and_255_to_minus_one_and_one():
+  np.testing.assert_allclose(image_ops.to_signed_unit(tf.constant([0, 255, 51], tf.uint8)).numpy(),
+                             [-1.0, 1.0, 51 * 2 / 255 - 1], atol=1e-7)

@@ -1,0 +1,79 @@
+"""Reading an already prepared TensorFlow Datasets directory, never downloading.
+
+`tfds.load` with no prepared data retries the network for minutes (DESIGN.md, trap 7). Here the
+prepared files are looked for first (`<data_dir>/<name>/<version>/dataset_info.json`); when they are
+missing the loader fails at once, without importing tfds, saying how to prepare them. Only then is
+the builder opened, with download=False semantics (as_dataset on the local files).
+"""
+import glob
+import os
+from typing import Optional, Tuple
+
+import tensorflow as tf
+
+from data.layout import DataLayoutError
+from data.sharding import Shard
+
+
+def find_prepared(name: str, data_dir: str) -> Optional[Tuple[str, str]]:
+  """(tfds data_dir root, version) of a prepared `name` under data_dir, or None.
+
+  data_dir may be the TFDS root (holding `<name>/`), the `<name>` directory or a version directory.
+  """
+  data_dir = os.path.abspath(data_dir)
+  candidates = [(data_dir, os.path.join(data_dir, name, "*", "dataset_info.json")),
+                (os.path.dirname(data_dir), os.path.join(data_dir, "*", "dataset_info.json")),
+                (os.path.dirname(os.path.dirname(data_dir)), os.path.join(data_dir, "dataset_info.json"))]
+  for root, pattern in candidates:
+    found = sorted(glob.glob(pattern), key=lambda p: _version_key(os.path.basename(os.path.dirname(p))))
+    found = [p for p in found if os.path.basename(os.path.dirname(os.path.dirname(p))) == name]
+    if found:
+      return root, os.path.basename(os.path.dirname(found[-1]))
+  return None
+
+
+def _version_key(version: str):
+  try:
+    return tuple(int(x) for x in version.split("."))
+  except ValueError:
+    return (-1,)
+
+
+def open_prepared(name: str, data_dir: str, how_to_prepare: str):
+  """The tfds builder of a prepared dataset; DataLayoutError at once (no network) when absent."""
+  found = find_prepared(name, data_dir) if data_dir and os.path.isdir(data_dir) else None
+  if found is None:
+    raise DataLayoutError(
+        f"TFDS dataset {name!r} is not prepared under {data_dir} (looked for "
+        f"{os.path.join(str(data_dir), name, '<version>', 'dataset_info.json')}); nothing is "
+        f"downloaded at run time.\n{how_to_prepare}")
+  root, version = found
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  try:
+    return tfds.builder(f"{name}:{version}", data_dir=root)
+  except Exception as e:  # pylint: disable=broad-except
+    raise DataLayoutError(f"cannot open the prepared TFDS dataset {name}:{version} in {root}: "
+                          f"{e}\n{how_to_prepare}") from e
+
+
+def as_dataset(builder, split: str, *, shard: Shard, shuffle: bool, seed: Optional[int],
+               decoders=None) -> tf.data.Dataset:
+  """The split's examples for this shard: TFDS file sharding when there are enough files,
+  otherwise every n-th example of a deterministic read (so shards still partition the data)."""
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  if split not in builder.info.splits:
+    raise DataLayoutError(f"the prepared {builder.info.name} has no split {split!r} (it has "
+                          f"{', '.join(builder.info.splits)}) in {builder.data_dir}")
+  num_files = builder.info.splits[split].num_shards
+  by_file = not shard.is_whole and num_files >= shard.num_shards
+  by_record = not shard.is_whole and not by_file
+  read_config = tfds.ReadConfig(
+      shuffle_seed=seed, try_autocache=False,
+      # Reading files one after the other keeps the order fixed, whatever tf.data options say
+      # later, so every n-th example of it is a true partition.
+      interleave_cycle_length=1 if by_record else 16,
+      input_context=(tf.distribute.InputContext(shard.num_shards, shard.index) if by_file
+                     else None))
+  ds = builder.as_dataset(split=split, shuffle_files=shuffle and not by_record,
+                          decoders=decoders, read_config=read_config)
+  return ds.shard(shard.num_shards, shard.index) if by_record else ds
