@@ -1,0 +1,143 @@
+"""ImageNet from TFRecord shards and from a prepared TFDS directory, written here in the real formats."""
+import os
+import shutil
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import data
+from data import bad_records
+from data import format_writers
+from data.layout import DataLayoutError
+
+SIZE = 16
+# (height, width, 1-based label) per shard; shard 1 record 1 is a truncated JPEG.
+SHARDS = [[(20, 30, 1), (33, 21, 5)], [(24, 24, 1000), (25, 40, 7)], [(30, 17, 3)]]
+CORRUPT = (1, 1)
+
+
+def _tfgan_reference(jpeg, size=SIZE):
+  """TF-GAN's `_process_record` on the fully decoded JPEG (central square, crop_and_resize)."""
+  image = tf.io.decode_jpeg(jpeg, channels=3)
+  shape = tf.cast(tf.shape(image), tf.float32)
+  box = tf.minimum(shape[0], shape[1])
+  y0, x0 = tf.math.ceil(0.5 * (shape[0] - box)), tf.math.ceil(0.5 * (shape[1] - box))
+  boxes = [[y0 / (shape[0] - 1), x0 / (shape[1] - 1), (y0 + box - 1) / (shape[0] - 1),
+            (x0 + box - 1) / (shape[1] - 1)]]
+  out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
+  return (out[0] * (2. / 255) - 1.).numpy()
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+  """(data_dir, {0-based label: reference image}) for the good records."""
+  d = str(tmp_path_factory.mktemp("imagenet_tfrecords"))
+  expected, records = {}, []
+  for k, shard in enumerate(SHARDS):
+    records.append([])
+    for i, (h, w, label) in enumerate(shard):
+      jpeg = format_writers.jpeg_bytes(format_writers.smooth_image(h, w, seed=10 * k + i))
+      if (k, i) == CORRUPT:
+        jpeg = jpeg[:len(jpeg) // 3]
+      else:
+        expected[label - 1] = _tfgan_reference(jpeg)
+      records[-1].append((jpeg, label))
+  format_writers.write_imagenet_shards(d, "train", records)
+  return d, expected
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log():
+  bad_records.LOG.reset()
+
+
+def _read(ds):
+  return {int(e["labels"]): e["images"].numpy() for e in ds}
+
+
+def test_shards_read_back_tfgan_pixels_zero_based_labels_and_skip_the_corrupt_jpeg(shards):
+  d, expected = shards
+  got = _read(data.load("imagenet128", d, "train", image_size=SIZE, seed=0))
+  assert sorted(got) == [0, 2, 4, 999]          # labels 1, 3, 5, 1000 -> 0-based; 7 was corrupt
+  for label, image in got.items():
+    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.float32
+    np.testing.assert_allclose(image, expected[label], atol=2e-5)
+  shard1 = os.path.join(d, "train-00001-of-00003")
+  assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_IMAGE: 1}}
+  assert bad_records.LOG.examples()["imagenet/train"][bad_records.CORRUPT_IMAGE] == [
+      f"{shard1} record 1"]
+
+
+def test_strict_mode_fails_naming_the_shard_and_record(shards):
+  d, _ = shards
+  with pytest.raises(tf.errors.InvalidArgumentError, match=r"train-00001-of-00003 record 1"):
+    _read(data.load("imagenet", d, "train", image_size=SIZE, strict=True))
+
+
+def test_pipelines_partition_the_records_by_file_or_inside_files(shards, tmp_path):
+  d, _ = shards
+  parts = [sorted(_read(data.load("imagenet", d, "train", image_size=SIZE, input_context=ctx)))
+           for ctx in (tf.distribute.InputContext(2, 0), tf.distribute.InputContext(2, 1))]
+  assert parts == [[0, 2, 4], [999]]               # 3 files >= 2 pipelines: files 0, 2 | file 1
+  shutil.copy(os.path.join(d, "train-00000-of-00003"), tmp_path / "train-00000-of-00001")
+  parts = [sorted(_read(data.load("imagenet", str(tmp_path), "train", image_size=SIZE,
+                                  num_shards=2, shard_index=i))) for i in range(2)]
+  assert parts == [[0], [4]]                       # 1 file < 2 pipelines: records 0 | 1 of it
+
+
+def test_label_outside_1_to_1000_is_an_error_naming_the_shard(tmp_path):
+  jpeg = format_writers.jpeg_bytes(format_writers.smooth_image(8, 8, 0))
+  format_writers.write_imagenet_shards(str(tmp_path), "validation", [[(jpeg, 3), (jpeg, 0)]])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"label out of range(.|\n)*validation-00000-of-00001"):
+    _read(data.load("imagenet", str(tmp_path), "validation", image_size=8))
+
+
+def test_a_truncated_shard_keeps_its_good_records_and_is_counted(shards, tmp_path):
+  d, expected = shards
+  shutil.copy(os.path.join(d, "train-00000-of-00003"), tmp_path / "train-00000-of-00001")
+  path = str(tmp_path / "train-00000-of-00001")
+  size = os.path.getsize(path)
+  with open(path, "r+b") as f:
+    f.truncate(size - 40)                          # cuts into the second record
+  got = _read(data.load("imagenet", str(tmp_path), "train", image_size=SIZE))
+  assert sorted(got) == [0]
+  np.testing.assert_allclose(got[0], expected[0], atol=2e-5)
+  assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_SHARD: 1}}
+
+
+def test_missing_tfds_imagenet_fails_in_under_a_second_with_instructions(tmp_path):
+  start = time.time()
+  with pytest.raises(DataLayoutError) as e:
+    data.load("imagenet128", str(tmp_path), "train")
+  assert time.time() - start < 1.0
+  assert "tfds build imagenet2012" in str(e.value) and "--manual_dir" in str(e.value)
+  assert "train-00000-of-01024" in str(e.value)
+  with pytest.raises(DataLayoutError, match="missing directory"):
+    data.load("imagenet", str(tmp_path / "nope"), "train")
+
+
+def test_prepared_tfds_imagenet2012_reads_with_crop_decode(tmp_path):
+  jpegs = {syn: [format_writers.jpeg_bytes(format_writers.smooth_image(18 + i, 27, seed=i + j))
+                 for i in range(n)] for j, (syn, n) in enumerate([("n01440764", 2),
+                                                                  ("n01443537", 1)])}
+  val = [format_writers.jpeg_bytes(format_writers.smooth_image(31, 22, seed=99))]
+  format_writers.prepare_tfds_imagenet(str(tmp_path / "tfds"), str(tmp_path / "manual"), jpegs, val)
+  ds = data.load("imagenet", str(tmp_path / "tfds"), "train", image_size=SIZE, seed=0)
+  def by_label_then_pixels(pair):
+    return pair[0], float(pair[1].sum())
+  got = sorted(((int(e["labels"]), e["images"].numpy()) for e in ds), key=by_label_then_pixels)
+  want = sorted([(0, _tfgan_reference(j)) for j in jpegs["n01440764"]] +
+                [(1, _tfgan_reference(jpegs["n01443537"][0]))], key=by_label_then_pixels)
+  assert [g[0] for g in got] == [0, 0, 1]
+  for (_, g), (_, w) in zip(got, want):
+    np.testing.assert_allclose(g, w, atol=2e-5)
+  (val_example,) = list(data.load("imagenet", str(tmp_path / "tfds"), "validation", SIZE))
+  assert int(val_example["labels"]) == 65         # TFDS validation_labels.txt line 1: n01751748
+  np.testing.assert_allclose(val_example["images"].numpy(), _tfgan_reference(val[0]), atol=2e-5)
+  parts = [[int(e["labels"]) for e in data.load("imagenet", str(tmp_path / "tfds"), "train",
+                                                 SIZE, num_shards=2, shard_index=i)]
+           for i in range(2)]
+  assert sorted(parts[0] + parts[1]) == [0, 0, 1] and len(parts[0]) == 2 and len(parts[1]) == 1
