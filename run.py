@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 from absl import app, flags  # pylint: disable=wrong-import-position
 
 MODES = ("train", "eval", "train_and_eval", "export", "sample")
-MODELS = ("sagan",)
+MODELS = ("sagan", "ylg_sagan")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("mode", "train_and_eval", MODES, "What to do.")
@@ -37,6 +37,13 @@ flags.DEFINE_integer("attention_resolution", 16, "Feature-map size of the attent
 flags.DEFINE_enum("attention_type", "self_attention", ("self_attention", "residual", "none"),
                   "Attention block, or the Table 1 ablations: a residual block, or nothing.")
 flags.DEFINE_integer("num_heads", 1, "Attention heads (YLG's 8-head SAGAN ablation: 8).")
+flags.DEFINE_enum("ylg_layout", "ylg", ("ylg", "strided"), "ylg_sagan: 'ylg' (RTL on heads "
+                  "0-3, LTR on 4-7) or the Strided ablation.")
+flags.DEFINE_boolean("ylg_esa", True, "ylg_sagan: ESA enumeration (False: the No-ESA ablation).")
+flags.DEFINE_enum("ylg_nonsquare", "tile", ("tile", "shift"), "ylg_sagan: query/key grid mapping "
+                  "when they differ: the official tiling or the paper's block shift.")
+flags.DEFINE_enum("ylg_implementation", "sparse", ("sparse", "dense"),
+                  "ylg_sagan: sparse O(N sqrt N) compute or the dense masked reference.")
 flags.DEFINE_boolean("sn_update_in_eval", False, "Official-D quirk: update spectral-norm u "
                      "vectors outside training too.")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
@@ -90,9 +97,19 @@ def _dataset_problem(values):
   if size not in sagan_networks.G_WIDTHS:
     return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {size}."
   valid = sagan_networks.valid_attention_resolutions(size)
-  if values["attention_type"] != "none" and values["attention_resolution"] not in valid:
+  if values["attention_type"] == "none":
+    return None
+  if values["attention_resolution"] not in valid:
     return (f"--attention_resolution={values['attention_resolution']} is not a feature-map size "
             f"of both networks at {size} px; choose one of {valid}.")
+  if values["attention_type"] == "self_attention":
+    heads = 8 if values["model"] == "ylg_sagan" else values["num_heads"]
+    channels = sagan_networks.attention_channels(size, values["gf_dim"], values["df_dim"],
+                                                 values["attention_resolution"])
+    if any(c % (8 * heads) for c in channels):
+      return (f"attention at {values['attention_resolution']}x{values['attention_resolution']} "
+              f"sees {channels[0]} (G) and {channels[1]} (D) channels; {heads} head(s) need "
+              f"multiples of {8 * heads}: raise --gf_dim/--df_dim or lower --num_heads.")
   return None
 
 
@@ -104,7 +121,8 @@ def _check_dataset_flags(values):
 
 
 flags.register_multi_flags_validator(
-    ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type"],
+    ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type", "model",
+     "num_heads", "gf_dim", "df_dim"],
     _check_dataset_flags)
 
 
@@ -118,6 +136,8 @@ def config_from_flags():
       z_dim=FLAGS.z_dim, gf_dim=FLAGS.gf_dim, df_dim=FLAGS.df_dim,
       attention_resolution=FLAGS.attention_resolution, attention_type=FLAGS.attention_type,
       num_heads=FLAGS.num_heads, sn_update_in_eval=FLAGS.sn_update_in_eval,
+      ylg_layout=FLAGS.ylg_layout, ylg_esa=FLAGS.ylg_esa, ylg_nonsquare=FLAGS.ylg_nonsquare,
+      ylg_implementation=FLAGS.ylg_implementation,
       batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, generator_lr=FLAGS.generator_lr,
       discriminator_lr=FLAGS.discriminator_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2,
       ema_decay=FLAGS.ema_decay, seed=FLAGS.seed,

@@ -23,6 +23,11 @@ class GANConfig:
   attention_type: str = "self_attention"  # self_attention | residual (Table 1 ablation) | none
   num_heads: int = 1
   sn_update_in_eval: bool = False  # official-D quirk: refresh spectral-norm u outside training
+  # YLG (model='ylg_sagan'): Daras et al. 2020; only the attention layer differs from SAGAN.
+  ylg_layout: str = "ylg"          # 'ylg' (RTL heads 0-3, LTR 4-7) or 'strided' (ablation)
+  ylg_esa: bool = True             # False: raster order instead of ESA (the No-ESA ablation)
+  ylg_nonsquare: str = "tile"      # official tiling of the 16x16 mask; 'shift': paper's wording
+  ylg_implementation: str = "sparse"  # 'dense': the masked reference path
   # Optimisation (SAGAN sec. 5: Adam beta1 0, beta2 0.9, TTUR lr_G 1e-4, lr_D 4e-4, 1:1 steps).
   batch_size: int = 256
   max_steps: int = 1_000_000

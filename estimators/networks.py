@@ -10,21 +10,37 @@ import tensorflow as tf
 
 from estimators.config import GANConfig
 from estimators.sagan_networks import Discriminator, Generator
+from tfgan_attention import YLGAttention
+
+MODELS = ("sagan", "ylg_sagan")
 
 _PER_GRAPH = weakref.WeakKeyDictionary()
+
+
+def attention_layer_fn(cfg: GANConfig, update_u_in_eval=False):
+  """None for SAGAN's SelfAttention; for YLG-SAGAN a factory of YLGAttention layers."""
+  if cfg.model == "sagan":
+    return None
+  if cfg.model != "ylg_sagan":
+    raise ValueError(f"unknown model {cfg.model!r}; choose one of {MODELS}")
+  return lambda name: YLGAttention(
+      layout=cfg.ylg_layout, esa=cfg.ylg_esa, nonsquare=cfg.ylg_nonsquare,
+      implementation=cfg.ylg_implementation, update_u_in_eval=update_u_in_eval, name=name)
 
 
 def make_generator(cfg: GANConfig) -> Generator:
   return Generator(cfg.image_size, cfg.gf_dim, cfg.num_classes,
                    attention_resolution=cfg.attention_resolution,
-                   attention_type=cfg.attention_type, num_heads=cfg.num_heads)
+                   attention_type=cfg.attention_type, num_heads=cfg.num_heads,
+                   attention_layer_fn=attention_layer_fn(cfg))
 
 
 def make_discriminator(cfg: GANConfig) -> Discriminator:
   return Discriminator(cfg.image_size, cfg.df_dim, cfg.num_classes,
                        attention_resolution=cfg.attention_resolution,
                        attention_type=cfg.attention_type, num_heads=cfg.num_heads,
-                       update_u_in_eval=cfg.sn_update_in_eval)
+                       update_u_in_eval=cfg.sn_update_in_eval,
+                       attention_layer_fn=attention_layer_fn(cfg, cfg.sn_update_in_eval))
 
 
 def network_for_graph(kind: str, cfg: GANConfig):

@@ -1,61 +1,25 @@
 """The run directory's files, written so a crash or kill never leaves one half-written.
 
-Every file is written to a temporary name in the same directory, flushed and fsynced, then
-renamed over the target (atomic on POSIX). metrics.jsonl is appended by rewriting it that way.
+Every file goes through `eval.atomic_io.atomic_write_bytes` (temporary file in the same
+directory, fsync, rename); metrics.jsonl is appended by `eval.metrics_log.append_jsonl`, which
+rewrites it that way.
 """
 import json
 import os
 import platform
 import sys
-import tempfile
 
 import numpy as np
 
+from eval.atomic_io import atomic_write_bytes
+from eval.metrics_log import append_jsonl, read_jsonl
 
-def atomic_replace(tmp_path, final_path):
-  fd = os.open(tmp_path, os.O_RDONLY)
-  try:
-    os.fsync(fd)
-  finally:
-    os.close(fd)
-  os.replace(tmp_path, final_path)
-
-
-def atomic_write_bytes(path, payload: bytes):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+__all__ = ["atomic_write_bytes", "atomic_write_json", "append_jsonl", "read_jsonl", "write_png",
+           "grid", "library_versions", "write_run_config"]
 
 
 def atomic_write_json(path, obj):
   atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
-
-
-def read_jsonl(path):
-  if not os.path.exists(path):
-    return []
-  with open(path, encoding="utf-8") as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-def append_jsonl(path, record):
-  """Appends one JSON line; the file is replaced whole, so readers never see a partial line."""
-  existing = b""
-  if os.path.exists(path):
-    with open(path, "rb") as f:
-      existing = f.read()
-  line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
-  atomic_write_bytes(path, existing + line)
 
 
 def write_png(path, image):

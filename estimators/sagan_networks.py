@@ -45,6 +45,13 @@ def valid_attention_resolutions(image_size):
                       & set(discriminator_resolutions(image_size))))
 
 
+def attention_channels(image_size, gf_dim, df_dim, attention_resolution):
+  """(generator, discriminator) channel counts at the attention block."""
+  g_idx = generator_resolutions(image_size).index(attention_resolution)
+  d_idx = discriminator_resolutions(image_size).index(attention_resolution)
+  return gf_dim * G_WIDTHS[image_size][1 + g_idx], df_dim * D_BLOCKS[image_size][d_idx][0]
+
+
 def _upsample(x):
   return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest neighbour x2
 

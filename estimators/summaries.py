@@ -2,6 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
+from tfgan_attention import CompactAttention, densify_attention
+
 
 def fixed_noise_and_labels(cfg, num=None):
   """The same noise and labels at every step and on every rerun, so grids are comparable."""
@@ -47,7 +49,10 @@ def add_generator_summaries(generator, cfg):
                              max_outputs=1)
   if getattr(generator.attention, "sigma", None) is not None:
     tf.compat.v1.summary.scalar("attention/generator_gate", generator.attention.sigma)
-  if attn is not None and len(attn.shape) == 4:
+  if isinstance(attn, CompactAttention):  # YLG sparse: sample 0 only, [1, 8, Nq, K] -> dense
+    attn = densify_attention(CompactAttention(attn.weights[:1], attn.key_index),
+                             (cfg.attention_resolution // 2) ** 2)
+  if attn is not None:
     feature = cfg.attention_resolution
     tf.compat.v1.summary.image("attention/generator_query_maps",
                                attention_query_maps(attn, cfg.image_size, feature), max_outputs=4)

@@ -1,0 +1,128 @@
+"""run.py end to end, as a user runs it: flag validation, the full cycle, kill -9 and resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8", "--num_eval_samples=200",
+        "--save_summary_steps=10"]
+
+
+def run_py(*args, timeout=600, check=True):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
+                        env=env, capture_output=True, text=True, timeout=timeout)
+  if check and proc.returncode:
+    raise AssertionError(f"run.py {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+  return proc
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset=nope"], "unknown dataset 'nope'"),
+    (["--batch_size=0"], "--batch_size must be a positive integer"),
+    (["--max_steps=-3"], "--max_steps must be a positive integer"),
+    (["--attention_resolution=32"], "choose one of (8, 16)"),
+    (["--image_size=48"], "--image_size must be one of [32, 64, 128]"),
+    (["--data_dir=/nonexistent/dir"], "does not exist"),
+    (["--ema_decay=1.5"], "--ema_decay must be in [0, 1)"),
+])
+def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
+  start = time.time()
+  proc = run_py(f"--model_dir={tmp_path}/run", *args, check=False, timeout=120)
+  assert proc.returncode != 0
+  assert message in proc.stderr + proc.stdout
+  assert not os.path.exists(tmp_path / "run")  # nothing built, nothing written
+  assert time.time() - start < 60
+
+
+def test_default_flagfile_matches_the_builtin_defaults():
+  with_file = json.loads(run_py("--flagfile=configs/digits.cfg", "--dry_run").stdout)
+  builtin = json.loads(run_py("--dry_run").stdout)
+  assert with_file == builtin
+  assert builtin["dataset"] == "digits" and builtin["num_classes"] == 10
+
+
+@pytest.mark.slow
+def test_train_eval_export_reload_sample_cycle(tmp_path):
+  model_dir = tmp_path / "run"
+  proc = run_py(f"--model_dir={model_dir}", "--max_steps=20", "--eval_every_steps=10",
+                "--save_checkpoints_steps=10", *TINY)
+  assert "SavedModel:" in proc.stdout and "digits_fid" in proc.stdout
+  records = [json.loads(l) for l in open(model_dir / "metrics.jsonl")]
+  assert [r["step"] for r in records] == [0, 10, 20]
+  for r in records:
+    assert np.isfinite(r["metrics"]["digits_fid"]) and r["metrics"]["digits_fid"] > 0
+    assert r["metrics"]["digits_score"] >= 1.0
+    assert r["protocol"]["num_generated"] == 200 and r["protocol"]["checkpoint_step"] == r["step"]
+  config = json.load(open(model_dir / "run_config.json"))
+  assert config["config"]["gf_dim"] == 8 and "tensorflow-gan" in config["versions"]
+  assert sorted(os.listdir(model_dir / "samples")) == [
+      "step_00000000.png", "step_00000010.png", "step_00000020.png"]
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(model_dir))
+  export_dir = model_dir / "export" / "20"
+  assert (export_dir / "saved_model.pb").exists()
+
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  shown = subprocess.run([cli, "show", "--all", "--dir", str(export_dir)], capture_output=True,
+                         text=True, check=True).stdout
+  for needle in ("serving_default", "noise", "labels", "images", "(-1, 16)", "(-1, 32, 32, 3)"):
+    assert needle in shown
+
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from estimators.experiment import run_sample  # pylint: disable=import-outside-toplevel
+  from estimators import export  # pylint: disable=import-outside-toplevel
+  from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
+  serve = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+  noise = tf.random.stateless_normal([5, 16], seed=[1, 2])
+  labels = tf.constant([0, 3, 5, 7, 9])
+  images = serve(noise=noise, labels=labels)["images"].numpy()
+  assert images.shape == (5, 32, 32, 3) and np.abs(images).max() <= 1.0
+  cfg = GANConfig(model_dir=str(model_dir), image_size=32, gf_dim=8, df_dim=8, z_dim=16,
+                  attention_resolution=16)
+  eager = export.restore_generator(cfg, str(model_dir / "model.ckpt-20"))
+  np.testing.assert_allclose(eager(noise, labels).numpy(), images, atol=1e-5)
+
+  out = tmp_path / "samples"
+  run_py(f"--model_dir={model_dir}", "--mode=sample", f"--saved_model={export_dir}",
+         "--num_samples=7", f"--sample_dir={out}", "--truncation=1.0", *TINY)
+  assert len([f for f in os.listdir(out) if f.endswith(".png")]) == 8  # 7 + grid
+  again, _ = run_sample(cfg, 7, out_dir=str(tmp_path / "again"), saved_model=str(export_dir),
+                        truncation=1.0)
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  np.testing.assert_array_equal(np.asarray(Image.open(out / "000003.png")),
+                                np.asarray(Image.open(os.path.join(again, "000003.png"))))
+
+
+@pytest.mark.slow
+def test_sigkill_mid_training_then_rerun_resumes_from_last_checkpoint(tmp_path):
+  model_dir = tmp_path / "run"
+  args = [f"--model_dir={model_dir}", "--mode=train", "--save_checkpoints_steps=5", *TINY]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen([sys.executable, "run.py", *args, "--max_steps=100000"], cwd=ROOT,
+                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  deadline = time.time() + 400
+  step = 0
+  while time.time() < deadline and step < 10:
+    time.sleep(1)
+    latest = tf.train.latest_checkpoint(str(model_dir))
+    if latest:
+      step = int(latest.rsplit("-", 1)[1])
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert step >= 10, "no checkpoint past step 10 appeared in time"
+  killed_at = int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
+  assert json.load(open(model_dir / "run_config.json"))["config"]["max_steps"] == 100000
+
+  target = killed_at + 5
+  run_py(*args, f"--max_steps={target}")
+  latest = tf.train.latest_checkpoint(str(model_dir))
+  reader = tf.train.load_checkpoint(latest)
+  assert int(reader.get_tensor("global_step")) == target  # continued, did not restart at 0
+  assert os.path.exists(model_dir / "run_config.1.json")  # the earlier config is kept
