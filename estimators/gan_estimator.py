@@ -75,7 +75,8 @@ def make_run_config(cfg: GANConfig):
   common = dict(model_dir=cfg.model_dir, tf_random_seed=cfg.seed,
                 save_checkpoints_steps=cfg.save_checkpoints_steps,
                 save_summary_steps=cfg.save_summary_steps,
-                keep_checkpoint_max=cfg.keep_checkpoint_max, log_step_count_steps=50)
+                keep_checkpoint_max=cfg.keep_checkpoint_max,
+                log_step_count_steps=cfg.save_summary_steps)  # steps/sec at the summary cadence
   return common
 
 

@@ -120,3 +120,19 @@ def test_tpu_gan_estimator_trains_on_cpu(tmp_path):
   cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1)
   ckpt = experiment.run_train(cfg)
   assert export.checkpoint_step(ckpt) == 2
+
+
+def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(trained):
+  cfg, _ = trained
+  import glob  # pylint: disable=import-outside-toplevel
+  tags = set()
+  for path in glob.glob(f"{cfg.model_dir}/events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  expected = {"generator_wasserstein_loss/generator_wass_loss",
+              "discriminator_wasserstein_hinge_loss/discriminator_wass_hinge_loss",
+              "discriminator/mean_real_output",
+              "discriminator/mean_fake_output", "attention/generator_gate",
+              "attention/discriminator_gate", "global_step/sec", "fixed_noise_grid/image",
+              "attention/generator_query_maps/image/0"}
+  assert expected <= tags, expected - tags

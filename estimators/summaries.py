@@ -45,19 +45,22 @@ def add_generator_summaries(generator, cfg):
   images, attn = generator(tf.constant(noise), tf.constant(labels), training=False,
                            return_attention=True)
   cols = max(cfg.num_classes, 1) if cfg.num_classes and len(noise) % cfg.num_classes == 0 else 8
-  tf.compat.v1.summary.image("fixed_noise_grid", image_grid((images + 1.0) / 2.0, cols),
-                             max_outputs=1)
-  if getattr(generator.attention, "sigma", None) is not None:
-    tf.compat.v1.summary.scalar("attention/generator_gate", generator.attention.sigma)
+  grid = image_grid((images + 1.0) / 2.0, cols)
+  sigma = getattr(generator.attention, "sigma", None)
   if isinstance(attn, CompactAttention):  # YLG sparse: sample 0 only, [1, 8, Nq, K] -> dense
     attn = densify_attention(CompactAttention(attn.weights[:1], attn.key_index),
                              (cfg.attention_resolution // 2) ** 2)
-  if attn is not None:
-    feature = cfg.attention_resolution
-    tf.compat.v1.summary.image("attention/generator_query_maps",
-                               attention_query_maps(attn, cfg.image_size, feature), max_outputs=4)
+  maps = (attention_query_maps(attn, cfg.image_size, cfg.attention_resolution)
+          if attn is not None else None)
+  with tf.compat.v1.name_scope(""):  # tags without the 'Generator/' scope prefix
+    tf.compat.v1.summary.image("fixed_noise_grid", grid, max_outputs=1)
+    if sigma is not None:
+      tf.compat.v1.summary.scalar("attention/generator_gate", sigma)
+    if maps is not None:
+      tf.compat.v1.summary.image("attention/generator_query_maps", maps, max_outputs=4)
 
 
 def add_discriminator_summaries(discriminator):
   if getattr(discriminator.attention, "sigma", None) is not None:
-    tf.compat.v1.summary.scalar("attention/discriminator_gate", discriminator.attention.sigma)
+    with tf.compat.v1.name_scope(""):
+      tf.compat.v1.summary.scalar("attention/discriminator_gate", discriminator.attention.sigma)

@@ -104,19 +104,24 @@ def test_sigkill_mid_training_then_rerun_resumes_from_last_checkpoint(tmp_path):
   model_dir = tmp_path / "run"
   args = [f"--model_dir={model_dir}", "--mode=train", "--save_checkpoints_steps=5", *TINY]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  log = open(tmp_path / "killed_run.log", "w")
   proc = subprocess.Popen([sys.executable, "run.py", *args, "--max_steps=100000"], cwd=ROOT,
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          env=env, stdout=log, stderr=subprocess.STDOUT)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   deadline = time.time() + 400
   step = 0
-  while time.time() < deadline and step < 10:
+  while time.time() < deadline and step < 10 and proc.poll() is None:
     time.sleep(1)
     latest = tf.train.latest_checkpoint(str(model_dir))
     if latest:
       step = int(latest.rsplit("-", 1)[1])
+  exited_early = proc.poll()
   proc.send_signal(signal.SIGKILL)
   proc.wait()
-  assert step >= 10, "no checkpoint past step 10 appeared in time"
+  log.close()
+  assert exited_early is None and step >= 10, (
+      f"no checkpoint past step 10 appeared in time (exit code {exited_early}):\n"
+      + open(tmp_path / "killed_run.log").read()[-3000:])
   killed_at = int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
   assert json.load(open(model_dir / "run_config.json"))["config"]["max_steps"] == 100000
 

@@ -1,0 +1,47 @@
+"""The digits classifier behind digits_fid/digits_score: accuracy bar, caching, metric sanity."""
+import os
+
+import numpy as np
+import pytest
+
+from data.digits import digits_arrays
+from eval import digits_classifier
+from eval.digits_quality import evaluate_digits
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+  return digits_classifier.load_classifier(str(tmp_path_factory.mktemp("cache")))
+
+
+def test_trained_reproducibly_to_at_least_95_percent_held_out(classifier, tmp_path_factory):
+  accuracy = digits_classifier.held_out_accuracy(classifier)
+  assert accuracy >= 0.95
+  again, accuracy_again = digits_classifier.train_classifier()
+  assert abs(accuracy_again - accuracy) < 0.02  # same seed and recipe: same network, near enough
+
+
+def test_cached_weights_are_reused(classifier, tmp_path_factory):
+  cache = str(tmp_path_factory.mktemp("cache2"))
+  first = digits_classifier.load_classifier(cache)
+  files = os.listdir(cache)
+  assert files == [f"digits_classifier_{digits_classifier.recipe_hash()}.weights.h5"]
+  mtime = os.path.getmtime(os.path.join(cache, files[0]))
+  second = digits_classifier.load_classifier(cache)
+  assert os.path.getmtime(os.path.join(cache, files[0])) == mtime
+  x, _ = digits_arrays("test")
+  np.testing.assert_allclose(first(x[:8])[1].numpy(), second(x[:8])[1].numpy(), rtol=1e-6)
+
+
+def test_digits_fid_separates_real_digits_from_noise(classifier):
+  real_test, _ = digits_arrays("test")
+  metrics_real, protocol = evaluate_digits([real_test[:180], real_test[180:]],
+                                           classifier=classifier)
+  noise = np.random.RandomState(0).uniform(-1, 1, real_test.shape).astype(np.float32)
+  metrics_noise, _ = evaluate_digits([noise], classifier=classifier)
+  assert protocol["num_generated"] == len(real_test) and protocol["num_real"] == 1438
+  # Held-out real digits sit close to the training digits; uniform noise is far away.
+  assert metrics_noise["digits_fid"] > 20 * metrics_real["digits_fid"]
+  # Confidently classified, balanced real digits score near the 10 classes; noise near 1.
+  assert metrics_real["digits_score"] > 8.0
+  assert metrics_noise["digits_score"] < 2.0
