@@ -81,7 +81,8 @@ def evaluate(sample_batches: Union[Iterable, Callable[[], object]], real_dataset
     raise ValueError(f"evaluate() needs provenance keys {missing}")
   timing = {}
   start = time.perf_counter()
-  real_key = {**cache_key_parts, **classifier.protocol,
+  real_key = {**cache_key_parts,  # the classifier by content, not by where it was loaded from
+              **{k: v for k, v in classifier.protocol.items() if k != "classifier_source"},
               "real_image_spec": str(real_dataset.element_spec["images"]),
               "num_real_samples_requested": num_real_samples,
               "feature_subset_size": feature_subset_size, "subset_seed": subset_seed}

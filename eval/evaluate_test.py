@@ -133,8 +133,17 @@ def test_real_stats_cache_is_reused_and_invalidated(small_classifier, tmp_path):
   before = other_weights.images_seen
   result = _run(other_weights, fake, _real_dataset(), cache_dir=str(tmp_path))
   assert not result.protocol["real_stats_cached"] and other_weights.images_seen - before == 180
+  other_resize = inception.InceptionClassifier(
+      standin_classifier.StandinModule(16, 8, 0), content_hash=small_classifier.content_hash,
+      source="standin", resize_method="bilinear", image_size=8)
+  result = _run(other_resize, fake, _real_dataset(), cache_dir=str(tmp_path))
+  assert not result.protocol["real_stats_cached"]
   _, seen = run()  # the original key is still cached
   assert seen == 30
+  moved = CountingClassifier(small_classifier)
+  moved.protocol = {**small_classifier.protocol, "classifier_source": "tfhub_cache:/elsewhere"}
+  result = _run(moved, fake, _real_dataset(), cache_dir=str(tmp_path))
+  assert result.protocol["real_stats_cached"]  # same bytes loaded from another place
 
 
 def test_loaded_inception_standin_end_to_end(tmp_path):

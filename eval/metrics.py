@@ -117,8 +117,7 @@ def kernel_inception_distance(acts_a, acts_b, max_block_size: int = 1024):
   unbiased MMD^2 per block of contiguous samples (so both sets must be in random order); the
   second value is TF-GAN's estimate of the standard error of the mean, NaN with a single block.
   """
-  a = np.asarray(acts_a, np.float64)
-  b = np.asarray(acts_b, np.float64)
+  a, b = np.asarray(acts_a), np.asarray(acts_b)  # cast to float64 inside TF-GAN, once
   if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
     raise ValueError(f"activations must be [N, D] with equal D, got {a.shape} and {b.shape}")
   num_blocks = -(-max(len(a), len(b)) // max_block_size)
@@ -127,49 +126,59 @@ def kernel_inception_distance(acts_a, acts_b, max_block_size: int = 1024):
                      f"{len(b)} samples for {num_blocks} blocks of at most {max_block_size}")
   _check_finite("activations", a, b)
   mean, std = tfgan.eval.kernel_classifier_distance_and_std_from_activations(
-      tf.constant(a), tf.constant(b), max_block_size=max_block_size)
+      tf.constant(a), tf.constant(b), max_block_size=max_block_size, dtype=tf.float64)
   return float(mean), float(std)
 
 
-def improved_precision_recall(real_features, fake_features, k: int = 3, row_batch: int = 1024):
+def improved_precision_recall(real_features, fake_features, k: int = 3, block: int = 512):
   """Improved precision and recall (Kynkaanniemi et al. 2019): (precision, recall).
 
   Each sample's manifold ball has the radius of its k-th nearest neighbour within its own set
   (the sample itself excluded). Precision = fraction of fake samples inside some real ball;
-  recall = fraction of real samples inside some fake ball. Distances are Euclidean, float64,
-  computed in row blocks of `row_batch` so memory is O(row_batch * N).
+  recall = fraction of real samples inside some fake ball. Euclidean distances in float64
+  (float32 features cast block by block, exactly), in tiles of `block` rows and 4 * `block`
+  columns: besides the inputs, memory is one float64 row strip [block, N].
   """
-  real = np.asarray(real_features, np.float64)
-  fake = np.asarray(fake_features, np.float64)
+  real, fake = np.asarray(real_features), np.asarray(fake_features)
   if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
     raise ValueError(f"features must be [N, D] with equal D, got {real.shape} and {fake.shape}")
   if min(len(real), len(fake)) <= k:
     raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
   _check_finite("features", real, fake)
-  real_radii2 = _kth_neighbour_sq_radii(real, k, row_batch)  # [N_real]
-  fake_radii2 = _kth_neighbour_sq_radii(fake, k, row_batch)  # [N_fake]
+  real_radii2 = _kth_neighbour_sq_radii(real, k, block)  # [N_real]
+  fake_radii2 = _kth_neighbour_sq_radii(fake, k, block)  # [N_fake]
   fake_covered = np.zeros(len(fake), bool)
   real_covered = np.zeros(len(real), bool)
-  for lo in range(0, len(real), row_batch):
-    d2 = _sq_distances(real[lo:lo + row_batch], fake)  # [b, N_fake]
-    fake_covered |= np.any(d2 <= real_radii2[lo:lo + row_batch, None], axis=0)
-    real_covered[lo:lo + row_batch] = np.any(d2 <= fake_radii2[None, :], axis=1)
+  for lo, d2 in _sq_distance_strips(real, fake, block):  # d2: [b, N_fake]
+    fake_covered |= np.any(d2 <= real_radii2[lo:lo + len(d2), None], axis=0)
+    real_covered[lo:lo + len(d2)] = np.any(d2 <= fake_radii2[None, :], axis=1)
   return float(np.mean(fake_covered)), float(np.mean(real_covered))
 
 
-def _kth_neighbour_sq_radii(x, k, row_batch):
+def _kth_neighbour_sq_radii(x, k, block):
   radii = np.empty(len(x))
-  for lo in range(0, len(x), row_batch):
-    d2 = _sq_distances(x[lo:lo + row_batch], x)  # [b, N]
-    rows = np.arange(d2.shape[0])
+  for lo, d2 in _sq_distance_strips(x, x, block):  # d2: [b, N]
+    rows = np.arange(len(d2))
     d2[rows, lo + rows] = -1.0  # the sample itself sorts first, whatever round-off gave it
-    radii[lo:lo + row_batch] = np.partition(d2, k, axis=1)[:, k]
+    radii[lo:lo + len(d2)] = np.partition(d2, k, axis=1)[:, k]
   return radii
 
 
-def _sq_distances(a, b):
-  d2 = np.sum(a * a, 1)[:, None] + np.sum(b * b, 1)[None, :] - 2.0 * (a @ b.T)
-  return np.maximum(d2, 0.0)
+def _sq_distance_strips(a, b, block):
+  """Yields (row offset, squared distances [block, N_b] float64) over row strips of `a`."""
+  b_norms = np.einsum("ij,ij->i", b, b, dtype=np.float64)  # [N_b]
+  strip = np.empty((min(block, len(a)), len(b)))
+  for lo in range(0, len(a), block):
+    rows = a[lo:lo + block].astype(np.float64)  # [b, D]
+    d2 = strip[:len(rows)]
+    for col in range(0, len(b), 4 * block):
+      cols = b[col:col + 4 * block].astype(np.float64)  # [c, D]
+      np.matmul(rows, cols.T, out=d2[:, col:col + len(cols)])
+    d2 *= -2.0
+    d2 += np.einsum("ij,ij->i", rows, rows)[:, None]
+    d2 += b_norms[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    yield lo, d2
 
 
 def _symmetric_sqrt(sigma):

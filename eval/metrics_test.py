@@ -161,8 +161,14 @@ def test_improved_precision_recall_matches_scipy_brute_force():
   real, fake = _acts(17, 300, 6), _acts(18, 250, 6, shift=0.8) * 0.7
   expected = _pr_scipy(real, fake, 3)
   assert 0.05 < expected[0] < 0.95 and 0.05 < expected[1] < 0.95  # not a trivial case
-  got = metrics.improved_precision_recall(real, fake, k=3, row_batch=64)  # several row blocks
+  got = metrics.improved_precision_recall(real, fake, k=3, block=32)  # several tiles each way
   assert got == pytest.approx(expected, abs=1e-12)
+
+
+def test_improved_precision_recall_of_float32_features_is_exact():
+  real, fake = _acts(20, 200, 5).astype(np.float32), _acts(21, 180, 5, shift=0.5).astype(np.float32)
+  expected = _pr_scipy(real.astype(np.float64), fake.astype(np.float64), 3)
+  assert metrics.improved_precision_recall(real, fake, block=64) == pytest.approx(expected, abs=1e-12)
 
 
 def test_improved_precision_recall_extremes():
