@@ -17,7 +17,7 @@ from eval import atomic_io
 
 def append_jsonl(path: str, record: dict) -> None:
   """Appends `record` as one line to the JSONL file at `path` (atomic whole-file rewrite)."""
-  line = json.dumps(record, sort_keys=True, allow_nan=False)
+  line = json.dumps(record, sort_keys=True, allow_nan=False, default=_numpy_scalar)
   existing = b""
   if os.path.exists(path):
     with open(path, "rb") as f:
@@ -25,6 +25,12 @@ def append_jsonl(path: str, record: dict) -> None:
     if existing and not existing.endswith(b"\n"):
       existing += b"\n"
   atomic_io.atomic_write_bytes(path, existing + line.encode("utf8") + b"\n")
+
+
+def _numpy_scalar(value):
+  if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / tf scalar
+    return value.item()
+  raise TypeError(f"{type(value).__name__} is not JSON serializable: {value!r}")
 
 
 def read_jsonl(path: str) -> List[dict]:

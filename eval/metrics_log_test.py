@@ -36,6 +36,15 @@ def test_non_finite_values_are_refused_and_file_untouched(tmp_path):
   assert len(metrics_log.read_jsonl(path)) == 1
 
 
+def test_numpy_scalars_are_written_as_numbers(tmp_path):
+  path = str(tmp_path / "metrics.jsonl")
+  record = _record(np.int64(5), np.float64(1.5))
+  metrics_log.append_jsonl(path, record)
+  assert metrics_log.read_jsonl(path)[0]["step"] == 5
+  with pytest.raises(TypeError, match="not JSON serializable"):
+    metrics_log.append_jsonl(path, {"metrics": {"fid": object()}})
+
+
 def test_tensorboard_scalars_and_protocol(tmp_path):
   metrics_log.write_tensorboard(str(tmp_path), _record(700, 12.5))
   (event_file,) = tf.io.gfile.glob(str(tmp_path / "events.out.tfevents.*"))
