@@ -29,6 +29,7 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 import tensorflow_gan as tfgan
+import tensorflow_hub as tfhub  # also defines the absl flag --tfhub_cache_dir (do not redefine)
 
 INCEPTION_TFHUB = tfgan.eval.INCEPTION_TFHUB  # https://tfhub.dev/tensorflow/tfgan/eval/inception/1
 INCEPTION_IMAGE_SIZE = tfgan.eval.INCEPTION_DEFAULT_IMAGE_SIZE  # 299
@@ -98,6 +99,7 @@ def load_inception(inception_path: str = None, tfhub_cache_dir: str = None, *,
   Args:
     inception_path: local module directory (the --inception_path flag); takes precedence.
     tfhub_cache_dir: TF-Hub cache directory; default $TFHUB_CACHE_DIR, then TF-Hub's default.
+      (tensorflow_hub defines the absl flag --tfhub_cache_dir; callers pass its value here.)
     allow_download: whether option 3 (downloading `handle`) may be tried.
     network_timeout_s: TCP probe timeout and per-read timeout while downloading.
     resize_method: one of RESIZE_METHODS.
@@ -148,7 +150,6 @@ def directory_content_hash(path: str) -> str:
 
 
 def _load_dir(path, source, resize_method):
-  import tensorflow_hub as tfhub  # pylint: disable=import-outside-toplevel
   try:
     module = tfhub.load(path)
   except Exception as e:  # pylint: disable=broad-except
@@ -226,7 +227,6 @@ def _socket_timeout(seconds):
 
 def _download(handle, cache_dir, timeout_s):
   """Resolves `handle` into `cache_dir` with TF-Hub's resolver; returns the module directory."""
-  import tensorflow_hub as tfhub  # pylint: disable=import-outside-toplevel
   previous = os.environ.get("TFHUB_CACHE_DIR")
   os.environ["TFHUB_CACHE_DIR"] = cache_dir  # TF-Hub reads the cache location from here
   try:
