@@ -6,6 +6,7 @@
 
 Every value is checked when flags are parsed, before TensorFlow builds anything.
 """
+import json
 import os
 import sys
 
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-MODES = ("train", "eval", "train_and_eval", "export", "sample")
+MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample")
 MODELS = ("sagan", "ylg_sagan")
 
 FLAGS = flags.FLAGS
@@ -46,6 +47,8 @@ flags.DEFINE_enum("ylg_implementation", "sparse", ("sparse", "dense"),
                   "ylg_sagan: sparse O(N sqrt N) compute or the dense masked reference.")
 flags.DEFINE_boolean("sn_update_in_eval", False, "Official-D quirk: update spectral-norm u "
                      "vectors outside training too.")
+flags.DEFINE_float("bn_decay", 0.99, "Moving-average decay of G's batch-norm statistics used "
+                   "at inference (SAGAN: 0.999, which needs ~10k steps to settle).")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
 flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
@@ -54,6 +57,23 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every_steps", 500, "train_and_eval: evaluate every N steps.")
 flags.DEFINE_integer("num_eval_samples", 1000, "Generated samples per evaluation.")
 flags.DEFINE_integer("eval_batch_size", 100, "Batch size for sampling and evaluation.")
+flags.DEFINE_string("inception_path", None, "Local TF-GAN Inception module (TF-Hub format / "
+                    "SavedModel with logits [N,1008] and pool_3 [N,2048]). Enables IS/FID/KID "
+                    "for any dataset, digits included. Without it: the TF-Hub cache "
+                    "($TFHUB_CACHE_DIR), then a download of the handle.")
+flags.DEFINE_boolean("inception_download", True, "May download TF-GAN's Inception handle when "
+                     "no local copy is found (an offline machine fails in seconds).")
+flags.DEFINE_enum("inception_resize", "tf1_bilinear", ("tf1_bilinear", "bilinear"),
+                  "How images reach 299 px: TF-GAN SAGAN example's tf.compat.v1 bilinear, or TF2's.")
+flags.DEFINE_string("eval_split", "train", "Real reference split for FID/KID/precision-recall.")
+flags.DEFINE_integer("num_real_eval_samples", 50000, "Real images used at most for the reference.")
+flags.DEFINE_integer("is_splits", 10, "Inception-score splits (Salimans et al.: 10).")
+flags.DEFINE_integer("eval_feature_subset", 10000, "pool_3 rows per side kept for KID and "
+                     "precision/recall.")
+flags.DEFINE_string("real_stats_cache_dir", None, "Real-statistics cache (default: "
+                    "$TFGAN_ATTENTION_CACHE/real_stats, else ~/.cache/tfgan_attention/real_stats).")
+flags.DEFINE_integer("eval_timeout_secs", 3600, "continuous_eval: stop after this long without "
+                     "a new checkpoint.")
 flags.DEFINE_boolean("use_tpu", False, "Use TF-GAN's TPUGANEstimator (on CPU unless --tpu).")
 flags.DEFINE_string("tpu", None, "TPU name or address for TPUGANEstimator.")
 flags.DEFINE_string("checkpoint", None, "eval/export/sample: a checkpoint prefix "
@@ -66,7 +86,8 @@ flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exi
 
 _POSITIVE = ("max_steps", "batch_size", "z_dim", "gf_dim", "df_dim", "save_checkpoints_steps",
              "save_summary_steps", "keep_checkpoint_max", "eval_every_steps",
-             "num_eval_samples", "eval_batch_size", "num_samples", "num_heads")
+             "num_eval_samples", "eval_batch_size", "num_samples", "num_heads",
+             "num_real_eval_samples", "is_splits", "eval_feature_subset", "eval_timeout_secs")
 for _name in _POSITIVE:
   flags.register_validator(_name, lambda v: v is not None and v > 0,
                            message=f"--{_name} must be a positive integer.")
@@ -74,8 +95,14 @@ for _name in ("generator_lr", "discriminator_lr"):
   flags.register_validator(_name, lambda v: v > 0, message=f"--{_name} must be positive.")
 for _name in ("beta1", "beta2"):
   flags.register_validator(_name, lambda v: 0.0 <= v < 1.0, message=f"--{_name} must be in [0, 1).")
+flags.register_validator("bn_decay", lambda v: 0.0 < v < 1.0,
+                         message="--bn_decay must be in (0, 1).")
 flags.register_validator("ema_decay", lambda v: 0.0 <= v < 1.0,
                          message="--ema_decay must be in [0, 1) (0 turns EMA off).")
+flags.register_validator(
+    "inception_path", lambda v: v is None or os.path.isfile(os.path.join(v, "saved_model.pb")),
+    message="--inception_path must be a directory holding TF-GAN's Inception module "
+            "(saved_model.pb with logits and pool_3 outputs).")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 
@@ -140,11 +167,16 @@ def config_from_flags():
       ylg_implementation=FLAGS.ylg_implementation,
       batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, generator_lr=FLAGS.generator_lr,
       discriminator_lr=FLAGS.discriminator_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2,
-      ema_decay=FLAGS.ema_decay, seed=FLAGS.seed,
+      ema_decay=FLAGS.ema_decay, bn_decay=FLAGS.bn_decay, seed=FLAGS.seed,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
       use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, eval_every_steps=FLAGS.eval_every_steps,
-      num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size)
+      num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size,
+      inception_path=FLAGS.inception_path,
+      inception_download=FLAGS.inception_download, inception_resize=FLAGS.inception_resize,
+      eval_split=FLAGS.eval_split, num_real_eval_samples=FLAGS.num_real_eval_samples,
+      is_splits=FLAGS.is_splits, eval_feature_subset=FLAGS.eval_feature_subset,
+      real_stats_cache_dir=FLAGS.real_stats_cache_dir, eval_timeout_secs=FLAGS.eval_timeout_secs)
 
 
 def main(argv):
@@ -154,7 +186,6 @@ def main(argv):
     sys.exit(f"error: {problem}")
   cfg = config_from_flags()
   if FLAGS.dry_run:
-    import json  # pylint: disable=import-outside-toplevel
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     return
   from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
@@ -170,7 +201,9 @@ def main(argv):
     _print_locations(cfg, path)
   elif mode == "eval":
     record = experiment.run_eval(cfg, checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model)
-    print(record)
+    print(json.dumps({"step": record["step"], "metrics": record["metrics"]}, indent=2))
+  elif mode == "continuous_eval":
+    experiment.run_continuous_eval(cfg)
   elif mode == "export":
     print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
   elif mode == "sample":

@@ -22,6 +22,7 @@ class GANConfig:
   attention_resolution: int = 64   # feature-map size of the attention block (SAGAN Table 1 "feat64")
   attention_type: str = "self_attention"  # self_attention | residual (Table 1 ablation) | none
   num_heads: int = 1
+  bn_decay: float = 0.999          # G batch-norm moving-average decay (SAGAN's CBN: 0.999)
   sn_update_in_eval: bool = False  # official-D quirk: refresh spectral-norm u outside training
   # YLG (model='ylg_sagan'): Daras et al. 2020; only the attention layer differs from SAGAN.
   ylg_layout: str = "ylg"          # 'ylg' (RTL heads 0-3, LTR 4-7) or 'strided' (ablation)
@@ -43,11 +44,21 @@ class GANConfig:
   keep_checkpoint_max: int = 5
   use_tpu: bool = False
   tpu: Optional[str] = None
-  # Evaluation.
+  # Evaluation (REFERENCE_NOTES "Metrics"; the standard protocol is 50k samples, 10 IS splits).
   eval_every_steps: int = 1000
   num_eval_samples: int = 1000
   eval_batch_size: int = 100
   use_ema_for_eval: bool = True    # when ema_decay > 0
+  inception_path: Optional[str] = None   # local TF-GAN Inception module; enables IS/FID/KID
+  tfhub_cache_dir: Optional[str] = None  # TF-Hub cache to look in (default $TFHUB_CACHE_DIR)
+  inception_download: bool = True  # may fetch the TF-Hub handle (fails in seconds offline)
+  inception_resize: str = "tf1_bilinear"  # how images reach 299 px (TF-GAN's SAGAN example)
+  eval_split: str = "train"        # real reference split
+  num_real_eval_samples: int = 50_000
+  is_splits: int = 10
+  eval_feature_subset: int = 10_000  # pool_3 rows kept per side for KID and precision/recall
+  real_stats_cache_dir: Optional[str] = None  # default: <cache>/real_stats
+  eval_timeout_secs: int = 3600    # continuous_eval: stop after this long without a checkpoint
 
   def replace(self, **changes) -> "GANConfig":
     return dataclasses.replace(self, **changes)

@@ -1,4 +1,9 @@
-"""digits_fid and digits_score of a generator, on the digits classifier's features and logits."""
+"""digits_fid and digits_score of a generator, on the digits classifier's features and logits.
+
+`DigitsQuality` accumulates generated batches (it keeps the 128-d features and 10 logits per
+sample: 1000 samples are 0.5 MB) so that one pass over generated images can feed it and the
+Inception evaluation together.
+"""
 import numpy as np
 
 from data.digits import digits_arrays
@@ -6,26 +11,35 @@ from eval import digits_classifier
 from eval.metrics import classifier_score, frechet_distance
 
 
-def evaluate_digits(image_batches, real_split="train", classifier=None):
-  """Streams generated batches through the classifier; returns (metrics, protocol).
+class DigitsQuality:
+  """update(batch [b, 32, 32, 3] in [-1, 1]) repeatedly, then result() -> (metrics, protocol)."""
 
-  Args:
-    image_batches: iterable of [b, 32, 32, 3] float arrays in [-1, 1].
-    real_split: digits split used as the real reference.
-  """
-  classifier = classifier or digits_classifier.load_classifier()
-  feats, logits = [], []
+  def __init__(self, real_split="train", classifier=None):
+    self.real_split = real_split
+    self.classifier = classifier or digits_classifier.load_classifier()
+    self._feats, self._logits = [], []
+
+  def update(self, batch):
+    f, l = self.classifier(np.asarray(batch, np.float32), training=False)
+    self._feats.append(f.numpy())
+    self._logits.append(l.numpy())
+
+  def result(self):
+    feats, logits = np.concatenate(self._feats), np.concatenate(self._logits)
+    real_images, _ = digits_arrays(self.real_split, 32)
+    real_feats = self.classifier.predict(real_images, batch_size=256, verbose=0)[0]
+    metrics = {"digits_fid": frechet_distance(real_feats, feats),
+               "digits_score": classifier_score(logits)}
+    protocol = {"num_generated": int(len(feats)), "num_real": int(len(real_feats)),
+                "real_split": f"digits/{self.real_split}",
+                "classifier": f"digits_classifier_{digits_classifier.recipe_hash()}",
+                "features": "fc128", "score_splits": 1}
+    return metrics, protocol
+
+
+def evaluate_digits(image_batches, real_split="train", classifier=None):
+  """Streams generated batches through the classifier; returns (metrics, protocol)."""
+  quality = DigitsQuality(real_split, classifier)
   for batch in image_batches:
-    f, l = classifier(np.asarray(batch, np.float32), training=False)
-    feats.append(f.numpy())
-    logits.append(l.numpy())
-  feats, logits = np.concatenate(feats), np.concatenate(logits)
-  real_images, _ = digits_arrays(real_split, 32)
-  real_feats = classifier.predict(real_images, batch_size=256, verbose=0)[0]
-  metrics = {"digits_fid": frechet_distance(real_feats, feats),
-             "digits_score": classifier_score(logits)}
-  protocol = {"num_generated": int(len(feats)), "num_real": int(len(real_feats)),
-              "real_split": f"digits/{real_split}", "classifier":
-              f"digits_classifier_{digits_classifier.recipe_hash()}", "features": "fc128",
-              "score_splits": 1}
-  return metrics, protocol
+    quality.update(batch)
+  return quality.result()

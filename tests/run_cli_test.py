@@ -31,6 +31,8 @@ def run_py(*args, timeout=600, check=True):
     (["--image_size=48"], "--image_size must be one of [32, 64, 128]"),
     (["--data_dir=/nonexistent/dir"], "does not exist"),
     (["--ema_decay=1.5"], "--ema_decay must be in [0, 1)"),
+    (["--inception_path=/nonexistent"], "--inception_path must be a directory holding"),
+    (["--model=ylg_sagan"], "8 head(s) need multiples of 64"),
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   start = time.time()
