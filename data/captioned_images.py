@@ -1,8 +1,10 @@
 """Text-to-image examples as AttnGAN feeds them (CUB and COCO share this).
 
 Image (AttnGAN `get_imgs` + its train transform): optional bounding-box crop (CUB), resize so the
-shorter side is int(S * 76 / 64), then a random S x S crop and a random horizontal flip for training
-(`augment`), or the central S x S crop for evaluation; x * 2/255 - 1.
+shorter side is int(S * 76 / 64) (bilinear, antialiased like PIL's), then a random S x S crop and
+a random horizontal flip for training (`augment`), or the central S x S crop for evaluation;
+x * 2/255 - 1. JPEGs are decoded at 1/2..1/8 scale in the DCT domain when the crop stays larger
+than the resize target (`jpeg_downscale`; off gives full-resolution decoding as AttnGAN).
 Captions: every image has K captions (token ids, see data.text); each becomes T = max_words ids
 (`caption_ops.subsample_words`) and one is picked at random. All randomness is stateless, drawn
 from one per-example seed of `tf.data.Dataset.random(seed)`, so a seed reproduces a run exactly.
@@ -49,7 +51,8 @@ def _centre_crop(image: tf.Tensor, size: int) -> tf.Tensor:
 def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
                             image_size: int, max_words: int, captions_per_image: int,
                             use_boxes: bool,
-                            with_labels: bool, augment: bool, shard: Shard = Shard(),
+                            with_labels: bool, augment: bool, jpeg_downscale: bool = True,
+                            shard: Shard = Shard(),
                             shuffle: bool = False, seed: Optional[int] = None,
                             strict: bool = False, cache: Union[bool, str] = False,
                             index_dir: Optional[str] = None) -> tf.data.Dataset:
@@ -57,9 +60,11 @@ def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: s
     raise ValueError(f"max_words must be positive, got {max_words}")
   load_size = int(image_size * 76 / 64)
 
-  def decode(r):
+  def decode(line):
+    r = index_file.parse_line(line)
     window = attngan_box_window(r["box"]) if use_boxes else image_ops.whole_image
-    image = image_ops.decode_window(tf.io.read_file(r["path"]), window)
+    image = image_ops.decode_window(tf.io.read_file(r["path"]), window,
+                                    min_side=load_size if jpeg_downscale else None)
     return {"image": image_ops.resize_shorter_side(image, load_size),   # float [h, w, 3] 0..255
             "label": r["label"], "captions": r["captions"]}
 

@@ -92,7 +92,7 @@ def load_tfds(data_dir: str, split: str, image_size: int = 32, *, shard: Shard =
               seed: Optional[int] = None, shuffle: bool = False,
               cache: Union[bool, str] = True) -> tf.data.Dataset:
   builder = tfds_source.open_prepared("cifar10", data_dir, HOW_TO_PREPARE)
-  ds = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed)
+  ds, _ = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed)
   ds = ds.map(lambda e: {"image": e["image"],
                          "label": _checked_label(tf.cast(e["label"], tf.int32), "tfds", split)})
   if cache:

@@ -116,7 +116,8 @@ def load_coco(data_dir=None, split="train", image_size=256, shard: Shard = Shard
               seed: Optional[int] = None, strict: bool = False, max_words: Optional[int] = None,
               augment: Optional[bool] = None, shuffle: Optional[bool] = None,
               vocabulary: Union[None, str, text.Vocabulary] = None,  # pylint: disable=redefined-outer-name
-              cache: Union[bool, str] = False, index_dir: Optional[str] = None):
+              jpeg_downscale: bool = True, cache: Union[bool, str] = False,
+              index_dir: Optional[str] = None):
   """Registry loader; options as for CUB (max_words default 12)."""
   data_dir = os.path.abspath(data_dir)
   coco = read_coco(data_dir)[split]
@@ -127,7 +128,7 @@ def load_coco(data_dir=None, split="train", image_size=256, shard: Shard = Shard
   return captioned_images.captioned_image_dataset(
       records, tag=tag, image_size=image_size, max_words=max_words or WORDS_NUM,
       captions_per_image=CAPTIONS_PER_IMAGE, use_boxes=False, with_labels=False,
-      augment=split == "train" if augment is None else augment,
+      augment=split == "train" if augment is None else augment, jpeg_downscale=jpeg_downscale,
       shard=shard, shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
       strict=strict, cache=cache, index_dir=index_dir)
 

@@ -195,10 +195,12 @@ def load_cub(data_dir=None, split="train", image_size=256, shard: Shard = Shard(
              augment: Optional[bool] = None, shuffle: Optional[bool] = None,
              split_source: str = "auto",
              vocabulary: Union[None, str, text.Vocabulary] = None,  # pylint: disable=redefined-outer-name
-             cache: Union[bool, str] = False, index_dir: Optional[str] = None):
+             jpeg_downscale: bool = True, cache: Union[bool, str] = False,
+             index_dir: Optional[str] = None):
   """Registry loader. Options: max_words (T, default 18), augment (random crop + flip; default
   split == 'train'), shuffle (file order; default split == 'train'), split_source, vocabulary (a
-  Vocabulary or vocab file to encode with instead of the one built from the data), cache."""
+  Vocabulary or vocab file to encode with instead of the one built from the data), jpeg_downscale
+  (see data.captioned_images), cache."""
   cub = read_cub(os.path.abspath(data_dir), split_source)
   if isinstance(vocabulary, str):
     vocabulary = text.Vocabulary.load(vocabulary)
@@ -207,7 +209,7 @@ def load_cub(data_dir=None, split="train", image_size=256, shard: Shard = Shard(
   return captioned_images.captioned_image_dataset(
       records, tag=tag, image_size=image_size, max_words=max_words or WORDS_NUM,
       captions_per_image=CAPTIONS_PER_IMAGE, use_boxes=True, with_labels=True,
-      augment=split == "train" if augment is None else augment,
+      augment=split == "train" if augment is None else augment, jpeg_downscale=jpeg_downscale,
       shard=shard, shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
       strict=strict, cache=cache, index_dir=index_dir)
 

@@ -17,7 +17,7 @@ from data.sharding import Shard
 
 
 def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
-                        decode_fn: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]],
+                        decode_fn: Callable[[tf.Tensor], Dict[str, tf.Tensor]],
                         shard: Shard = Shard(), shuffle: bool = False, seed: Optional[int] = None,
                         strict: bool = False, cache: Union[bool, str] = False,
                         index_dir: Optional[str] = None) -> tf.data.Dataset:
@@ -26,7 +26,8 @@ def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
   Args:
     records: the images (all shards), in a fixed order.
     tag: names the dataset in the skipped-record counts, e.g. 'cub/train'.
-    decode_fn: dict(path, label, box, captions) -> dict of decoded tensors; reads the file itself.
+    decode_fn: index line (see index_file.path_of / parse_line) -> dict of decoded tensors; it
+      reads the file itself. It runs in the parallel map, so parsing costs no serial time.
     shard: which shard this pipeline reads.
     shuffle: permute this shard's files once (seeded by `seed`; random when seed is None).
     seed: see shuffle.
@@ -43,13 +44,12 @@ def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
     mine = [mine[i] for i in order]
   path = index_file.write_index(mine, index_dir)
 
-  def on_skipped(source, first, count):
-    del source  # one source: the index
+  def on_skipped(first, count):
     for pos in range(first, first + count):
       bad_records.record(tag, bad_records.CORRUPT_IMAGE, mine[pos].path, strict=strict)
 
-  ds = resilient_decode.with_positions(index_file.read_index(path), source=0)
-  ds = resilient_decode.decode_skipping_bad(ds, decode_fn, num_sources=1, on_skipped=on_skipped)
+  ds = resilient_decode.decode_list_skipping_bad(index_file.read_index(path), decode_fn,
+                                                 length=len(mine), on_skipped=on_skipped)
   if cache:
     ds = ds.cache("" if cache is True else cache)
   return ds

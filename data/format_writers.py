@@ -27,6 +27,25 @@ def smooth_image(height: int, width: int, seed: int) -> np.ndarray:
   return np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
 
 
+def photo_image(height: int, width: int, seed: int) -> np.ndarray:
+  """uint8 [h, w, 3]: a random crop (rotated for portrait sizes, flipped, brightness-jittered) of
+  one of the two real 427x640 photos bundled with scikit-learn: realistic JPEG statistics without
+  downloads. Sizes up to 427 x 640 (or 640 x 427) keep the photo's own detail (no upscaling)."""
+  from sklearn.datasets import load_sample_images  # pylint: disable=import-outside-toplevel
+  rng = np.random.RandomState(seed)
+  photo = load_sample_images().images[seed % 2]
+  if height > photo.shape[0]:
+    photo = np.rot90(photo)
+  if height > photo.shape[0] or width > photo.shape[1]:
+    scale = max(height / photo.shape[0], width / photo.shape[1])
+    photo = np.asarray(Image.fromarray(photo).resize(
+        (int(np.ceil(photo.shape[1] * scale)), int(np.ceil(photo.shape[0] * scale)))))
+  y = rng.randint(0, photo.shape[0] - height + 1)
+  x = rng.randint(0, photo.shape[1] - width + 1)
+  crop = photo[y:y + height, x:x + width].astype(np.float32) * rng.uniform(0.8, 1.2)
+  return np.clip(crop[:, ::-1] if rng.rand() < 0.5 else crop, 0, 255).astype(np.uint8)
+
+
 def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
   buf = io.BytesIO()
   Image.fromarray(image).save(buf, format="JPEG", quality=quality)

@@ -2,7 +2,8 @@
 
 Every .jpg/.jpeg/.png below --data_dir (any depth, sorted paths) is an example: the largest central
 square (or a central `crop_size` square, e.g. 140 for CelebA faces) is cut, resized to S (bilinear
-with antialiasing by default) and scaled to [-1, 1]. JPEGs are decoded only inside the square.
+with antialiasing by default) and scaled to [-1, 1]. JPEGs are decoded only inside the square,
+at 1/2, 1/4 or 1/8 scale (DCT domain) when it stays >= S (`jpeg_downscale`).
 Splits: 'all' is every file; 'train'/'test'/'validation' use <data_dir>/<split>/ when it exists, or
 CelebA's list_eval_partition.txt (0 train, 1 validation, 2 test) when it is in <data_dir> or its
 parent; otherwise 'train' is every file and the other splits are an error.
@@ -68,10 +69,12 @@ def split_files(data_dir: str, split: str) -> List[str]:
 def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard = Shard(),
                       seed: Optional[int] = None, strict: bool = False,
                       shuffle: Optional[bool] = None, crop_size: Optional[int] = None,
-                      resize_method: str = "bilinear", cache: Union[bool, str] = False,
-                      index_dir: Optional[str] = None, name: str = "image_folder"):
+                      resize_method: str = "bilinear", jpeg_downscale: bool = True,
+                      cache: Union[bool, str] = False, index_dir: Optional[str] = None,
+                      name: str = "image_folder"):
   """Registry loader. Options: shuffle (file order; default split == 'train'), crop_size (central
-  crop before resizing; default the largest square), resize_method, cache."""
+  crop before resizing; default the largest square), resize_method, jpeg_downscale (JPEGs decoded
+  at 1/2..1/8 scale in the DCT domain while the square stays >= S), cache."""
   if resize_method not in image_ops.RESIZE_METHODS:
     raise ValueError(f"resize_method must be one of {image_ops.RESIZE_METHODS}")
   tag = f"{name}/{split}"
@@ -87,8 +90,9 @@ def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard 
                           f"{data_dir}\nexpected layout:\n{LAYOUT}")
   window = image_ops.centre_crop_of(crop_size) if crop_size else image_ops.central_square
 
-  def decode(r):
-    square = image_ops.decode_window(tf.io.read_file(r["path"]), window)
+  def decode(line):
+    square = image_ops.decode_window(tf.io.read_file(index_file.path_of(line)), window,
+                                     min_side=image_size if jpeg_downscale else None)
     return {"images": image_ops.to_signed_unit(
         image_ops.resize_square(square, image_size, resize_method))}
 
@@ -102,9 +106,11 @@ def _named(name: str):
   def loader(data_dir=None, split="train", image_size=64, shard: Shard = Shard(),
              seed: Optional[int] = None, strict: bool = False, shuffle: Optional[bool] = None,
              crop_size: Optional[int] = None, resize_method: str = "bilinear",
-             cache: Union[bool, str] = False, index_dir: Optional[str] = None):
+             jpeg_downscale: bool = True, cache: Union[bool, str] = False,
+             index_dir: Optional[str] = None):
     return load_image_folder(data_dir, split, image_size, shard, seed, strict, shuffle,
-                             crop_size, resize_method, cache, index_dir, name=name)
+                             crop_size, resize_method, jpeg_downscale, cache, index_dir,
+                             name=name)
   return loader
 
 

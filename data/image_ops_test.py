@@ -33,6 +33,17 @@ def test_crop_decoding_equals_full_decode_then_slice_for_jpeg_and_exact_for_png(
   np.testing.assert_array_equal(got, np.repeat(image[..., :1], 3, axis=-1))
 
 
+def test_dct_downscaled_decoding_picks_the_largest_ratio_that_keeps_min_side():
+  image = format_writers.smooth_image(300, 230, seed=6)
+  jpeg = tf.constant(format_writers.jpeg_bytes(image))
+  for min_side, ratio in ((120, 1), (115, 2), (57, 4), (28, 8)):
+    got = image_ops.decode_window(jpeg, image_ops.central_square, min_side=min_side).numpy()
+    scaled = tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio).numpy()
+    y, side = 35 // ratio, 230 // ratio                 # window [35, 0, 230, 230] // ratio
+    np.testing.assert_array_equal(got, scaled[y:y + side, :side], err_msg=str(ratio))
+    assert min(got.shape[:2]) >= min_side
+
+
 def _tfgan_reference(image, size):
   """TF-GAN's self_attention_estimator `_process_record` on a fully decoded image."""
   shape = tf.cast(tf.shape(image), tf.float32)

@@ -7,15 +7,21 @@ Two sources, picked by what --data_dir holds (or `source=`):
             Labels become 0-based; anything outside 1..1000 is an error.
   tfds      a prepared TFDS imagenet2012 (labels already 0-based), read without downloading.
 Preprocessing (TF-GAN self_attention_estimator): the largest central square (odd margins rounded
-up), bilinear crop_and_resize to the target size, x * 2/255 - 1. The JPEG is decoded with
-decode_and_crop_jpeg, so only the square is decoded. A corrupt image or record is skipped, counted
+up), corner-to-corner bilinear resize to the target size (its crop_and_resize), x * 2/255 - 1.
+The JPEG is decoded with decode_and_crop_jpeg, so only the square is decoded; by default
+(`jpeg_downscale`) it is also decoded at 1/2, 1/4 or 1/8 scale when the square stays >= S, a
+DCT-domain low-pass that makes decoding cheaper and the final bilinear step less aliased (the
+original SAGAN data, made with PIL's antialiased resize, was not aliased either). TF-GAN's exact
+pixels: jpeg_downscale=False. A corrupt image or record is skipped, counted
 and named (see data.bad_records), or fails the run with strict=True.
 Elements: images float32 [S, S, 3] in [-1, 1], labels int32 in [0, 1000).
 """
 import glob
+import io
 import os
 from typing import Optional
 
+from PIL import Image
 import tensorflow as tf
 
 from data import bad_records
@@ -43,67 +49,68 @@ def _shard_files(data_dir: str, split: str):
   return sorted(glob.glob(os.path.join(data_dir, f"{split}-*-of-*")))
 
 
-def _check_labels(labels: tf.Tensor, raw: tf.Tensor, where) -> tf.Tensor:
-  ok = tf.logical_and(labels >= 0, labels < NUM_CLASSES)
+def _check_labels(labels: tf.Tensor, raw: tf.Tensor, where, ignore=False) -> tf.Tensor:
+  ok = tf.logical_or(ignore, tf.logical_and(labels >= 0, labels < NUM_CLASSES))
   check = tf.debugging.Assert(ok, ["ImageNet label out of range:", raw, "in", *where,
                                    f"(expected 0..{NUM_CLASSES - 1} after conversion)"])
   with tf.control_dependencies([check]):
     return tf.identity(labels)
 
 
-def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str) -> tf.Tensor:
+def _tiny_example(label: int) -> bytes:
+  """A serialized 1x1 black JPEG Example: stands in for end markers in the TFRecord reader."""
+  buf = io.BytesIO()
+  Image.new("RGB", (1, 1)).save(buf, format="JPEG")  # no TF op: input_fns may run in a TF1 graph
+  jpeg = buf.getvalue()
+  return tf.train.Example(features=tf.train.Features(feature={
+      "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+      "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})
+  ).SerializeToString()
+
+
+def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str,
+                  jpeg_downscale: bool = True) -> tf.Tensor:
   """JPEG bytes -> float32 [S, S, 3] in [-1, 1]: central square, resized."""
-  square = image_ops.decode_window(encoded, image_ops.central_square)
+  square = image_ops.decode_window(encoded, image_ops.central_square,
+                                   min_side=image_size if jpeg_downscale else None,
+                                   jpeg_only=True)
   return image_ops.to_signed_unit(image_ops.resize_square(square, image_size, resize_method))
 
 
 def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
                    seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-                   resize_method: str = "tfgan", label_offset: int = 1) -> tf.data.Dataset:
+                   resize_method: str = "tfgan", jpeg_downscale: bool = True,
+                   label_offset: int = 1) -> tf.data.Dataset:
   """ImageNet TFRecord shards -> elements (see module docstring)."""
   files = _shard_files(data_dir, split)
   if not files:
     raise DataLayoutError(f"no {split}-*-of-* TFRecord shards in {data_dir}\n{LAYOUT}")
-  tag = f"imagenet/{split}"
-  records, sources, inner = tfrecord_reader.read_shards(
-      files, tag=tag, shard=shard, shuffle=shuffle, seed=seed, strict=strict,
-      deterministic=True if seed is not None else None)
 
-  def decode(e):
-    example = tf.io.parse_single_example(e["record"], {
+  def decode(record):
+    example = tf.io.parse_single_example(record, {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
-    return {"images": decode_square(example["image/encoded"], image_size, resize_method),
-            "raw_label": tf.cast(example["image/class/label"], tf.int32)}
+    return {"images": decode_square(example["image/encoded"], image_size, resize_method,
+                                    jpeg_downscale),
+            "labels": tf.cast(example["image/class/label"], tf.int32) - label_offset}
 
-  def on_skipped(source, first, count):
-    for pos in range(first, first + count):
-      record = pos * inner.num_shards + inner.index
-      bad_records.record(tag, bad_records.CORRUPT_IMAGE, f"{sources[source]} record {record}",
-                         strict=strict)
+  def validate(e, path, ignore):
+    return {"images": e["images"],
+            "labels": _check_labels(e["labels"], e["labels"] + label_offset, [path], ignore)}
 
-  ds = resilient_decode.decode_skipping_bad(records, decode, num_sources=len(sources),
-                                            on_skipped=on_skipped, keep_positions=True)
-  names = tf.constant(sources)
-
-  def finish(e):
-    where = [tf.gather(names, e[resilient_decode.SOURCE]), "record",
-             e[resilient_decode.POS] * inner.num_shards + inner.index]
-    labels = _check_labels(e["raw_label"] - label_offset, e["raw_label"], where)
-    return {"images": e["images"], "labels": labels}
-
-  return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True if seed is not None else None)
+  return tfrecord_reader.read_and_decode(
+      files, decode, tiny_record=_tiny_example(label_offset), tag=f"imagenet/{split}", shard=shard, shuffle=shuffle, seed=seed,
+      strict=strict, deterministic=True if seed is not None else None, validate=validate)
 
 
 def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
               seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-              resize_method: str = "tfgan") -> tf.data.Dataset:
+              resize_method: str = "tfgan", jpeg_downscale: bool = True) -> tf.data.Dataset:
   """Prepared TFDS imagenet2012 -> elements; images stay encoded until our crop-decode."""
   builder = tfds_source.open_prepared("imagenet2012", data_dir, HOW_TO_PREPARE)
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  ds = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed,
-                              decoders={"image": tfds.decode.SkipDecoding()})
+  ds, length = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed,
+                                      decoders={"image": tfds.decode.SkipDecoding()})
   ds = ds.map(lambda e: {"image": e["image"], "label": tf.cast(e["label"], tf.int32)})
   tag = f"imagenet/{split}"
 
@@ -113,21 +120,28 @@ def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shar
       bad_records.record(tag, bad_records.CORRUPT_IMAGE, f"tfds imagenet2012 {split} example "
                          f"#{pos} of this shard's read order", strict=strict)
 
-  ds = resilient_decode.decode_skipping_bad(
-      resilient_decode.with_positions(ds, 0),
-      lambda e: {"images": decode_square(e["image"], image_size, resize_method),
-                 "label": e["label"]},
-      num_sources=1, on_skipped=on_skipped)
+  def decode(e):
+    return {"images": decode_square(e["image"], image_size, resize_method, jpeg_downscale),
+            "labels": e["label"]}
+
+  if length is not None:  # one stream of known length: the cheaper form
+    ds = resilient_decode.decode_list_skipping_bad(
+        ds, decode, length=length, on_skipped=lambda first, n: on_skipped(0, first, n))
+  else:
+    ds = resilient_decode.decode_skipping_bad(resilient_decode.with_positions(ds), decode,
+                                              on_skipped=lambda first, n: on_skipped(0, first, n))
   return ds.map(lambda e: {"images": e["images"],
-                           "labels": _check_labels(e["label"], e["label"], ["tfds", split])},
+                           "labels": _check_labels(e["labels"], e["labels"], ["tfds", split])},
                 num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = Shard(),
                   seed: Optional[int] = None, strict: bool = False, source: str = "auto",
-                  shuffle: Optional[bool] = None, resize_method: str = "tfgan"):
+                  shuffle: Optional[bool] = None, resize_method: str = "tfgan",
+                  jpeg_downscale: bool = True):
   """Registry loader. Options: source ('auto'|'tfrecord'|'tfds'), shuffle (shard files;
-  default: split == 'train'), resize_method ('tfgan' default | 'bilinear' | 'area')."""
+  default: split == 'train'), resize_method ('tfgan' default | 'bilinear' | 'area'),
+  jpeg_downscale (DCT-domain 1/2..1/8 decode when the square stays >= S; default True)."""
   if resize_method not in image_ops.RESIZE_METHODS:
     raise ValueError(f"resize_method must be one of {image_ops.RESIZE_METHODS}")
   if not os.path.isdir(data_dir):
@@ -137,7 +151,7 @@ def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = S
   if source == "auto":
     source = "tfrecord" if _shard_files(data_dir, split) else "tfds"
   kwargs = dict(shard=shard, seed=seed, strict=strict, shuffle=shuffle,
-                resize_method=resize_method)
+                resize_method=resize_method, jpeg_downscale=jpeg_downscale)
   if source == "tfrecord":
     return load_tfrecords(data_dir, split, image_size, **kwargs)
   if source == "tfds":

@@ -70,6 +70,24 @@ def test_shards_read_back_tfgan_pixels_zero_based_labels_and_skip_the_corrupt_jp
       f"{shard1} record 1"]
 
 
+def test_graph_mode_input_fn_reads_the_same_and_counts_the_corrupt_record(shards):
+  d, expected = shards
+  with tf.Graph().as_default():
+    nxt = tf.compat.v1.data.make_one_shot_iterator(
+        data.load("imagenet", d, "train", image_size=SIZE, seed=0)).get_next()
+    got = {}
+    with tf.compat.v1.Session() as sess:
+      try:
+        while True:
+          e = sess.run(nxt)
+          got[int(e["labels"])] = e["images"]
+      except tf.errors.OutOfRangeError:
+        pass
+  assert sorted(got) == [0, 2, 4, 999]
+  np.testing.assert_allclose(got[999], expected[999], atol=2e-5)
+  assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_IMAGE: 1}}
+
+
 def test_strict_mode_fails_naming_the_shard_and_record(shards):
   d, _ = shards
   with pytest.raises(tf.errors.InvalidArgumentError, match=r"train-00001-of-00003 record 1"):
@@ -106,6 +124,19 @@ def test_a_truncated_shard_keeps_its_good_records_and_is_counted(shards, tmp_pat
   assert sorted(got) == [0]
   np.testing.assert_allclose(got[0], expected[0], atol=2e-5)
   assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_SHARD: 1}}
+
+
+def test_default_decodes_at_reduced_dct_scale_and_exact_tfgan_is_an_option(tmp_path):
+  jpeg = format_writers.jpeg_bytes(format_writers.smooth_image(100, 70, seed=8))
+  format_writers.write_imagenet_shards(str(tmp_path), "train", [[(jpeg, 1)]])
+  (fast,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE))
+  (exact,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE,
+                            jpeg_downscale=False))
+  np.testing.assert_allclose(exact["images"].numpy(), _tfgan_reference(jpeg), atol=2e-5)
+  quarter = tf.io.decode_jpeg(jpeg, channels=3, ratio=4)[3:20, :17]   # side 70 >= 4 * 16
+  want = tf.compat.v1.image.resize_bilinear(quarter[None], [SIZE, SIZE], align_corners=True)[0]
+  np.testing.assert_allclose(fast["images"].numpy(), want.numpy() * (2 / 255) - 1, atol=2e-5)
+  assert np.abs(fast["images"].numpy() - exact["images"].numpy()).mean() > 1e-3
 
 
 def test_missing_tfds_imagenet_fails_in_under_a_second_with_instructions(tmp_path):

@@ -61,14 +61,20 @@ def write_index(records: Sequence[ImageRecord], index_dir: Optional[str] = None)
 
 
 def read_index(path: str) -> tf.data.Dataset:
-  """Streams an index file as dicts: path string, label int32, box int32 [4], captions string."""
-  def parse(line):
-    fields = tf.strings.split(line, "\t")
-    box = tf.strings.to_number(tf.strings.split(fields[2], " "), tf.int32)
-    box.set_shape([4])
-    return {"path": fields[0], "label": tf.strings.to_number(fields[1], tf.int32),
-            "box": tf.ensure_shape(box, [4]), "captions": fields[3]}
-  return tf.data.TextLineDataset(path).map(parse)
+  """The index file's lines (parse them with `path_of` / `parse_line`, e.g. in a parallel map)."""
+  return tf.data.TextLineDataset(path)
+
+
+def path_of(line: tf.Tensor) -> tf.Tensor:
+  return tf.strings.split(line, "\t", maxsplit=1)[0]
+
+
+def parse_line(line: tf.Tensor):
+  """A line -> dict: path string, label int32, box int32 [4], captions string."""
+  fields = tf.strings.split(line, "\t")
+  box = tf.strings.to_number(tf.strings.split(fields[2], " "), tf.int32)
+  return {"path": fields[0], "label": tf.strings.to_number(fields[1], tf.int32),
+          "box": tf.ensure_shape(box, [4]), "captions": fields[3]}
 
 
 def parse_captions(field: tf.Tensor):

@@ -1,25 +1,30 @@
 """Parallel decoding that skips records whose read or decode fails, and says exactly which.
 
 tf.data has no try/except: a corrupt JPEG raises inside the map and ends the epoch. Here every
-record carries its source (a file of records, or the list of image files) and its position in that
-source; failed records are dropped by `ignore_errors`, and a gap in the positions of a source tells
-which ones were lost. An end marker after each source (whose position is the source's record count)
-catches failures at its tail. Each gap is handed to a Python callback (`on_skipped`) that names the
-records and counts them in `data.bad_records` (or raises under strict mode). The callback only runs
-when something was skipped, so the cost on good data is one cheap `scan` per element.
+record carries its position in its source (a file of records, or the list of image files); failed
+records are dropped by `ignore_errors`, and a gap in the positions of a source tells which ones
+were lost. An end marker per source (position = the source's record count) catches failures at
+its tail. Each gap goes to a Python callback (`on_skipped`) that names the records and counts them
+in `data.bad_records` (or raises under strict mode); it only runs when something was skipped.
 
-Order inside a source must be kept up to the gap check: the decode map is deterministic (with
-uniform per-image cost this costs little); sources may still be interleaved in any order.
+Two forms, both for one source (several sources: one pipeline each, interleaved):
+  decode_list_skipping_bad  a source of known length (a list of files, a TFDS split): the end
+                            marker is appended after decoding, so good records pay no branch.
+  decode_skipping_bad       a source of unknown length (a TFDS stream sharded by files) that
+                            ends with its marker (`with_positions`).
+(TFRecord shards use a cheaper per-shard byte check instead: see data.tfrecord_reader.)
+Order must be kept up to the gap check, so a parallel decode map is deterministic (with uniform
+per-image cost this costs little). Per good record the bookkeeping is one enumerate or position
+field, one scan and one filter of tiny functions.
 """
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 import tensorflow as tf
 
-SOURCE = "_source"   # int32: which source (shard file) the record came from
-POS = "_pos"         # int64: its position in that source, 0, 1, ...
+POS = "_pos"         # int64: a record's position in its source, 0, 1, ...
 END = "_end"         # bool: the end marker of a source (no record; POS = the source's length)
-_MARKS = (SOURCE, POS, END)
+_MARKS = (POS, END)
 
 
 def _zeros(spec: tf.TensorSpec) -> tf.Tensor:
@@ -31,41 +36,104 @@ def _zeros(spec: tf.TensorSpec) -> tf.Tensor:
   return tf.zeros(shape, spec.dtype)
 
 
+def _placeholder(element_spec):
+  return tf.nest.map_structure(_zeros, element_spec)
+
+
 def _not_end(e):
   return e, False
 
 
-def with_positions(ds: tf.data.Dataset, source) -> tf.data.Dataset:
+def _flag(flag, out):
+  del out
+  return flag
+
+
+def _not_flag(flag, out):
+  del out
+  return tf.logical_not(flag)
+
+
+def _drop_flag(flag, out):
+  del flag
+  return out
+
+
+def with_positions(ds: tf.data.Dataset) -> tf.data.Dataset:
   """Numbers the (dict) records of one source 0, 1, ... and appends the source's end marker."""
-  end = tf.data.Dataset.from_tensors(({k: _zeros(s) for k, s in ds.element_spec.items()}, True))
+  end = tf.data.Dataset.from_tensors((_placeholder(ds.element_spec), True))
   flagged = ds.map(_not_end).concatenate(end)
 
   def mark(pos, e_end):
     e, is_end = e_end
     e = dict(e)
-    e.update({SOURCE: tf.cast(source, tf.int32), POS: pos, END: is_end})
+    e.update({POS: pos, END: is_end})
     return e
 
   return flagged.enumerate().map(mark)
 
 
-def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], *,
-                        num_sources: int,
-                        on_skipped: Callable[[int, int, int], None],
-                        num_parallel_calls: int = tf.data.AUTOTUNE,
-                        keep_positions: bool = False) -> tf.data.Dataset:
-  """Maps `decode_fn` over records in parallel, dropping (and reporting) the ones that fail.
+def _call_if(condition, callback, args):
+  """Runs the Python callback only when condition holds; returns a tensor to depend on."""
+  return tf.cond(condition, lambda: tf.py_function(callback, args, tf.int64),
+                 lambda: tf.constant(0, tf.int64))
+
+
+def decode_list_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable, *, length: int,
+                             on_skipped: Callable[[int, int, int], None],
+                             num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+  """Decodes the `length` records of `ds` (one source, in order) in parallel, skipping failures.
 
   Args:
-    ds: records from `with_positions` (possibly several sources interleaved).
-    decode_fn: payload dict -> output dict; anything it raises makes the record skipped.
-    num_sources: number of distinct SOURCE values (sources are 0 .. num_sources - 1).
-    on_skipped: Python fn(source, first_position, count) called for each run of skipped records;
-      may raise (strict mode), which fails the iteration with its message.
+    ds: the records (any structure), exactly `length` of them.
+    decode_fn: record -> decoded structure; anything it raises makes the record skipped.
+    length: number of records in ds.
+    on_skipped: Python fn(first_position, count) per run of skipped records; may raise.
     num_parallel_calls: decode parallelism.
-    keep_positions: keep SOURCE and POS in the output (e.g. to name a record in a later check).
+  """
+  decoded = ds.enumerate().map(lambda pos, r: (pos, decode_fn(r)),
+                               num_parallel_calls=num_parallel_calls,
+                               deterministic=True).ignore_errors()
+  end = tf.data.Dataset.from_tensors(
+      (tf.constant(length, tf.int64), _placeholder(decoded.element_spec[1])))
+  def callback(first, count):
+    on_skipped(int(first), int(count))
+    return np.int64(0)
+
+  def find_gap(last, pos_out):  # last: position of the last record that arrived
+    pos, out = pos_out
+    done = _call_if(pos - last > 1, callback, [last + 1, pos - last - 1])
+    with tf.control_dependencies([done]):
+      return pos, (tf.identity(pos) < length, out)
+
+  ds = decoded.concatenate(end).scan(tf.constant(-1, tf.int64), find_gap)
+  return ds.take_while(_flag).map(_drop_flag)
+
+
+def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], *,
+                        on_skipped: Callable[[int, int], None],
+                        num_parallel_calls: Optional[int] = tf.data.AUTOTUNE,
+                        validate: Optional[Callable[[Dict, tf.Tensor], Dict]] = None,
+                        source: Optional[tf.Tensor] = None) -> tf.data.Dataset:
+  """Decodes one source's records (from `with_positions`), dropping and reporting failures.
+
+  Several sources are handled by running this per source, e.g. inside a parallel interleave over
+  files (the cheapest arrangement: no state is shared between sources).
+
+  Args:
+    ds: one source's records with POS and END fields, ending with its end marker.
+    decode_fn: payload dict -> output dict; anything it raises makes the record skipped.
+    on_skipped: Python fn(first_position, count) called for each run of skipped records, or
+      fn(source, first_position, count) when `source` is given; may raise (strict mode), which
+      fails the iteration with its message.
+    num_parallel_calls: decode parallelism (None: sequential, e.g. inside an interleave).
+    validate: optional fn(decoded, position) -> decoded (same structure), run on each good record
+      after the skipping, so what it raises (e.g. a label out of range, naming the record) fails
+      the iteration instead of being skipped.
+    source: optional int tensor naming the source (e.g. the file index inside an interleave,
+      where one traced pipeline serves every file), handed to on_skipped.
   Returns:
-    The decoded records in order, without the bookkeeping fields (but see keep_positions).
+    The decoded records in order, without the bookkeeping fields.
   """
   def payload(e):
     return {k: v for k, v in e.items() if k not in _MARKS}
@@ -77,36 +145,26 @@ def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], 
                                    decode_once.structured_outputs)
 
   def decode(e):
-    out = tf.cond(e[END], lambda: {k: _zeros(s) for k, s in out_spec.items()},
-                  lambda: decode_once(payload(e)))
-    out = dict(out)
-    out.update({k: e[k] for k in _MARKS})
-    return out
+    out = tf.cond(e[END], lambda: _placeholder(out_spec), lambda: decode_once(payload(e)))
+    return e[POS], e[END], out
 
-  ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True).ignore_errors()
+  ds = ds.map(decode, num_parallel_calls=num_parallel_calls,
+              deterministic=True if num_parallel_calls else None).ignore_errors()
 
-  def find_gap(last, e):  # last: [num_sources] position of the last record that arrived
-    prev = tf.gather(last, e[SOURCE])
-    last = tf.tensor_scatter_nd_update(last, [[e[SOURCE]]], [e[POS]])
-    return last, (e, prev + 1, e[POS] - prev - 1)
-
-  ds = ds.scan(tf.fill([num_sources], tf.constant(-1, tf.int64)), find_gap)
-
-  def callback(source, first, count):
-    on_skipped(int(source), int(first), int(count))
+  def callback(*args):
+    on_skipped(*(int(a) for a in args))
     return np.int64(0)
 
-  def report(e, first, count):
-    done = tf.cond(count > 0,
-                   lambda: tf.py_function(callback, [e[SOURCE], first, count], tf.int64),
-                   lambda: tf.constant(0, tf.int64))
+  def find_gap(last, record):  # last: position of the last record that arrived
+    pos, is_end, out = record
+    args = [last + 1, pos - last - 1]
+    done = _call_if(pos - last > 1, callback,
+                    args if source is None else [tf.cast(source, tf.int64)] + args)
     with tf.control_dependencies([done]):
-      is_end = tf.identity(e[END])
-    out = payload(e)
-    if keep_positions:
-      out.update({SOURCE: e[SOURCE], POS: e[POS]})
-    out[END] = is_end
-    return out
+      pos = tf.identity(pos)
+    if validate is not None:
+      out = tf.cond(is_end, lambda: out, lambda: validate(out, pos))
+    return pos, (is_end, out)
 
-  ds = ds.map(report).filter(lambda e: tf.logical_not(e[END]))
-  return ds.map(lambda e: {k: v for k, v in e.items() if k != END})
+  ds = ds.scan(tf.constant(-1, tf.int64), find_gap)
+  return ds.filter(_not_flag).map(_drop_flag)

@@ -57,9 +57,13 @@ def open_prepared(name: str, data_dir: str, how_to_prepare: str):
 
 
 def as_dataset(builder, split: str, *, shard: Shard, shuffle: bool, seed: Optional[int],
-               decoders=None) -> tf.data.Dataset:
+               decoders=None) -> Tuple[tf.data.Dataset, Optional[int]]:
   """The split's examples for this shard: TFDS file sharding when there are enough files,
-  otherwise every n-th example of a deterministic read (so shards still partition the data)."""
+  otherwise every n-th example of a deterministic read (so shards still partition the data).
+
+  Returns:
+    (dataset, its number of examples when known in advance, else None).
+  """
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   if split not in builder.info.splits:
     raise DataLayoutError(f"the prepared {builder.info.name} has no split {split!r} (it has "
@@ -76,4 +80,7 @@ def as_dataset(builder, split: str, *, shard: Shard, shuffle: bool, seed: Option
                      else None))
   ds = builder.as_dataset(split=split, shuffle_files=shuffle and not by_record,
                           decoders=decoders, read_config=read_config)
-  return ds.shard(shard.num_shards, shard.index) if by_record else ds
+  total = builder.info.splits[split].num_examples
+  if by_record:
+    return ds.shard(shard.num_shards, shard.index), len(range(shard.index, total, shard.num_shards))
+  return ds, None if by_file else total
