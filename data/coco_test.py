@@ -81,3 +81,22 @@ def test_missing_annotations_or_image_folder_fail_with_the_layout(tmp_path):
   format_writers.write_coco(str(tmp_path), "train2014", "captions_train2014.json", [], [])
   with pytest.raises(DataLayoutError, match=r"missing directory .*train2014"):
     data.load("coco", str(tmp_path), "train")
+
+
+def test_batches_for_training_inside_a_tf1_graph(coco):
+  """The estimator path: input_fn in a TF1 graph, batch_pipeline on top, static batch shapes."""
+  d, _ = coco
+  with tf.Graph().as_default():
+    ds = data.batch_pipeline(data.load("coco", d, "train", image_size=16, seed=1), 2,
+                             training=True, seed=1)
+    assert ds.element_spec["images"].shape.as_list() == [2, 16, 16, 3]
+    assert ds.element_spec["captions"].shape.as_list() == [2, 12]
+    assert ds.element_spec["all_captions"].shape.as_list() == [2, 5, 12]
+    iterator = tf.compat.v1.data.make_initializable_iterator(ds)  # what estimators use
+    nxt = iterator.get_next()
+    with tf.compat.v1.Session() as sess:
+      sess.run(iterator.initializer)
+      batches = [sess.run(nxt) for _ in range(4)]        # 3 images: the repeat goes on
+  for b in batches:
+    assert b["caption_length"].tolist() == [int((c > 0).sum()) for c in b["captions"]]
+    assert b["images"].min() >= -1 and b["images"].max() <= 1
