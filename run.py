@@ -22,6 +22,10 @@ flags.DEFINE_enum("mode", "train_and_eval", MODES, "What to do.")
 flags.DEFINE_enum("model", "sagan", MODELS, "Which GAN.")
 flags.DEFINE_string("dataset", "digits", "Dataset name (see data.DATASETS).")
 flags.DEFINE_string("data_dir", None, "Where the dataset's files are (not needed for digits).")
+flags.DEFINE_boolean("strict_data", False, "Fail at the first corrupt image or malformed "
+                     "caption instead of skipping it (skips are counted in bad_records.json).")
+flags.DEFINE_integer("max_words", 0, "Caption datasets: words per caption, longer ones randomly "
+                     "sub-sampled keeping order (0: the dataset's AttnGAN default).")
 flags.DEFINE_string("model_dir", "runs/digits_sagan", "Run directory: checkpoints, logs, samples.")
 flags.DEFINE_integer("image_size", 32, "Output resolution: 32, 64 or 128.")
 flags.DEFINE_integer("max_steps", 1500, "Train until this global step.")
@@ -103,6 +107,8 @@ flags.register_validator(
     "inception_path", lambda v: v is None or os.path.isfile(os.path.join(v, "saved_model.pb")),
     message="--inception_path must be a directory holding TF-GAN's Inception module "
             "(saved_model.pb with logits and pool_3 outputs).")
+flags.register_validator("max_words", lambda v: v >= 0,
+                         message="--max_words must be >= 0 (0: the dataset's default).")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 
@@ -120,6 +126,8 @@ def _dataset_problem(values):
             f"Expected: {spec.description}")
   if values["data_dir"] and not os.path.isdir(values["data_dir"]):
     return f"--data_dir={values['data_dir']} does not exist or is not a directory."
+  if values["max_words"] and not spec.has_captions:
+    return f"--max_words applies to caption datasets; --dataset={spec.name} has no captions."
   size = values["image_size"]
   if size not in sagan_networks.G_WIDTHS:
     return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {size}."
@@ -149,7 +157,7 @@ def _check_dataset_flags(values):
 
 flags.register_multi_flags_validator(
     ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type", "model",
-     "num_heads", "gf_dim", "df_dim"],
+     "num_heads", "gf_dim", "df_dim", "max_words"],
     _check_dataset_flags)
 
 
@@ -159,6 +167,7 @@ def config_from_flags():
   spec = get_spec(FLAGS.dataset)
   return GANConfig(
       model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+      strict_data=FLAGS.strict_data, max_words=FLAGS.max_words,
       model_dir=FLAGS.model_dir, image_size=FLAGS.image_size, num_classes=spec.num_classes,
       z_dim=FLAGS.z_dim, gf_dim=FLAGS.gf_dim, df_dim=FLAGS.df_dim,
       attention_resolution=FLAGS.attention_resolution, attention_type=FLAGS.attention_type,
@@ -224,9 +233,10 @@ def _print_locations(cfg, saved_model):
   print(f"  SavedModel:    {saved_model}")
   if records:
     first, last = records[0], records[-1]
-    for name in last["metrics"]:
-      print(f"  {name}: step {first['step']}: {first['metrics'][name]:.4g} -> "
-            f"step {last['step']}: {last['metrics'][name]:.4g}")
+    for name, value in last["metrics"].items():
+      before = first["metrics"].get(name)
+      if value is not None and before is not None:
+        print(f"  {name}: step {first['step']}: {before:.4g} -> step {last['step']}: {value:.4g}")
 
 
 if __name__ == "__main__":

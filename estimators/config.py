@@ -12,6 +12,8 @@ class GANConfig:
   model: str = "sagan"
   dataset: str = "digits"
   data_dir: Optional[str] = None
+  strict_data: bool = False        # fail at the first corrupt record instead of skip-and-count
+  max_words: int = 0               # caption sets: words per caption (0: dataset default)
   model_dir: str = "runs/digits_sagan"
   image_size: int = 32
   num_classes: int = 10            # 0: unconditional (plain BN in G, no projection in D)

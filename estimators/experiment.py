@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from estimators import export, run_dir
 from estimators.config import GANConfig
-from estimators.gan_estimator import build_estimator, make_train_input_fn
+from estimators.gan_estimator import (build_estimator, load_options, make_train_input_fn,
+                                      prepare_run_data)
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
 from estimators.summaries import fixed_noise_and_labels
 
@@ -25,8 +26,11 @@ METRICS_FILE = "metrics.jsonl"
 
 def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError."""
+  from data import bad_records  # pylint: disable=import-outside-toplevel
   estimator = build_estimator(cfg)
   target = max_steps or cfg.max_steps
+  if dataset_fn is None:
+    prepare_run_data(cfg)
   try:
     estimator.train(make_train_input_fn(cfg, dataset_fn), max_steps=target)
   except tf.errors.InvalidArgumentError as e:
@@ -38,6 +42,10 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
         f"the {which} loss became NaN or Inf; training stopped before applying that step. "
         f"The last good checkpoint is {last}. Check the input data for NaN/Inf, or lower "
         "--generator_lr/--discriminator_lr, then rerun to resume from it.") from None
+  finally:
+    if bad_records.counts():  # skipped corrupt records: logged and kept with the run
+      bad_records.log_summary()
+      bad_records.write_report(cfg.model_dir)
   return tf.train.latest_checkpoint(cfg.model_dir)
 
 
@@ -60,8 +68,9 @@ def load_classifier(cfg):
 def _real_eval_dataset(cfg):
   """The real reference: the eval split in a fixed shuffled order (evaluate() takes a prefix)."""
   import data  # pylint: disable=import-outside-toplevel
+  prepare_run_data(cfg)
   ds = data.load(cfg.dataset, data_dir=cfg.data_dir, split=cfg.eval_split,
-                 image_size=cfg.image_size)
+                 image_size=cfg.image_size, **load_options(cfg))
   return ds.shuffle(10_000, seed=cfg.seed, reshuffle_each_iteration=False)
 
 

@@ -8,6 +8,8 @@ Losses: hinge; optimisers: Adam TTUR (+ optional G EMA); one D step per G step.
 """
 from estimators import compat  # noqa: F401  (must precede TF-GAN use: trap 1)
 
+import os
+
 import tensorflow as tf
 import tensorflow_gan as tfgan
 
@@ -54,13 +56,41 @@ def make_discriminator_fn(cfg: GANConfig):
   return discriminator_fn
 
 
+def vocabulary_path(cfg: GANConfig):
+  return os.path.join(cfg.model_dir, "vocab.txt")
+
+
+def load_options(cfg: GANConfig, input_context=None):
+  """data.load keyword options for this run: seed, strictness, sharding, caption settings.
+
+  Caption sets read their vocabulary from the run's vocab.txt (written by `prepare_run_data`
+  before training) so training, evaluation and export use the same word ids.
+  """
+  options = dict(seed=cfg.seed, strict=cfg.strict_data, input_context=input_context)
+  if data.get_spec(cfg.dataset).has_captions:
+    options["vocabulary"] = vocabulary_path(cfg)
+    if cfg.max_words:
+      options["max_words"] = cfg.max_words
+  elif cfg.max_words:
+    raise ValueError(f"--max_words applies to caption datasets; {cfg.dataset} has none")
+  return options
+
+
+def prepare_run_data(cfg: GANConfig):
+  """Writes what the data pipelines need into the run directory (caption vocabulary)."""
+  spec = data.get_spec(cfg.dataset)
+  if spec.has_captions and not os.path.exists(vocabulary_path(cfg)):
+    spec.vocabulary(cfg.data_dir).save(vocabulary_path(cfg))
+
+
 def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
   """input_fn for training; `dataset_fn()` (unbatched dict elements, built in the estimator's
-  graph) replaces data.load when given."""
-  def input_fn(params=None):
+  graph) replaces data.load when given. Multi-worker input is sharded by `input_context`."""
+  def input_fn(params=None, input_context=None):
     batch_size = (params or {}).get("batch_size", cfg.batch_size)
     ds = dataset_fn() if dataset_fn is not None else data.load(
-        cfg.dataset, data_dir=cfg.data_dir, split="train", image_size=cfg.image_size)
+        cfg.dataset, data_dir=cfg.data_dir, split="train", image_size=cfg.image_size,
+        **load_options(cfg, input_context))
     ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
 
     def add_noise(real):

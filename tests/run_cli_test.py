@@ -133,3 +133,36 @@ def test_sigkill_mid_training_then_rerun_resumes_from_last_checkpoint(tmp_path):
   reader = tf.train.load_checkpoint(latest)
   assert int(reader.get_tensor("global_step")) == target  # continued, did not restart at 0
   assert os.path.exists(model_dir / "run_config.1.json")  # the earlier config is kept
+
+
+@pytest.mark.slow
+def test_image_folder_run_with_corrupt_file_and_standin_inception(tmp_path):
+  """Unconditional SAGAN on files: one corrupt PNG is skipped and reported; Inception metrics
+  come from a stand-in module given as --inception_path (its numbers mean nothing)."""
+  from data import format_writers  # pylint: disable=import-outside-toplevel
+  from eval.standin_classifier import save_standin_module  # pylint: disable=import-outside-toplevel
+  images = tmp_path / "faces"
+  for i in range(12):
+    format_writers.write_bytes(str(images / f"{i:02d}.png"),
+                               format_writers.png_bytes(format_writers.smooth_image(40, 48, i)))
+  format_writers.write_bytes(str(images / "99_truncated.png"), b"\x89PNG\r\n\x1a\n broken")
+  module = save_standin_module(str(tmp_path / "inception"))
+  model_dir = tmp_path / "run"
+  proc = run_py(f"--model_dir={model_dir}", "--dataset=image_folder", f"--data_dir={images}",
+                "--max_steps=4", "--eval_every_steps=4", "--save_checkpoints_steps=4",
+                f"--inception_path={module}", "--num_eval_samples=20",
+                "--num_real_eval_samples=12", "--eval_feature_subset=10", "--eval_batch_size=10",
+                f"--real_stats_cache_dir={tmp_path / 'stats'}", *TINY[:4])
+  assert "SavedModel:" in proc.stdout
+  report = json.load(open(model_dir / "bad_records.json"))
+  assert report["total_skipped"] == 1
+  records = [json.loads(l) for l in open(model_dir / "metrics.jsonl")]
+  assert [r["step"] for r in records] == [0, 4]
+  assert "digits_fid" not in records[-1]["metrics"]
+  assert np.isfinite(records[-1]["metrics"]["fid"])
+  assert records[-1]["protocol"]["num_real"] == 12  # the corrupt file is not among them
+  assert records[-1]["protocol"]["classifier_source"].startswith("inception_path:")
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  serve = tf.saved_model.load(str(model_dir / "export" / "4")).signatures["serving_default"]
+  assert list(serve.structured_input_signature[1]) == ["noise"]  # unconditional: no labels
+  assert serve(noise=tf.zeros([2, 16]))["images"].shape == (2, 32, 32, 3)
