@@ -3,6 +3,8 @@
 Every dataset yields dict elements with
   images: float32 [H, W, 3] in [-1, 1]
   labels: int32 []           (class-conditional sets)
+  captions: int32 [T], caption_length, caption_index, all_captions [K, T], all_caption_lengths [K]
+                             (text-to-image sets: CUB, COCO)
 and is registered in `DATASETS` with a `DatasetSpec` saying what it needs, so `run.py` can validate
 flags before any graph is built.
 """

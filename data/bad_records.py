@@ -10,11 +10,11 @@ The run directory gets the counts through `write_report(model_dir)`, an atomic J
 import collections
 import json
 import os
-import tempfile
 import threading
 from typing import Dict, List, Optional
 
 from absl import logging
+from data import atomic_io
 
 REPORT_FILENAME = "bad_records.json"
 _MAX_EXAMPLES = 20     # record keys kept per (dataset, reason) for the report
@@ -130,18 +130,6 @@ def write_report(model_dir: str, counts: Optional[Dict[str, Dict[str, int]]] = N
       "note": "distinct records skipped by the data pipelines (each counted once, over all "
               "epochs); run with --strict_data to stop at the first one instead",
   }
-  os.makedirs(model_dir, exist_ok=True)
   path = os.path.join(model_dir, REPORT_FILENAME)
-  fd, tmp = tempfile.mkstemp(prefix=f".{REPORT_FILENAME}.", dir=model_dir)
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(report, f, indent=2, sort_keys=True)
-      f.write("\n")
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_io.atomic_write_bytes(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
   return path

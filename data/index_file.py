@@ -14,6 +14,7 @@ import tempfile
 from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
+from data import atomic_io
 
 NO_BOX = (-1, -1, -1, -1)
 
@@ -46,17 +47,7 @@ def write_index(records: Sequence[ImageRecord], index_dir: Optional[str] = None)
   path = os.path.join(index_dir, hashlib.sha1(text).hexdigest() + ".tsv")
   if os.path.isfile(path) and os.path.getsize(path) == len(text):
     return path
-  fd, tmp = tempfile.mkstemp(prefix=".index.", dir=index_dir)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+  atomic_io.atomic_write_bytes(path, text)
   return path
 
 

@@ -10,8 +10,9 @@ The vocabulary file has one word per line; line i (from 0) is id i. Save it with
 import dataclasses
 import os
 import re
-import tempfile
 from typing import Iterable, List, Sequence, Tuple
+
+from data import atomic_io
 
 END_TOKEN = "<end>"
 _WORD = re.compile(r"\w+")
@@ -108,19 +109,7 @@ class Vocabulary:
 
   def save(self, path: str) -> str:
     """Writes the vocabulary file atomically (tmp file in the same directory, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".vocab.", dir=directory)
-    try:
-      with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(self._words) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp, path)
-    except BaseException:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-      raise
+    atomic_io.atomic_write_bytes(path, ("\n".join(self._words) + "\n").encode("utf-8"))
     return path
 
   @classmethod

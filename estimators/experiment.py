@@ -14,6 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from data import bad_records
 from estimators import export, run_dir
 from estimators.config import GANConfig
 from estimators.gan_estimator import (build_estimator, load_options, make_train_input_fn,
@@ -25,8 +26,13 @@ METRICS_FILE = "metrics.jsonl"
 
 
 def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
-  """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError."""
-  from data import bad_records  # pylint: disable=import-outside-toplevel
+  """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError.
+
+  Python, NumPy and TF are seeded with cfg.seed first: Keras draws its unseeded initialisers'
+  seeds from Python's RNG, so without this two runs with the same --seed start from different
+  weights.
+  """
+  tf.keras.utils.set_random_seed(cfg.seed)
   estimator = build_estimator(cfg)
   target = max_steps or cfg.max_steps
   if dataset_fn is None:

@@ -136,3 +136,16 @@ def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(t
               "attention/discriminator_gate", "global_step/sec", "fixed_noise_grid/image",
               "attention/generator_query_maps/image/0"}
   assert expected <= tags, expected - tags
+
+
+def test_same_seed_same_initial_weights_other_seed_other_weights(tmp_path):
+  def initial(seed, name):
+    cfg = tiny_config(tmp_path / name, seed=seed, max_steps=1)
+    experiment.run_train(cfg)
+    reader = tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-0")
+    return [reader.get_tensor(n) for n in ("Generator/generator/g_snconv_last/kernel",
+                                           "Discriminator/discriminator/d_sn_linear/kernel")]
+  first, again, other = initial(3, "a"), initial(3, "b"), initial(4, "c")
+  for x, y, z in zip(first, again, other):
+    np.testing.assert_array_equal(x, y)
+    assert np.abs(x - z).max() > 1e-3

@@ -1,6 +1,6 @@
 """The run directory's files, written so a crash or kill never leaves one half-written.
 
-Every file goes through `eval.atomic_io.atomic_write_bytes` (temporary file in the same
+Every file goes through `data.atomic_io.atomic_write_bytes` (temporary file in the same
 directory, fsync, rename); metrics.jsonl is appended by `eval.metrics_log.append_jsonl`, which
 rewrites it that way.
 """
@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from eval.atomic_io import atomic_write_bytes
+from data.atomic_io import atomic_write_bytes
 from eval.metrics_log import append_jsonl, read_jsonl
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "append_jsonl", "read_jsonl", "write_png",

@@ -12,7 +12,7 @@ import math
 import os
 from typing import List, Optional
 
-from eval import atomic_io
+from data import atomic_io
 
 
 def append_jsonl(path: str, record: dict) -> None:

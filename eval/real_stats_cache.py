@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from eval import atomic_io
+from data import atomic_io
 
 _log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # bump when the meaning or layout of the stored arrays changes

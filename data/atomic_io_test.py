@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from eval import atomic_io
+from data import atomic_io
 
 
 def test_write_and_overwrite(tmp_path):

@@ -1,6 +1,8 @@
 """Atomic file writes: a reader sees the old file or the new one, never a half-written one.
 
-Every file the evaluation library writes (metrics.jsonl, the real-statistics cache) goes through
+Shared by every package (data is the bottom layer): run-directory files, metrics.jsonl, the
+real-statistics cache, vocabularies, index files and bad-record reports all go through it.
+
 `atomic_write_bytes`: write a temporary file in the same directory, flush and fsync it, then
 `os.replace` it over the target (atomic on POSIX and Windows) and fsync the directory so the
 rename survives a crash.
