@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Union
 
 import tensorflow as tf
 
+from data import bad_records
 from data import caption_ops
 from data import file_images
 from data import image_ops
@@ -25,6 +26,26 @@ from data import index_file
 from data.sharding import Shard
 
 EVAL_SEED = 0  # evaluation picks the same captions every time when no seed is given
+
+
+def encode_image_captions(captions: Sequence[str], vocab, *, per_image: int, tag: str,
+                          key: str, strict: bool):
+  """An image's captions as token-id tuples, exactly `per_image` of them, or None to skip it.
+
+  Captions that encode to nothing are dropped; an image left with none is skipped and counted
+  (NO_CAPTIONS), one with fewer than `per_image` has them repeated and is counted
+  (TOO_FEW_CAPTIONS). `key` names the image or caption file in data.bad_records.
+  """
+  ids = [tuple(i) for i in (vocab.encode(c) for c in captions) if i]
+  if not ids:
+    bad_records.record(tag, bad_records.NO_CAPTIONS, key, strict=strict,
+                       detail="no usable caption; image skipped")
+    return None
+  if len(ids) < per_image:
+    bad_records.record(tag, bad_records.TOO_FEW_CAPTIONS, key, strict=strict,
+                       detail=f"{len(ids)} of {per_image}; repeated to fill")
+    ids = [ids[i % len(ids)] for i in range(per_image)]
+  return tuple(ids)
 
 
 def attngan_box_window(box: tf.Tensor):

@@ -98,17 +98,12 @@ def _records(coco: CocoSplit, vocab: text.Vocabulary, tag: str, strict: bool):
     bad_records.record(tag, bad_records.MALFORMED_CAPTION, key, strict=strict, detail=why)
   records = []
   for name in coco.files:
-    ids = [tuple(i) for i in (vocab.encode(c) for c in coco.captions[name]) if i]
-    if not ids:
-      bad_records.record(tag, bad_records.NO_CAPTIONS, name, strict=strict,
-                         detail="no usable caption; image skipped")
-      continue
-    if len(ids) < CAPTIONS_PER_IMAGE:
-      bad_records.record(tag, bad_records.TOO_FEW_CAPTIONS, name, strict=strict,
-                         detail=f"{len(ids)} of {CAPTIONS_PER_IMAGE}; repeated to fill")
-      ids = [ids[i % len(ids)] for i in range(CAPTIONS_PER_IMAGE)]
-    records.append(index_file.ImageRecord(path=os.path.join(coco.image_dir, name),
-                                          captions=tuple(ids)))
+    ids = captioned_images.encode_image_captions(
+        coco.captions[name], vocab, per_image=CAPTIONS_PER_IMAGE, tag=tag, key=name,
+        strict=strict)
+    if ids is not None:
+      records.append(index_file.ImageRecord(path=os.path.join(coco.image_dir, name),
+                                            captions=ids))
   return records
 
 

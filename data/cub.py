@@ -175,18 +175,13 @@ def _records(cub: CubText, split: str, vocab: text.Vocabulary, tag: str, strict:
     for lineno, why in cub.malformed[name]:
       bad_records.record(tag, bad_records.MALFORMED_CAPTION, f"{caption_path}:{lineno}",
                          strict=strict, detail=why)
-    ids = [tuple(i) for i in (vocab.encode(c) for c in cub.captions[name]) if i]
-    if not ids:
-      bad_records.record(tag, bad_records.NO_CAPTIONS, caption_path, strict=strict,
-                         detail="no usable caption; image skipped")
-      continue
-    if len(ids) < CAPTIONS_PER_IMAGE:
-      bad_records.record(tag, bad_records.TOO_FEW_CAPTIONS, caption_path, strict=strict,
-                         detail=f"{len(ids)} of {CAPTIONS_PER_IMAGE}; repeated to fill")
-      ids = [ids[i % len(ids)] for i in range(CAPTIONS_PER_IMAGE)]
-    records.append(index_file.ImageRecord(
-        path=os.path.join(cub.root, "images", name + ".jpg"), label=cub.labels[name],
-        box=cub.boxes[name], captions=tuple(ids)))
+    ids = captioned_images.encode_image_captions(
+        cub.captions[name], vocab, per_image=CAPTIONS_PER_IMAGE, tag=tag, key=caption_path,
+        strict=strict)
+    if ids is not None:
+      records.append(index_file.ImageRecord(
+          path=os.path.join(cub.root, "images", name + ".jpg"), label=cub.labels[name],
+          box=cub.boxes[name], captions=ids))
   return records
 
 

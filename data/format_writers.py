@@ -181,3 +181,15 @@ def prepare_tfds_cifar10(data_dir: str, batches_parent: str) -> None:
     tfds.builder("cifar10", data_dir=data_dir).download_and_prepare(
         download_config=tfds.download.DownloadConfig(
             compute_stats=tfds.download.ComputeStatsMode.SKIP))
+
+
+def tfgan_reference_crop(image, size: int) -> np.ndarray:
+  """TF-GAN self_attention_estimator's `_process_record` on a decoded uint8 image [H, W, 3]:
+  central square via crop_and_resize, scaled to [-1, 1]. The independent reference for tests."""
+  shape = tf.cast(tf.shape(image), tf.float32)
+  box = tf.minimum(shape[0], shape[1])
+  y0, x0 = tf.math.ceil(0.5 * (shape[0] - box)), tf.math.ceil(0.5 * (shape[1] - box))
+  boxes = [[y0 / (shape[0] - 1), x0 / (shape[1] - 1), (y0 + box - 1) / (shape[0] - 1),
+            (x0 + box - 1) / (shape[1] - 1)]]
+  out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
+  return (out[0] * (2. / 255) - 1.).numpy()

@@ -44,15 +44,7 @@ def test_dct_downscaled_decoding_picks_the_largest_ratio_that_keeps_min_side():
     assert min(got.shape[:2]) >= min_side
 
 
-def _tfgan_reference(image, size):
-  """TF-GAN's self_attention_estimator `_process_record` on a fully decoded image."""
-  shape = tf.cast(tf.shape(image), tf.float32)
-  box = tf.minimum(shape[0], shape[1])
-  y0, x0 = tf.math.ceil(0.5 * (shape[0] - box)), tf.math.ceil(0.5 * (shape[1] - box))
-  boxes = [[y0 / (shape[0] - 1), x0 / (shape[1] - 1), (y0 + box - 1) / (shape[0] - 1),
-            (x0 + box - 1) / (shape[1] - 1)]]
-  out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
-  return (out[0] * (2. / 255) - 1.).numpy()
+_tfgan_reference = format_writers.tfgan_reference_crop
 
 
 def test_tfgan_resize_of_the_cropped_decode_matches_tfgans_full_image_pipeline():

@@ -20,14 +20,7 @@ CORRUPT = (1, 1)
 
 def _tfgan_reference(jpeg, size=SIZE):
   """TF-GAN's `_process_record` on the fully decoded JPEG (central square, crop_and_resize)."""
-  image = tf.io.decode_jpeg(jpeg, channels=3)
-  shape = tf.cast(tf.shape(image), tf.float32)
-  box = tf.minimum(shape[0], shape[1])
-  y0, x0 = tf.math.ceil(0.5 * (shape[0] - box)), tf.math.ceil(0.5 * (shape[1] - box))
-  boxes = [[y0 / (shape[0] - 1), x0 / (shape[1] - 1), (y0 + box - 1) / (shape[0] - 1),
-            (x0 + box - 1) / (shape[1] - 1)]]
-  out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
-  return (out[0] * (2. / 255) - 1.).numpy()
+  return format_writers.tfgan_reference_crop(tf.io.decode_jpeg(jpeg, channels=3), size)
 
 
 @pytest.fixture(scope="module")

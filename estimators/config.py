@@ -8,7 +8,7 @@ from typing import Optional
 
 @dataclasses.dataclass(frozen=True)
 class GANConfig:
-  """Everything that defines a run. Library code reads this, never absl FLAGS."""
+  """Everything that defines a run. Library code reads this, never absl flags."""
   model: str = "sagan"
   dataset: str = "digits"
   data_dir: Optional[str] = None

@@ -94,31 +94,33 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
     ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
 
     def add_noise(real):
-      real = {"images": real["images"], "labels": tf.cast(real.get("labels", 0), tf.int32)
-              if "labels" in real else tf.zeros([batch_size], tf.int32)}
-      return {"noise": tf.random.normal([batch_size, cfg.z_dim])}, real
+      labels = (tf.cast(real["labels"], tf.int32) if "labels" in real
+                else tf.zeros([batch_size], tf.int32))  # unconditional sets: unused zeros
+      return ({"noise": tf.random.normal([batch_size, cfg.z_dim])},
+              {"images": real["images"], "labels": labels})
     return ds.map(add_noise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
   return input_fn
 
 
-def make_run_config(cfg: GANConfig):
-  common = dict(model_dir=cfg.model_dir, tf_random_seed=cfg.seed,
-                save_checkpoints_steps=cfg.save_checkpoints_steps,
-                save_summary_steps=cfg.save_summary_steps,
-                keep_checkpoint_max=cfg.keep_checkpoint_max,
-                log_step_count_steps=cfg.save_summary_steps)  # steps/sec at the summary cadence
-  return common
+def run_config_kwargs(cfg: GANConfig):
+  """Arguments shared by tf.estimator.RunConfig and its TPU variant."""
+  return dict(model_dir=cfg.model_dir, tf_random_seed=cfg.seed,
+              save_checkpoints_steps=cfg.save_checkpoints_steps,
+              save_summary_steps=cfg.save_summary_steps,
+              keep_checkpoint_max=cfg.keep_checkpoint_max,
+              log_step_count_steps=cfg.save_summary_steps)  # steps/sec at the summary cadence
 
 
 def build_estimator(cfg: GANConfig):
   """A GANEstimator (or TPUGANEstimator when cfg.use_tpu) for the configured model."""
-  g_opt, d_opt = make_optimizers(cfg)
+  # Optimisers as callables: TF-GAN builds them inside each estimator graph.
   kwargs = dict(generator_fn=make_generator_fn(cfg),
                 discriminator_fn=make_discriminator_fn(cfg),
                 generator_loss_fn=losses.hinge_generator_loss,
                 discriminator_loss_fn=losses.hinge_discriminator_loss,
-                generator_optimizer=g_opt, discriminator_optimizer=d_opt)
-  run_kwargs = make_run_config(cfg)
+                generator_optimizer=lambda: make_optimizers(cfg)[0],
+                discriminator_optimizer=lambda: make_optimizers(cfg)[1])
+  run_kwargs = run_config_kwargs(cfg)
   if cfg.use_tpu:
     cluster = (tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu)
                if cfg.tpu else None)
