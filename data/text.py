@@ -8,7 +8,6 @@ the vocabulary are dropped when encoding (as AttnGAN does).
 The vocabulary file has one word per line; line i (from 0) is id i. Save it with the run.
 """
 import dataclasses
-import os
 import re
 from typing import Iterable, List, Sequence, Tuple
 

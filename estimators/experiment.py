@@ -1,5 +1,7 @@
 """The modes behind run.py, as testable functions (TF-GAN's train_experiment style).
 
+Evaluation itself (metrics of one checkpoint, the best checkpoint) is estimators.evaluation.
+
   run_train           estimator.train up to cfg.max_steps (resumes from the latest checkpoint)
   run_eval            quality metrics of one checkpoint or SavedModel -> metrics.jsonl, TensorBoard
   run_train_and_eval  alternate training chunks of eval_every_steps with evaluation
@@ -8,8 +10,6 @@
   run_continuous_eval evaluate each new checkpoint of a model_dir as it appears
 """
 import os
-import shutil
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -17,12 +17,10 @@ import tensorflow as tf
 from data import bad_records
 from estimators import export, run_dir
 from estimators.config import GANConfig
-from estimators.gan_estimator import (build_estimator, load_options, make_train_input_fn,
-                                      prepare_run_data)
+from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
+                                   use_ema)
+from estimators.gan_estimator import build_estimator, make_train_input_fn, prepare_run_data
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
-from estimators.summaries import fixed_noise_and_labels
-
-METRICS_FILE = "metrics.jsonl"
 
 
 def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
@@ -55,175 +53,6 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   return tf.train.latest_checkpoint(cfg.model_dir)
 
 
-def _use_ema(cfg, checkpoint_path):
-  return bool(cfg.ema_decay and cfg.use_ema_for_eval and export.has_ema(checkpoint_path))
-
-
-def _inception_wanted(cfg):
-  """Inception metrics run for every dataset but digits, and for digits with --inception_path."""
-  return cfg.dataset != "digits" or bool(cfg.inception_path)
-
-
-def load_classifier(cfg):
-  """The TF-GAN Inception classifier per cfg (fails in seconds when none is reachable)."""
-  from eval.inception import load_inception  # pylint: disable=import-outside-toplevel
-  return load_inception(cfg.inception_path, cfg.tfhub_cache_dir,
-                        allow_download=cfg.inception_download, resize_method=cfg.inception_resize)
-
-
-def _real_eval_dataset(cfg):
-  """The real reference: the eval split in a fixed shuffled order (evaluate() takes a prefix)."""
-  import data  # pylint: disable=import-outside-toplevel
-  prepare_run_data(cfg)
-  ds = data.load(cfg.dataset, data_dir=cfg.data_dir, split=cfg.eval_split,
-                 image_size=cfg.image_size, **load_options(cfg))
-  return ds.shuffle(10_000, seed=cfg.seed, reshuffle_each_iteration=False)
-
-
-def _real_stats_cache_dir(cfg):
-  if cfg.real_stats_cache_dir:
-    return cfg.real_stats_cache_dir
-  from eval.digits_classifier import default_cache_dir  # pylint: disable=import-outside-toplevel
-  return os.path.join(default_cache_dir(), "real_stats")
-
-
-def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
-  """(metrics, protocol, timing) of generated batches, streamed once through every metric.
-
-  digits: digits_fid and digits_score; with an Inception classifier (any dataset but digits, or
-  digits with --inception_path) also IS (TF-GAN's and 10-split), FID, KID, precision/recall.
-  """
-  digits = None
-  if cfg.dataset == "digits":
-    from eval.digits_quality import DigitsQuality  # pylint: disable=import-outside-toplevel
-    digits = DigitsQuality()
-
-  def tee():
-    for batch in image_batches:
-      if digits is not None:
-        digits.update(batch)
-      yield batch
-
-  metrics, protocol, timing = {}, dict(provenance), {}
-  if _inception_wanted(cfg):
-    from eval.evaluate import evaluate  # pylint: disable=import-outside-toplevel
-    classifier = classifier or load_classifier(cfg)
-    result = evaluate(
-        tee(), _real_eval_dataset(cfg), classifier, num_samples=cfg.num_eval_samples,
-        cache_key_parts={"dataset": cfg.dataset, "split": cfg.eval_split,
-                         "data_dir": os.path.abspath(cfg.data_dir) if cfg.data_dir else None,
-                         "image_size": cfg.image_size, "shuffle_seed": cfg.seed,
-                         "shuffle_buffer": 10_000},
-        provenance=provenance, num_real_samples=cfg.num_real_eval_samples,
-        splits=cfg.is_splits, cache_dir=_real_stats_cache_dir(cfg),
-        feature_subset_size=cfg.eval_feature_subset)
-    metrics.update(result.metrics)
-    protocol.update(result.protocol)
-    timing.update(result.timing)
-  else:
-    for _ in tee():
-      pass
-  if digits is not None:
-    digits_metrics, digits_protocol = digits.result()
-    metrics.update(digits_metrics)
-    protocol["digits"] = digits_protocol
-    protocol.setdefault("num_generated", digits_protocol["num_generated"])
-  return metrics, protocol, timing
-
-
-def write_sample_grid(cfg, generate_fn, step, tag="step"):
-  noise, labels = fixed_noise_and_labels(cfg)
-  images = np.asarray(generate_fn(tf.constant(noise), tf.constant(labels)))
-  cols = cfg.num_classes if cfg.num_classes and len(images) % cfg.num_classes == 0 else 8
-  path = os.path.join(cfg.model_dir, "samples", f"{tag}_{step:08d}.png")
-  run_dir.write_png(path, run_dir.grid(images, cols))
-  return path, images, cols
-
-
-def run_eval(cfg: GANConfig, checkpoint=None, saved_model=None, seed=None, classifier=None):
-  """Evaluates one checkpoint (default: latest) or SavedModel; appends to metrics.jsonl.
-
-  The record: {step, time, metrics, protocol, timing, source}; the same values go to TensorBoard
-  under eval/ (with the protocol as text) and a fixed-noise grid to samples/.
-  """
-  from eval import metrics_log  # pylint: disable=import-outside-toplevel
-  seed = cfg.seed if seed is None else seed
-  if saved_model:
-    generate_fn = export.generator_fn_from_saved_model(saved_model)
-    step, source, ema = None, saved_model, None
-  else:
-    ckpt = export.resolve_checkpoint(checkpoint or cfg.model_dir)
-    ema = _use_ema(cfg, ckpt)
-    generate_fn = export.generator_fn_from_checkpoint(cfg, ckpt, ema)
-    step, source = export.checkpoint_step(ckpt), ckpt
-  t0 = time.time()
-  sample_seed = seed + 1000  # evaluation noise, apart from the training seed's streams
-  batches = export.generate(generate_fn, cfg.num_eval_samples, cfg.z_dim, cfg.num_classes,
-                            seed=sample_seed, batch_size=cfg.eval_batch_size)
-  provenance = {"seed": sample_seed, "checkpoint_step": step, "ema_weights": ema,
-                "source": source, "truncation": None, "model": cfg.model}
-  metrics, protocol, timing = quality_metrics(cfg, batches, provenance, classifier)
-  timing["total_seconds"] = round(time.time() - t0, 2)
-  record = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "metrics": metrics, "protocol": protocol, "timing": timing}
-  metrics_log.append_jsonl(os.path.join(cfg.model_dir, METRICS_FILE), record)
-  metrics_log.write_tensorboard(os.path.join(cfg.model_dir, "eval"), record)
-  grid_path, images, cols = write_sample_grid(cfg, generate_fn, step or 0)
-  writer = tf.summary.create_file_writer(os.path.join(cfg.model_dir, "eval"))
-  with writer.as_default():
-    tf.summary.image("eval/fixed_noise_grid", run_dir.grid(images, cols)[None] * 0.5 + 0.5,
-                     step=step or 0)
-  writer.close()
-  record["sample_grid"] = grid_path
-  if step is not None:
-    keep_if_best(cfg, source, record)
-  return record
-
-
-def best_metric_name(metrics):
-  """FID when Inception metrics were computed, else digits_fid (both: lower is better)."""
-  return "fid" if "fid" in metrics else "digits_fid"
-
-
-BEST_DIR = "best_checkpoint"
-
-
-def keep_if_best(cfg, checkpoint_path, record):
-  """Copies the checkpoint to model_dir/best_checkpoint/ when its FID is the best so far.
-
-  The copy is assembled in a temporary directory and renamed into place, so the best checkpoint
-  survives keep_checkpoint_max pruning and a crash never leaves it half-copied.
-  """
-  from eval import metrics_log  # pylint: disable=import-outside-toplevel
-  name = best_metric_name(record["metrics"])
-  best = metrics_log.best_record(os.path.join(cfg.model_dir, METRICS_FILE), name)
-  if best is None or best["step"] != record["step"]:
-    return None
-  final = os.path.join(cfg.model_dir, BEST_DIR)
-  tmp = f"{final}.tmp-{os.getpid()}"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  for path in tf.io.gfile.glob(checkpoint_path + ".*"):
-    if not path.endswith(".meta"):
-      shutil.copy2(path, tmp)
-  prefix = os.path.basename(checkpoint_path)
-  tf.compat.v1.train.update_checkpoint_state(tmp, os.path.join(final, prefix),
-                                   all_model_checkpoint_paths=[os.path.join(final, prefix)])
-  run_dir.atomic_write_json(os.path.join(tmp, "best.json"),
-                            {"metric": name, "value": record["metrics"][name],
-                             "step": record["step"], "checkpoint": prefix})
-  old = f"{final}.old-{os.getpid()}"
-  if os.path.exists(final):
-    os.replace(final, old)
-  os.replace(tmp, final)
-  shutil.rmtree(old, ignore_errors=True)
-  return final
-
-
-def evaluated_steps(cfg):
-  return {r["step"] for r in run_dir.read_jsonl(os.path.join(cfg.model_dir, METRICS_FILE))}
-
-
 def _unevaluated_checkpoints(cfg):
   state = tf.train.get_checkpoint_state(cfg.model_dir)
   if state is None:
@@ -247,7 +76,7 @@ def run_train_and_eval(cfg: GANConfig, dataset_fn=None, log=print):
   """
   records = []
   # Load Inception before training, so an unreachable one fails in seconds, not after a chunk.
-  classifier = load_classifier(cfg) if _inception_wanted(cfg) else None
+  classifier = load_classifier(cfg) if inception_wanted(cfg) else None
   current = 0
   latest = tf.train.latest_checkpoint(cfg.model_dir)
   if latest:
@@ -272,7 +101,7 @@ def run_continuous_eval(cfg: GANConfig, timeout_secs=None, log=print):
   Checkpoints already in metrics.jsonl are skipped, so a restarted watcher does not repeat work.
   The classifier and the real statistics are loaded once.
   """
-  classifier = load_classifier(cfg) if _inception_wanted(cfg) else None
+  classifier = load_classifier(cfg) if inception_wanted(cfg) else None
   timeout = cfg.eval_timeout_secs if timeout_secs is None else timeout_secs
   records = []
   for path in tf.train.checkpoints_iterator(cfg.model_dir, min_interval_secs=1, timeout=timeout):
@@ -290,7 +119,7 @@ def run_continuous_eval(cfg: GANConfig, timeout_secs=None, log=print):
 def run_export(cfg: GANConfig, checkpoint=None):
   ckpt = export.resolve_checkpoint(checkpoint or cfg.model_dir)
   return export.export_saved_model(cfg, ckpt, os.path.join(cfg.model_dir, "export"),
-                                   use_ema=_use_ema(cfg, ckpt))
+                                   use_ema=use_ema(cfg, ckpt))
 
 
 def run_sample(cfg: GANConfig, num, out_dir=None, checkpoint=None, saved_model=None, seed=0,
@@ -300,7 +129,7 @@ def run_sample(cfg: GANConfig, num, out_dir=None, checkpoint=None, saved_model=N
     generate_fn, tag = export.generator_fn_from_saved_model(saved_model), "savedmodel"
   else:
     ckpt = export.resolve_checkpoint(checkpoint or cfg.model_dir)
-    generate_fn = export.generator_fn_from_checkpoint(cfg, ckpt, _use_ema(cfg, ckpt))
+    generate_fn = export.generator_fn_from_checkpoint(cfg, ckpt, use_ema(cfg, ckpt))
     tag = f"step{export.checkpoint_step(ckpt)}"
   out_dir = out_dir or os.path.join(cfg.model_dir, "samples", f"{tag}_seed{seed}")
   images = np.concatenate(list(export.generate(
