@@ -72,3 +72,14 @@ def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path):
   records = experiment.run_continuous_eval(cfg, timeout_secs=2, log=lambda _: None)
   assert [r["step"] for r in records] == [10]  # the iterator starts at the latest checkpoint
   assert experiment.run_continuous_eval(cfg, timeout_secs=2, log=lambda _: None) == []
+
+
+def test_eval_of_an_exported_saved_model_matches_its_checkpoint(run):
+  cfg, _ = run
+  saved_model = experiment.run_export(cfg, checkpoint=os.path.join(cfg.model_dir, "model.ckpt-20"))
+  from_ckpt = experiment.run_eval(cfg, checkpoint=os.path.join(cfg.model_dir, "model.ckpt-20"))
+  from_saved = experiment.run_eval(cfg, saved_model=saved_model)
+  assert from_saved["step"] is None and from_saved["protocol"]["source"] == saved_model
+  # Same weights, same evaluation noise: the same numbers up to float rounding.
+  assert from_saved["metrics"]["digits_fid"] == pytest.approx(
+      from_ckpt["metrics"]["digits_fid"], rel=1e-4)
