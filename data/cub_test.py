@@ -154,3 +154,30 @@ def test_two_pipelines_partition_the_images(cub):
       "cub", d, "train", image_size=16, num_shards=2, shard_index=i, augment=False)]
       for i in range(2)]
   assert parts == [[4], [2]]                         # [A1, L4 (corrupt)] | [A2]
+
+
+class _Sentinel:
+  """Unpickling this would call _record_call: a stand-in for a malicious payload."""
+  calls = []
+
+  def __reduce__(self):
+    return (_record_call, ("pwned",))
+
+
+def _record_call(arg):
+  _Sentinel.calls.append(arg)
+  return arg
+
+
+def test_split_pickle_holding_code_is_refused_without_running_it(tmp_path):
+  import pickle  # pylint: disable=import-outside-toplevel
+  from data import cub  # pylint: disable=import-outside-toplevel
+  from data.layout import DataLayoutError  # pylint: disable=import-outside-toplevel
+  good = tmp_path / "good.pickle"
+  good.write_bytes(pickle.dumps(["001.Black_footed_Albatross/a", b"002.Laysan/b"]))
+  assert cub._read_names(str(good)) == ["001.Black_footed_Albatross/a", "002.Laysan/b"]
+  evil = tmp_path / "evil.pickle"
+  evil.write_bytes(pickle.dumps(["001.Black_footed_Albatross/a", _Sentinel()]))
+  with pytest.raises(DataLayoutError, match="cannot read the list of file names"):
+    cub._read_names(str(evil))
+  assert _Sentinel.calls == []  # the payload never ran
