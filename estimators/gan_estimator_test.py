@@ -116,10 +116,15 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
       assert np.isfinite(value).all(), name
 
 
-def test_tpu_gan_estimator_trains_on_cpu(tmp_path):
-  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1)
+def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
+  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1,
+                    num_eval_samples=100)
   ckpt = experiment.run_train(cfg)
   assert export.checkpoint_step(ckpt) == 2
+  record = experiment.run_eval(cfg)
+  assert record["step"] == 2 and np.isfinite(record["metrics"]["digits_fid"])
+  serve = tf.saved_model.load(experiment.run_export(cfg)).signatures["serving_default"]
+  assert serve(noise=tf.zeros([2, 16]), labels=tf.constant([1, 2]))["images"].shape == (2, 32, 32, 3)
 
 
 def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(trained):
