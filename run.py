@@ -190,15 +190,22 @@ def config_from_flags():
 
 def main(argv):
   del argv
-  problem = _dataset_problem(FLAGS.flag_values_dict())
-  if problem:  # validators already refused; this prints the reason in full
-    sys.exit(f"error: {problem}")
   cfg = config_from_flags()
   if FLAGS.dry_run:
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     return
+  from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
+  from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel
+  from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel
+  try:
+    _run_mode(cfg)
+  except (NonFiniteLossError, InceptionUnavailableError, StrictDataError,
+          FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
+    sys.exit(f"error: {e}")
+
+
+def _run_mode(cfg):
   from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
-  os.makedirs(cfg.model_dir, exist_ok=True)
   mode = FLAGS.mode
   if mode in ("train", "train_and_eval"):
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)

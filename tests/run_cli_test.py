@@ -33,6 +33,7 @@ def run_py(*args, timeout=600, check=True):
     (["--ema_decay=1.5"], "--ema_decay must be in [0, 1)"),
     (["--inception_path=/nonexistent"], "--inception_path must be a directory holding"),
     (["--model=ylg_sagan"], "8 head(s) need multiples of 64"),
+    (["--mode=eval"], "error: checkpoint"),  # nothing trained yet: a message, not a traceback
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   start = time.time()
