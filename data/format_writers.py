@@ -193,3 +193,18 @@ def tfgan_reference_crop(image, size: int) -> np.ndarray:
             (x0 + box - 1) / (shape[1] - 1)]]
   out = tf.image.crop_and_resize([image], boxes=boxes, box_indices=[0], crop_size=[size, size])
   return (out[0] * (2. / 255) - 1.).numpy()
+
+
+def elements_in_tf1_graph(make_dataset) -> List[dict]:
+  """Every element of `make_dataset()` built and read inside a TF1 graph and session, as an
+  estimator's input_fn is: numpy dicts, in order."""
+  out = []
+  with tf.Graph().as_default():
+    nxt = tf.compat.v1.data.make_one_shot_iterator(make_dataset()).get_next()
+    with tf.compat.v1.Session() as sess:
+      try:
+        while True:
+          out.append(sess.run(nxt))
+      except tf.errors.OutOfRangeError:
+        pass
+  return out

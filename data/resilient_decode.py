@@ -49,12 +49,14 @@ def _flag(flag, out):
   return flag
 
 
-def _not_flag(flag, out):
+def not_flag(flag, out):
+  """Filter predicate on (flag, element) pairs: keeps the unflagged ones (drops end markers)."""
   del out
   return tf.logical_not(flag)
 
 
-def _drop_flag(flag, out):
+def drop_flag(flag, out):
+  """Map on (flag, element) pairs: the element alone."""
   del flag
   return out
 
@@ -107,7 +109,7 @@ def decode_list_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable, *, length
       return pos, (tf.identity(pos) < length, out)
 
   ds = decoded.concatenate(end).scan(tf.constant(-1, tf.int64), find_gap)
-  return ds.take_while(_flag).map(_drop_flag)
+  return ds.take_while(_flag).map(drop_flag)
 
 
 def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], *,
@@ -167,4 +169,4 @@ def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], 
     return pos, (is_end, out)
 
   ds = ds.scan(tf.constant(-1, tf.int64), find_gap)
-  return ds.filter(_not_flag).map(_drop_flag)
+  return ds.filter(not_flag).map(drop_flag)

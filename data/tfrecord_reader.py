@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import bad_records
+from data.resilient_decode import drop_flag, not_flag
 from data.sharding import Shard
 
 _FRAMING_BYTES = 16  # uint64 length, uint32 length crc, uint32 data crc
@@ -29,16 +30,6 @@ Decoded = Dict[str, tf.Tensor]
 def file_sizes(paths: List[str]) -> List[int]:
   with concurrent.futures.ThreadPoolExecutor(16) as pool:
     return list(pool.map(lambda p: tf.io.gfile.stat(p).length, paths))
-
-
-def _is_record(end, out):
-  del out
-  return tf.logical_not(end)
-
-
-def _record(end, out):
-  del end
-  return out
 
 
 def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded], *,
@@ -134,4 +125,4 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
   # Order kept from here to the byte count, so a shard's end marker comes after its records.
   ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
   ds = ds.scan(tf.zeros([len(mine)], tf.int64), count)
-  return ds.filter(_is_record).map(_record)
+  return ds.filter(not_flag).map(drop_flag)  # drop the end markers
