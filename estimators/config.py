@@ -46,6 +46,13 @@ class GANConfig:
   keep_checkpoint_max: int = 5
   use_tpu: bool = False
   tpu: Optional[str] = None
+  # Scale-out (GANEstimator engines): batch_size is always the GLOBAL batch, split evenly over
+  # the replicas. 'mirrored': all local GPUs (MirroredStrategy); 'multi_worker': TF_CONFIG
+  # (MultiWorkerMirroredStrategy); 'one_device': the same in-graph step on one device.
+  distribution: str = "none"       # none | one_device | mirrored | multi_worker
+  num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
+  cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
+  mixed_precision: bool = False    # float16 (GPU) / bfloat16 (TPU) compute, float32 variables
   # Evaluation (REFERENCE_NOTES "Metrics"; the standard protocol is 50k samples, 10 IS splits).
   eval_every_steps: int = 1000
   num_eval_samples: int = 1000
