@@ -1,0 +1,230 @@
+"""Training-step speed of the real SAGAN / YLG-SAGAN GANEstimator on synthetic in-memory data.
+
+  python -m bench.train_step                      # quick CPU defaults: 32 and 64 px, batch 16
+  python -m bench.train_step --full               # paper scale: 128 px, gf = df = 64, batch 256
+  python -m bench.train_step --configs=sagan:64:32:32 --steps=20 --distribution=mirrored
+
+Each config, MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION] (DF defaults to GF, BATCH is the global
+batch, ATTENTION the attention block's feature-map size), runs in its own subprocess: `estimators.gan_estimator.build_estimator` on a GANConfig, trained
+with `estimator.train` on 64 random images held in memory (`make_train_input_fn`'s dataset_fn
+hook, cached, so input costs next to nothing). A SessionRunHook stamps the end of every step;
+the first --warmup steps (graph build, session start, first-step summaries and the step-0
+checkpoint all fall before them) are excluded, and the next --steps are timed from the end of
+the last warm-up step to the end of the last timed step. One step is what the estimator calls a
+step: one discriminator update and one generator update (TF-GAN's sequential train hooks).
+images/s = global batch x steps/s. Peak RSS is the subprocess's resident high-water mark
+(VmHWM: TensorFlow itself, the graph, variables and activations). The CPU may be shared with
+other work: the table header shows the load average.
+"""
+import argparse
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("sagan", "ylg_sagan")
+# MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION_RESOLUTION]. YLG's 8 heads need >= 64 channels at
+# the attention block, which at 32 and 64 px means df >= 32 (D has 2 df channels at 16x16).
+QUICK_CONFIGS = ("sagan:32:16/32:16,ylg_sagan:32:16/32:16,"
+                 "sagan:64:16/32:16:16,ylg_sagan:64:16/32:16:16")
+FULL_CONFIGS = "sagan:128:64:256,ylg_sagan:128:64:256"
+# Default attention feature-map size: SAGAN's headline is Table 1's feat64
+# (configs/sagan_imagenet128.cfg); YLG's code keeps TF-GAN's feat32 (its 16x16 key masks).
+# Smaller images: the largest size both networks have (see sagan_networks), 16 at 32 px.
+ATTENTION_RESOLUTION = {("sagan", 128): 64, ("ylg_sagan", 128): 32,
+                        ("sagan", 64): 32, ("ylg_sagan", 64): 32,
+                        ("sagan", 32): 16, ("ylg_sagan", 32): 16}
+NUM_SYNTHETIC_IMAGES = 64
+
+
+Config = collections.namedtuple("Config", "model image_size gf_dim df_dim batch attention")
+
+
+def parse_configs(text):
+  """'sagan:32:16/32:16,...' -> [Config], validated."""
+  configs = []
+  for item in filter(None, (s.strip() for s in text.split(","))):
+    parts = item.split(":")
+    if len(parts) not in (4, 5):
+      raise ValueError(f"config {item!r} is not MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION]")
+    model, size = parts[0], int(parts[1])
+    gf, _, df = parts[2].partition("/")
+    if model not in MODELS:
+      raise ValueError(f"config {item!r}: model must be one of {MODELS}")
+    if (model, size) not in ATTENTION_RESOLUTION:
+      raise ValueError(f"config {item!r}: image size must be 32, 64 or 128")
+    attention = int(parts[4]) if len(parts) == 5 else ATTENTION_RESOLUTION[(model, size)]
+    config = Config(model, size, int(gf), int(df or gf), int(parts[3]), attention)
+    if min(config.gf_dim, config.df_dim, config.batch) <= 0:
+      raise ValueError(f"config {item!r}: widths and batch must be positive")
+    configs.append(config)
+  if not configs:
+    raise ValueError("no configs given")
+  return configs
+
+
+def config_text(c):
+  return f"{c.model}:{c.image_size}:{c.gf_dim}/{c.df_dim}:{c.batch}:{c.attention}"
+
+
+def _status_kb(field):
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1])
+  raise KeyError(field)
+
+
+def _synthetic_dataset_fn(image_size, num_classes):
+  """dataset_fn for make_train_input_fn: NUM_SYNTHETIC_IMAGES random images in [-1, 1]."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  def element(i):
+    image = tf.random.stateless_uniform([image_size, image_size, 3], seed=tf.stack([i, 0]),
+                                        minval=-1.0, maxval=1.0)  # [S, S, 3]
+    return {"images": image, "labels": tf.cast(i % max(num_classes, 1), tf.int32)}
+
+  def dataset_fn():
+    return tf.data.Dataset.range(NUM_SYNTHETIC_IMAGES).map(element).cache()
+  return dataset_fn
+
+
+def _step_timer_hook(warmup):
+  """A SessionRunHook that stamps the end of each step; `times[warmup - 1:]` bound the timed ones."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  class StepTimer(tf.estimator.SessionRunHook):
+    def __init__(self):
+      self.times = []  # perf_counter at the end of each step (after every hook's run)
+
+    def after_run(self, run_context, run_values):
+      self.times.append(time.perf_counter())
+
+    def timed(self):
+      return self.times[warmup - 1:] if warmup else self.times
+
+  return StepTimer()
+
+
+def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_devices=0,
+            mixed_precision=False):
+  """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
+  if warmup < 1 or steps < 1:
+    raise ValueError("warmup and steps must be >= 1 (the first step builds and traces)")
+  tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
+  with tempfile.TemporaryDirectory(prefix="bench_train_step_") as tmp:
+    total = warmup + steps
+    cfg = tiny_config(
+        tmp, model=config.model, image_size=config.image_size, gf_dim=config.gf_dim,
+        df_dim=config.df_dim, z_dim=128, batch_size=config.batch, num_classes=num_classes,
+        attention_resolution=config.attention, max_steps=total,
+        # No checkpoint or summary inside the timed window (only at step 0 and at the end).
+        save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
+        distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision)
+    estimator = gan_estimator.build_estimator(cfg)
+    input_fn = gan_estimator.make_train_input_fn(
+        cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
+    timer = _step_timer_hook(warmup)
+    start = time.perf_counter()
+    estimator.train(input_fn, hooks=[timer], max_steps=total)
+    wall = time.perf_counter() - start
+  timed = timer.timed()
+  if len(timed) != steps + 1:
+    raise RuntimeError(f"expected {total} steps, the hook saw {len(timer.times)}")
+  seconds = timed[-1] - timed[0]
+  step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
+  return {"config": config_text(config), "distribution": distribution,
+          "mixed_precision": mixed_precision, "timed_steps": len(step_ms), "seconds": seconds,
+          "steps_per_sec": len(step_ms) / seconds,
+          "images_per_sec": config.batch * len(step_ms) / seconds,
+          "median_step_ms": statistics.median(step_ms),
+          "setup_seconds": wall - seconds, "peak_rss_mb": _status_kb("VmHWM") / 1024}
+
+
+def _run_in_subprocess(config, args):
+  cmd = [sys.executable, "-m", "bench.train_step", "--one", config_text(config),
+         f"--steps={args.steps}", f"--warmup={args.warmup}", f"--num_classes={args.num_classes}",
+         f"--distribution={args.distribution}", f"--num_devices={args.num_devices}"]
+  if args.mixed_precision:
+    cmd.append("--mixed_precision")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+             PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+  out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+  if out.returncode != 0:
+    tail = (out.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+    return {"error": f"exit {out.returncode}: {tail}"}
+  return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def format_table(configs, results):
+  lines = ["| model | image | gf / df | attention at | global batch | timed steps | steps/s "
+           "| images/s | median ms/step | build + warm-up s | peak RSS MB |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  for c, r in zip(configs, results):
+    head = (f"| {c.model} | {c.image_size} px | {c.gf_dim} / {c.df_dim} | "
+            f"{c.attention}x{c.attention} | {c.batch} |")
+    if "error" in r:
+      lines.append(f"{head} FAILED: {r['error'].replace('|', '/')} | | | | | |")
+      continue
+    lines.append(f"{head} {r['timed_steps']} | {r['steps_per_sec']:.2f} | "
+                 f"{r['images_per_sec']:.1f} | {r['median_step_ms']:,.0f} | "
+                 f"{r['setup_seconds']:.0f} | {r['peak_rss_mb']:,.0f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--configs", default=None,
+                 help=f"MODEL:IMAGE_SIZE:WIDTH:BATCH,... (default {QUICK_CONFIGS})")
+  p.add_argument("--full", action="store_true",
+                 help=f"paper scale for a GPU: {FULL_CONFIGS}, 1000 classes, 20 timed steps")
+  p.add_argument("--steps", type=int, default=None, help="timed steps (default 8; --full 20)")
+  p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 1)")
+  p.add_argument("--num_classes", type=int, default=None, help="default 10; --full 1000")
+  p.add_argument("--distribution", default="none",
+                 choices=("none", "one_device", "mirrored", "multi_worker"),
+                 help="GANConfig.distribution (scale-out engine)")
+  p.add_argument("--num_devices", type=int, default=0, help="GANConfig.num_devices")
+  p.add_argument("--mixed_precision", action="store_true", help="GANConfig.mixed_precision")
+  p.add_argument("--one", metavar="CONFIG", help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  args.steps = args.steps or (20 if args.full else 8)
+  args.num_classes = args.num_classes if args.num_classes is not None else (
+      1000 if args.full else 10)
+  configs = parse_configs(args.configs or (FULL_CONFIGS if args.full else QUICK_CONFIGS))
+  if args.one:
+    (config,) = parse_configs(args.one)
+    result = run_one(config, steps=args.steps, warmup=args.warmup,
+                     num_classes=args.num_classes, distribution=args.distribution,
+                     num_devices=args.num_devices, mixed_precision=args.mixed_precision)
+    print(json.dumps(result))
+    return result
+  load_before, start = os.getloadavg()[0], time.time()
+  results = []
+  for config in configs:
+    results.append(_run_in_subprocess(config, args))
+    r = results[-1]
+    print(f"  {config_text(config)}: " + (r["error"] if "error" in r else
+          f"{r['steps_per_sec']:.2f} steps/s, {r['peak_rss_mb']:.0f} MB"),
+          file=sys.stderr, flush=True)
+  print(f"\n{args.num_classes} classes, z 128, distribution={args.distribution}, "
+        f"mixed_precision={args.mixed_precision}; {args.warmup} warm-up + {args.steps} timed "
+        f"steps; {os.cpu_count()} CPUs, load average {load_before:.1f} -> "
+        f"{os.getloadavg()[0]:.1f}; ran {time.time() - start:.0f} s\n")
+  print(format_table(configs, results))
+  if any("error" in r for r in results):
+    sys.exit(1)
+  return results
+
+
+if __name__ == "__main__":
+  main()
