@@ -1,6 +1,7 @@
 # make run   : set up .venv (first time) and run the embedded default (digits SAGAN)
 # make test  : set up .venv (first time) and run every test (what CI runs)
 # make test-quick : skip the slow end-to-end tests
+# make bench : run every benchmark (python -m bench) into bench/results.md; ARGS="--only=data --full"
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
