@@ -45,7 +45,7 @@ BENCHMARKS = {
          "--memory_real_samples=1000", "--memory_feature_subset_size=1000"], []),
     "data": Benchmark(
         "Data pipelines: images/s against a bare decode of the same files",
-        ["--num_images=64", "--passes=3"], []),
+        ["--num_images=192", "--passes=3"], []),
 }
 
 Outcome = collections.namedtuple("Outcome", "name command status seconds load stdout stderr")
@@ -67,6 +67,7 @@ def machine_info():
     pass
   info.append(("Python", platform.python_version()))
   try:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     gpus = tf.config.list_physical_devices("GPU")
     info += [("TensorFlow", tf.__version__),

@@ -200,9 +200,15 @@ def main(argv=None):
   args.steps = args.steps or (20 if args.full else 8)
   args.num_classes = args.num_classes if args.num_classes is not None else (
       1000 if args.full else 10)
-  configs = parse_configs(args.configs or (FULL_CONFIGS if args.full else QUICK_CONFIGS))
+  try:
+    configs = parse_configs(args.one or args.configs or (
+        FULL_CONFIGS if args.full else QUICK_CONFIGS))
+  except ValueError as e:
+    p.error(str(e))
+  if args.warmup < 1 or args.steps < 1:
+    p.error("--warmup and --steps must be >= 1")
   if args.one:
-    (config,) = parse_configs(args.one)
+    (config,) = configs
     result = run_one(config, steps=args.steps, warmup=args.warmup,
                      num_classes=args.num_classes, distribution=args.distribution,
                      num_devices=args.num_devices, mixed_precision=args.mixed_precision)
