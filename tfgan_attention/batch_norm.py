@@ -7,6 +7,31 @@ discriminator's name scope, so TF-GAN's `gan_train_ops` runs them with that netw
 eagerly or inside a tf.function they simply run.
 """
 import tensorflow as tf
+from tensorflow.python.tpu import tpu_function  # pylint: disable=g-direct-tensorflow-import
+from tensorflow_gan.python.tpu import cross_replica_ops
+
+
+def batch_moments(x, axes, cross_replica=True):
+  """Per-channel (mean, biased variance) of x over `axes`, in float32.
+
+  With `cross_replica`, inside a multi-replica step the moments are those of the GLOBAL batch:
+  on TPU through TF-GAN's `cross_replica_moments` (TPUGANEstimator; as SAGAN's TPU runs), under
+  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica sums of x
+  and x^2 (equal per-replica batches, so the mean of means is the global mean). Outside both,
+  or with one replica, it is tf.nn.moments.
+  """
+  x = tf.cast(x, tf.float32)
+  if cross_replica:
+    if (tpu_function.get_tpu_context().number_of_shards or 1) > 1:
+      return cross_replica_ops.cross_replica_moments(x, axes)
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if replicas > 1:
+      local = tf.stack([tf.reduce_mean(x, axes), tf.reduce_mean(tf.square(x), axes)])  # [2, C]
+      total = context.all_reduce(tf.distribute.ReduceOp.MEAN, local)
+      mean = total[0]
+      return mean, tf.maximum(total[1] - tf.square(mean), 0.0)
+  return tf.nn.moments(x, axes=axes)
 
 
 def _register_updates(updates):
@@ -18,10 +43,11 @@ def _register_updates(updates):
 class _MovingMoments(tf.keras.layers.Layer):
   """Shared part: per-channel batch moments in training, moving averages in inference."""
 
-  def __init__(self, decay=0.999, epsilon=1e-3, **kwargs):
+  def __init__(self, decay=0.999, epsilon=1e-3, cross_replica=True, **kwargs):
     super().__init__(**kwargs)
     self.decay = decay
     self.epsilon = epsilon
+    self.cross_replica = cross_replica  # global-batch statistics across replicas
 
   def _build_moments(self, channels):
     kw = dict(trainable=False, aggregation=tf.VariableAggregation.MEAN)
@@ -34,7 +60,7 @@ class _MovingMoments(tf.keras.layers.Layer):
     """Returns (x - mean) / sqrt(var + eps) with batch or moving moments."""
     if training:
       axes = list(range(len(x.shape) - 1))
-      mean, var = tf.nn.moments(x, axes=axes)  # [C], [C] (biased variance, as tf.nn.moments)
+      mean, var = batch_moments(x, axes, self.cross_replica)  # [C], [C] float32, biased var
       one_minus = 1.0 - self.decay
       updates = [
           self.moving_mean.assign_sub((self.moving_mean - mean) * one_minus, read_value=False),
@@ -44,7 +70,8 @@ class _MovingMoments(tf.keras.layers.Layer):
       _register_updates(updates)
     else:
       mean, var = self.moving_mean, self.moving_variance
-    return (x - mean) * tf.math.rsqrt(var + self.epsilon)
+    scale = tf.math.rsqrt(var + self.epsilon)
+    return (x - tf.cast(mean, x.dtype)) * tf.cast(scale, x.dtype)
 
 
 class BatchNorm(_MovingMoments):

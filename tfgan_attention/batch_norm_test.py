@@ -50,3 +50,26 @@ def test_updates_land_in_update_ops_collection_in_tf1_graph():
       sess.run(tf.compat.v1.global_variables_initializer())
       sess.run(ops)
       np.testing.assert_allclose(sess.run(bn.moving_mean), [0.004] * 3, rtol=1e-5)
+
+
+def test_moments_are_cross_replica_on_tpu_and_local_elsewhere():
+  """Inside a TPU shard context (TPUGANEstimator's replicated step) the batch moments are summed
+  over the cores (CrossReplicaSum ops, TF-GAN's cross_replica_moments); with the option off, or
+  outside TPU and tf.distribute, they are this replica's own."""
+  from tensorflow.python.tpu import tpu_function  # pylint: disable=import-outside-toplevel
+  from tfgan_attention.batch_norm import batch_moments  # pylint: disable=import-outside-toplevel
+
+  def op_types(**kwargs):
+    graph = tf.Graph()
+    with graph.as_default():
+      batch_moments(tf.zeros([4, 3, 3, 2]), [0, 1, 2], **kwargs)
+    return {op.type for op in graph.get_operations()}
+
+  with tpu_function.tpu_shard_context(8):
+    assert "CrossReplicaSum" in op_types()
+    assert "CrossReplicaSum" not in op_types(cross_replica=False)
+  assert "CrossReplicaSum" not in op_types()
+  x = np.random.RandomState(0).randn(6, 2, 2, 3).astype(np.float32)
+  mean, var = batch_moments(tf.constant(x), [0, 1, 2])
+  np.testing.assert_allclose(mean, x.mean((0, 1, 2)), atol=1e-6)
+  np.testing.assert_allclose(var, x.var((0, 1, 2)), atol=1e-5)

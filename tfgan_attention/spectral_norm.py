@@ -6,14 +6,35 @@ W / sigma. When `training` is true the refined u is written back *as a control d
 normalised kernel*, so the update runs whenever the layer's output is computed: in eager mode, in a
 tf.function and in a TF1 estimator graph alike. (tfa.layers.SpectralNormalization's assign ops have
 no dependants in the estimator graph and never run: DESIGN.md trap 2.)
+
+In a TF1 graph, successive calls of one layer (D on real, then on fake data) are chained: a call
+reads u after the previous call's update, as they would run eagerly. Unchained, the second call
+may read u before or after the first writes it, so the same step gives different sigmas from run
+to run (and one device differs from several).
 """
+import weakref
+
 import tensorflow as tf
 
 # TF-GAN's SAGAN initialiser: VarianceScaling(1.0, fan_avg, uniform), i.e. Glorot uniform.
 DEFAULT_KERNEL_INIT = "glorot_uniform"
 
 
-def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12):
+_LAST_U_UPDATE = weakref.WeakKeyDictionary()  # TF1 graph -> {(layer id, replica): assign op}
+
+
+def _chain_key(layer):
+  """(graph dict, key) for ordering this layer's u updates, or (None, None) outside TF1 graphs
+  (eager code and tf.function run stateful ops in program order already)."""
+  if tf.compat.v1.executing_eagerly_outside_functions():
+    return None, None
+  context = tf.distribute.get_replica_context()
+  replica = tf.get_static_value(context.replica_id_in_sync_group) if context else -1
+  chain = _LAST_U_UPDATE.setdefault(tf.compat.v1.get_default_graph(), {})
+  return chain, (id(layer), -1 if replica is None else int(replica))
+
+
+def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, after=None):
   """Returns (kernel / sigma, sigma), updating u_var when `training`.
 
   Args:
@@ -21,9 +42,14 @@ def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12):
     u_var: variable [1, C_out], the persistent power-iteration vector.
     training: Python bool; True writes the refined u back into u_var.
     power_iterations: rounds of power iteration per call (SAGAN: 1).
+    after: an op that must run before u_var is read (the previous call's update).
+
+  Returns:
+    (kernel / sigma, sigma, the u update op or None).
   """
   w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [K, C_out]
-  u = tf.convert_to_tensor(u_var)  # [1, C_out]
+  with tf.control_dependencies([after] if after is not None else []):
+    u = tf.convert_to_tensor(u_var)  # [1, C_out]
   v = None
   for _ in range(power_iterations):
     v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True), epsilon=eps)  # [1, K]
@@ -32,9 +58,10 @@ def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12):
   v = tf.stop_gradient(v)
   sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
   if training:
-    with tf.control_dependencies([u_var.assign(u, read_value=False)]):
-      return kernel / sigma, tf.identity(sigma)
-  return kernel / sigma, sigma
+    update = u_var.assign(u, read_value=False)
+    with tf.control_dependencies([update]):
+      return kernel / sigma, tf.identity(sigma), update
+  return kernel / sigma, sigma, None
 
 
 class _SpectralNormMixin:
@@ -50,7 +77,12 @@ class _SpectralNormMixin:
   def normalized_kernel(self, training=False):
     """The kernel divided by its estimated largest singular value."""
     update = bool(training) or self.update_u_in_eval
-    w, sigma = spectral_normalize(self.kernel, self.u, update, self.power_iterations)
+    chain, key = _chain_key(self)
+    after = chain.get(key) if chain is not None else None
+    w, sigma, assign = spectral_normalize(self.kernel, self.u, update, self.power_iterations,
+                                          after=after)
+    if chain is not None and assign is not None:
+      chain[key] = assign
     self.last_sigma = sigma
     return w
 
