@@ -80,6 +80,21 @@ flags.DEFINE_integer("eval_timeout_secs", 3600, "continuous_eval: stop after thi
                      "a new checkpoint.")
 flags.DEFINE_boolean("use_tpu", False, "Use TF-GAN's TPUGANEstimator (on CPU unless --tpu).")
 flags.DEFINE_string("tpu", None, "TPU name or address for TPUGANEstimator.")
+flags.DEFINE_enum("distribution", "none", ("none", "one_device", "mirrored", "multi_worker"),
+                  "Multi-device training through tf.distribute: 'mirrored' = all local GPUs "
+                  "(MirroredStrategy), 'multi_worker' = the cluster in TF_CONFIG "
+                  "(MultiWorkerMirroredStrategy), 'one_device' = the same in-graph step on one "
+                  "device, 'none' = TF-GAN's GANEstimator. --batch_size is the global batch.")
+flags.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use this many local devices "
+                     "(0: every GPU).")
+flags.DEFINE_boolean("cross_replica_bn", True, "Batch-norm statistics over the global batch "
+                     "when several replicas train (TPU and tf.distribute), as SAGAN on TPU.")
+flags.DEFINE_enum("mixed_precision_dtype", "auto", ("auto", "float16", "bfloat16"),
+                  "--mixed_precision compute type: auto = float16 on a GPU, bfloat16 on a CPU "
+                  "with AVX512-BF16/AMX; float16 without a GPU is emulated (checks, not speed).")
+flags.DEFINE_boolean("mixed_precision", False, "float16 compute with dynamic loss scaling on "
+                     "GPU (bfloat16 with --use_tpu); variables, losses, softmax, normalisation "
+                     "statistics and metrics stay float32.")
 flags.DEFINE_string("checkpoint", None, "eval/export/sample: a checkpoint prefix "
                     "(default: the latest in --model_dir).")
 flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel instead.")
@@ -109,6 +124,19 @@ flags.register_validator(
             "(saved_model.pb with logits and pool_3 outputs).")
 flags.register_validator("max_words", lambda v: v >= 0,
                          message="--max_words must be >= 0 (0: the dataset's default).")
+flags.register_validator("num_devices", lambda v: v >= 0,
+                         message="--num_devices must be >= 0 (0: every local GPU).")
+flags.register_multi_flags_validator(
+    ["distribution", "mode"],
+    lambda v: v["distribution"] != "multi_worker" or v["mode"] == "train",
+    message="--distribution=multi_worker trains (--mode=train on every worker, same "
+            "--model_dir); evaluate with --mode=continuous_eval in a separate process.")
+flags.register_multi_flags_validator(
+    ["distribution", "use_tpu", "num_devices"],
+    lambda v: not (v["use_tpu"] and v["distribution"] != "none")
+    and not (v["num_devices"] and v["distribution"] != "mirrored"),
+    message="--use_tpu runs TF-GAN's TPUGANEstimator and takes no --distribution; "
+            "--num_devices applies to --distribution=mirrored only.")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 
@@ -179,7 +207,10 @@ def config_from_flags():
       ema_decay=FLAGS.ema_decay, bn_decay=FLAGS.bn_decay, seed=FLAGS.seed,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, eval_every_steps=FLAGS.eval_every_steps,
+      use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution,
+      num_devices=FLAGS.num_devices, cross_replica_bn=FLAGS.cross_replica_bn,
+      mixed_precision=FLAGS.mixed_precision, mixed_precision_dtype=FLAGS.mixed_precision_dtype,
+      eval_every_steps=FLAGS.eval_every_steps,
       num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size,
       inception_path=FLAGS.inception_path,
       inception_download=FLAGS.inception_download, inception_resize=FLAGS.inception_resize,
@@ -197,17 +228,23 @@ def main(argv):
   from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
   from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel
   from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel
+  from estimators.distribution import DistributionError  # pylint: disable=import-outside-toplevel
+  from estimators.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
   try:
     _run_mode(cfg)
-  except (NonFiniteLossError, InceptionUnavailableError, StrictDataError,
-          FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
+  except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
+          MixedPrecisionError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
 
 
 def _run_mode(cfg):
   from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
   mode = FLAGS.mode
+  from estimators import distribution, precision  # pylint: disable=import-outside-toplevel
   if mode in ("train", "train_and_eval"):
+    distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
+    precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
+  if mode in ("train", "train_and_eval") and distribution.is_chief():
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
   if mode == "train":
     print(f"checkpoint: {experiment.run_train(cfg)}")

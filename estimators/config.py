@@ -52,7 +52,8 @@ class GANConfig:
   distribution: str = "none"       # none | one_device | mirrored | multi_worker
   num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
-  mixed_precision: bool = False    # float16 (GPU) / bfloat16 (TPU) compute, float32 variables
+  mixed_precision: bool = False    # grappler's float16 (GPU) / bfloat16 (CPU) rewrite
+  mixed_precision_dtype: str = "auto"  # auto | float16 (CPU: emulated, for checks) | bfloat16
   # Evaluation (REFERENCE_NOTES "Metrics"; the standard protocol is 50k samples, 10 IS splits).
   eval_every_steps: int = 1000
   num_eval_samples: int = 1000

@@ -36,7 +36,16 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   if dataset_fn is None:
     prepare_run_data(cfg)
   try:
-    estimator.train(make_train_input_fn(cfg, dataset_fn), max_steps=target)
+    input_fn = make_train_input_fn(cfg, dataset_fn)
+    if cfg.distribution == "multi_worker":
+      # The estimator trains a TF_CONFIG cluster only through train_and_evaluate (its
+      # "independent worker" mode). The EvalSpec is required by the API and used only by an
+      # 'evaluator' task, if the cluster has one: it reports the GAN losses on training data.
+      tf.estimator.train_and_evaluate(
+          estimator, tf.estimator.TrainSpec(input_fn, max_steps=target),
+          tf.estimator.EvalSpec(input_fn, steps=1))
+    else:
+      estimator.train(input_fn, max_steps=target)
   except tf.errors.InvalidArgumentError as e:
     if NONFINITE_MARKER not in str(e):
       raise

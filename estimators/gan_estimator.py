@@ -9,12 +9,13 @@ Losses: hinge; optimisers: Adam TTUR (+ optional G EMA); one D step per G step.
 from estimators import compat  # noqa: F401  (must precede TF-GAN use: trap 1)
 
 import os
+import weakref
 
 import tensorflow as tf
 import tensorflow_gan as tfgan
 
 import data
-from estimators import losses, summaries
+from estimators import distribution, losses, precision, summaries
 from estimators.config import GANConfig
 from estimators.networks import network_for_graph
 from estimators.optimizers import make_optimizers
@@ -23,6 +24,19 @@ from estimators.optimizers import make_optimizers
 def _sample_labels(batch_size, num_classes):
   logits = tf.zeros([batch_size, num_classes])
   return tf.cast(tf.random.categorical(logits, 1)[:, 0], tf.int32)  # uniform [B]
+
+
+_SUMMARISED = weakref.WeakKeyDictionary()  # graph -> kinds whose summaries it has
+
+
+def first_summary_call(kind):
+  """True once per graph and network kind, in replica 0: the in-graph step calls each network
+  twice and every replica calls it; its summaries are added once."""
+  done = _SUMMARISED.setdefault(tf.compat.v1.get_default_graph(), set())
+  if kind in done or not distribution.is_first_replica():
+    return False
+  done.add(kind)
+  return True
 
 
 def make_generator_fn(cfg: GANConfig):
@@ -38,7 +52,7 @@ def make_generator_fn(cfg: GANConfig):
     else:
       labels = _sample_labels(batch, cfg.num_classes)
     images = generator(noise, labels if cfg.num_classes else None, training=training)
-    if training and not cfg.use_tpu:
+    if training and not cfg.use_tpu and first_summary_call("generator"):
       summaries.add_generator_summaries(generator, cfg)
     return {"images": images, "labels": labels}
   return generator_fn
@@ -46,11 +60,12 @@ def make_generator_fn(cfg: GANConfig):
 
 def make_discriminator_fn(cfg: GANConfig):
   def discriminator_fn(data_dict, unused_generator_inputs, mode):
-    discriminator, first_call = network_for_graph("discriminator", cfg)
+    discriminator, _ = network_for_graph("discriminator", cfg)
     labels = data_dict.get("labels") if cfg.num_classes else None
     logits = discriminator(data_dict["images"], labels,
                            training=mode == tf.estimator.ModeKeys.TRAIN)
-    if first_call and mode == tf.estimator.ModeKeys.TRAIN and not cfg.use_tpu:
+    if mode == tf.estimator.ModeKeys.TRAIN and not cfg.use_tpu and first_summary_call(
+        "discriminator"):
       summaries.add_discriminator_summaries(discriminator)
     return logits
   return discriminator_fn
@@ -83,22 +98,65 @@ def prepare_run_data(cfg: GANConfig):
     spec.vocabulary(cfg.data_dir).save(vocabulary_path(cfg))
 
 
+def element_draws(rows, z_dim, num_classes, seed):
+  """Generator inputs for examples `rows` [B]: noise [B, z] ~ N(0, 1) and fake class labels [B]
+  ~ uniform (TF-GAN's SAGAN), row i a function of (seed, rows[i]) only.
+
+  Draws tied to the example, not to the batch, make a run reproducible and independent of how
+  the batch is split: replica r of a mirrored run draws exactly what one device draws for the
+  same examples.
+  """
+  def one(row):
+    row_seed = tf.random.experimental.stateless_fold_in(seed, row)
+    noise = tf.random.stateless_normal([z_dim], seed=row_seed)
+    label = tf.random.stateless_uniform(
+        [], seed=tf.random.experimental.stateless_fold_in(row_seed, 1), minval=0,
+        maxval=max(num_classes, 1), dtype=tf.int32)
+    return noise, label
+  return tf.map_fn(one, rows, fn_output_signature=(tf.float32, tf.int32))
+
+
 def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
   """input_fn for training; `dataset_fn()` (unbatched dict elements, built in the estimator's
-  graph) replaces data.load when given. Multi-worker input is sharded by `input_context`."""
+  graph) replaces data.load when given. Multi-worker input is sharded by `input_context`.
+
+  Features: 'noise' [B, z] and (class-conditional sets) fake 'labels' [B] for the (D step's)
+  generator pass, 'g_noise'/'g_labels' for the in-graph G step; all drawn per example from
+  (--seed, input pipeline, start step, example index), so a resumed run draws new inputs rather
+  than replaying the first steps'.
+  """
   def input_fn(params=None, input_context=None):
-    batch_size = (params or {}).get("batch_size", cfg.batch_size)
+    batch_size = (params or {}).get("batch_size", cfg.batch_size)  # TPU: per-core batch
+    pipeline = 0
+    if input_context is not None:
+      pipeline = input_context.input_pipeline_id
+      if input_context.num_replicas_in_sync > 1:
+        batch_size = distribution.per_replica_batch_size(
+            cfg.batch_size, input_context.num_replicas_in_sync)
     ds = dataset_fn() if dataset_fn is not None else data.load(
         cfg.dataset, data_dir=cfg.data_dir, split="train", image_size=cfg.image_size,
         **load_options(cfg, input_context))
     ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
+    latest = tf.train.latest_checkpoint(cfg.model_dir)
+    start_step = int(latest.rsplit("-", 1)[1]) if latest else 0
+    base = tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(tf.constant([cfg.seed, 0], tf.int64), pipeline),
+        start_step)
+    d_seed = tf.random.experimental.stateless_fold_in(base, 1)
+    g_seed = tf.random.experimental.stateless_fold_in(base, 2)
 
-    def add_noise(real):
+    def add_noise(index, real):
+      rows = index * batch_size + tf.range(batch_size, dtype=tf.int64)
       labels = (tf.cast(real["labels"], tf.int32) if "labels" in real
                 else tf.zeros([batch_size], tf.int32))  # unconditional sets: unused zeros
-      return ({"noise": tf.random.normal([batch_size, cfg.z_dim])},
-              {"images": real["images"], "labels": labels})
-    return ds.map(add_noise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+      features = {}
+      for prefix, seed in (("", d_seed), ("g_", g_seed)):
+        noise, fake_labels = element_draws(rows, cfg.z_dim, cfg.num_classes, seed)
+        features[prefix + "noise"] = noise
+        if cfg.num_classes:
+          features[prefix + "labels"] = fake_labels
+      return features, {"images": real["images"], "labels": labels}
+    return ds.enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
   return input_fn
 
 
@@ -130,5 +188,31 @@ def build_estimator(cfg: GANConfig):
     return tfgan.estimator.TPUGANEstimator(
         config=config, use_tpu=bool(cfg.tpu), train_batch_size=cfg.batch_size,
         eval_batch_size=cfg.batch_size, predict_batch_size=cfg.batch_size, **kwargs)
-  config = tf.estimator.RunConfig(**run_kwargs)
+  if cfg.distribution != "none":
+    strategy = distribution.make_strategy(cfg)
+    distribution.per_replica_batch_size(cfg.batch_size, strategy.num_replicas_in_sync)
+    model_fn = distribution.make_model_fn(
+        kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
+        resample_noise=_resample_noise)
+    config = tf.estimator.RunConfig(
+        train_distribute=strategy,
+        session_config=precision.configure_session(cfg, distribution.session_config(cfg)),
+        **run_kwargs)
+    return tf.estimator.Estimator(model_fn=model_fn, config=config)
+  config = tf.estimator.RunConfig(
+      session_config=precision.configure_session(cfg) if cfg.mixed_precision else None,
+      **run_kwargs)
   return tfgan.estimator.GANEstimator(config=config, use_loss_summaries=True, **kwargs)
+
+
+def _resample_noise(generator_inputs):
+  """The G sub-step's inputs: the input pipeline's second draw (new noise and fake labels, as
+  each TF-GAN hook run reads a new batch)."""
+  inputs = {k: v for k, v in generator_inputs.items() if not k.startswith("g_")}
+  for key in ("noise", "labels"):
+    if "g_" + key in generator_inputs:
+      inputs[key] = generator_inputs["g_" + key]
+  if "g_noise" not in generator_inputs:
+    noise = generator_inputs["noise"]
+    inputs["noise"] = tf.random.normal(tf.shape(noise), dtype=noise.dtype)
+  return inputs

@@ -32,7 +32,8 @@ def make_generator(cfg: GANConfig) -> Generator:
   return Generator(cfg.image_size, cfg.gf_dim, cfg.num_classes,
                    attention_resolution=cfg.attention_resolution,
                    attention_type=cfg.attention_type, num_heads=cfg.num_heads,
-                   attention_layer_fn=attention_layer_fn(cfg), bn_decay=cfg.bn_decay)
+                   attention_layer_fn=attention_layer_fn(cfg), bn_decay=cfg.bn_decay,
+                   cross_replica_bn=cfg.cross_replica_bn)
 
 
 def make_discriminator(cfg: GANConfig) -> Discriminator:

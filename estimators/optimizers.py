@@ -7,6 +7,8 @@ weights (LadaGAN's official TF code forgot to do this) and are checkpointed as
 """
 import tensorflow as tf
 
+from estimators import precision
+
 EMA_SUFFIX = "ExponentialMovingAverage"
 
 
@@ -35,4 +37,4 @@ def make_optimizers(cfg):
   else:
     g_opt = tf.compat.v1.train.AdamOptimizer(name="generator_adam", **g_kwargs)
   d_opt = tf.compat.v1.train.AdamOptimizer(name="discriminator_adam", **d_kwargs)
-  return g_opt, d_opt
+  return precision.wrap_optimizer(g_opt, cfg), precision.wrap_optimizer(d_opt, cfg)

@@ -63,10 +63,11 @@ def _downsample(x):
 class _GNorm(tf.keras.layers.Layer):
   """CBN for class-conditional generators, plain BN for unconditional ones."""
 
-  def __init__(self, num_classes, decay=0.999, **kwargs):
+  def __init__(self, num_classes, decay=0.999, cross_replica=True, **kwargs):
     super().__init__(**kwargs)
-    self.norm = (ConditionalBatchNorm(num_classes, decay=decay, name="cbn") if num_classes
-                 else BatchNorm(decay=decay, name="bn"))
+    kw = dict(decay=decay, cross_replica=cross_replica)
+    self.norm = (ConditionalBatchNorm(num_classes, name="cbn", **kw) if num_classes
+                 else BatchNorm(name="bn", **kw))
     self.conditional = bool(num_classes)
 
   def call(self, x, labels, training=False):
@@ -78,12 +79,14 @@ class _GNorm(tf.keras.layers.Layer):
 class GBlock(tf.keras.layers.Layer):
   """Generator residual block; `upsample=False` is the Table 1 'residual instead of attention'."""
 
-  def __init__(self, out_channels, num_classes, upsample=True, bn_decay=0.999, **kwargs):
+  def __init__(self, out_channels, num_classes, upsample=True, bn_decay=0.999,
+               cross_replica_bn=True, **kwargs):
     super().__init__(**kwargs)
     self.upsample = upsample
-    self.bn0 = _GNorm(num_classes, decay=bn_decay, name="cbn_0")
+    norm = dict(decay=bn_decay, cross_replica=cross_replica_bn)
+    self.bn0 = _GNorm(num_classes, name="cbn_0", **norm)
     self.conv1 = SNConv2D(out_channels, 3, name="snconv1")
-    self.bn1 = _GNorm(num_classes, decay=bn_decay, name="cbn_1")
+    self.bn1 = _GNorm(num_classes, name="cbn_1", **norm)
     self.conv2 = SNConv2D(out_channels, 3, name="snconv2")
     self.shortcut = SNConv2D(out_channels, 1, name="snconv3")
 
@@ -149,27 +152,27 @@ class Generator(tf.keras.Model):
 
   def __init__(self, image_size, gf_dim, num_classes, attention_resolution=32,
                attention_type="self_attention", num_heads=1, attention_layer_fn=None,
-               bn_decay=0.999, name="generator"):
+               bn_decay=0.999, cross_replica_bn=True, name="generator"):
     super().__init__(name=name)
     _check_arch(image_size, attention_type, attention_resolution)
     widths = [gf_dim * m for m in G_WIDTHS[image_size]]
     self.num_classes = num_classes
     self.initial_channels = widths[0]
     self.linear = SNDense(4 * 4 * widths[0], name="g_snh0")
-    self.blocks = [GBlock(w, num_classes, bn_decay=bn_decay, name=f"g_block{i + 1}")
+    norm = dict(bn_decay=bn_decay, cross_replica_bn=cross_replica_bn)
+    self.blocks = [GBlock(w, num_classes, name=f"g_block{i + 1}", **norm)
                    for i, w in enumerate(widths[1:])]
     self.attention_after = None
     self.attention = None
     if attention_type != "none":
       self.attention_after = generator_resolutions(image_size).index(attention_resolution)
       channels = widths[1 + self.attention_after]
-      make_res = lambda n: GBlock(channels, num_classes, upsample=False, bn_decay=bn_decay,
-                                  name=n)
+      make_res = lambda n: GBlock(channels, num_classes, upsample=False, name=n, **norm)
       if attention_layer_fn is not None and attention_type == "self_attention":
         self.attention = attention_layer_fn("g_ops")
       else:
         self.attention = _attention_layer(attention_type, num_heads, make_res, False, "g_ops")
-    self.final_bn = BatchNorm(decay=bn_decay, name="g_bn")
+    self.final_bn = BatchNorm(decay=bn_decay, cross_replica=cross_replica_bn, name="g_bn")
     self.final_conv = SNConv2D(3, 3, name="g_snconv_last")
 
   def call(self, z, labels=None, training=False, return_attention=False):

@@ -34,6 +34,13 @@ def run_py(*args, timeout=600, check=True):
     (["--inception_path=/nonexistent"], "--inception_path must be a directory holding"),
     (["--model=ylg_sagan"], "8 head(s) need multiples of 64"),
     (["--mode=eval"], "error: checkpoint"),  # nothing trained yet: a message, not a traceback
+    (["--distribution=multi_worker"], "--distribution=multi_worker trains (--mode=train"),
+    (["--use_tpu", "--distribution=mirrored"], "takes no --distribution"),
+    (["--num_devices=2"], "--num_devices applies to --distribution=mirrored only"),
+    (["--mode=train", "--distribution=mirrored", "--num_devices=64"],
+     "error: --num_devices=64 but only"),
+    (["--mode=train", "--distribution=multi_worker"], "error: --distribution=multi_worker needs "
+                                                      "TF_CONFIG"),
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   start = time.time()

@@ -1,0 +1,255 @@
+"""Several devices or workers through TensorFlow's own engines: tf.distribute with tf.estimator.
+
+`--distribution=mirrored` (all local GPUs, or `--num_devices` of them) and `multi_worker`
+(MultiWorkerMirroredStrategy from TF_CONFIG) run TF-GAN's model pieces (`tfgan.gan_model`,
+`tfgan.gan_loss`, TF-GAN's `create_train_op`) inside a `tf.estimator.Estimator` whose RunConfig
+carries the strategy. `one_device` runs the very same step on one device (the reference the
+multi-device run is tested against).
+
+Why not GANEstimator's train step: it returns only the global-step increment as the train op and
+runs the D and G updates from session hooks (`get_sequential_train_hooks`), each in its own
+`session.run`. Under a strategy the estimator keeps the hooks of the first replica only, so the
+first replica's update waits forever in an all-reduce the others never enter (observed: ckpt-0
+written, then no step in 10 minutes). Here one train op holds the whole step, in the order
+TPUGANEstimator uses on TPU: the D update, then, under a control dependency on it, a fresh
+forward pass and the G update (so G sees the updated D), then the global-step increment. Each
+step consumes one batch (the hook path reads one for D, one for G and one for the logged loss).
+
+Batch sizes: `--batch_size` is the GLOBAL batch. Each of the R replicas gets batch_size / R
+examples; a batch that does not divide evenly is an error at start. Gradients are averaged over
+replicas (TF1 optimisers scale each replica's loss by 1/R before the all-reduce sum), BN batch
+statistics are taken over the global batch (`cross_replica_bn`), and the moving statistics, the
+spectral-norm vectors and the EMA shadows are MEAN-aggregated, so every replica holds the same
+values (DESIGN trap 8 is tested in distribution_test.py).
+"""
+from estimators import compat  # noqa: F401  (must precede TF-GAN use: trap 1)
+
+import json
+import os
+
+import tensorflow as tf
+import tensorflow_gan as tfgan
+from tensorflow_gan.python import contrib_utils
+from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
+
+from estimators import losses
+
+DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
+
+
+class DistributionError(ValueError):
+  """The requested distribution cannot run here (bad batch split, no devices, no TF_CONFIG)."""
+
+
+def local_devices(cfg):
+  """The devices a mirrored run uses: every local GPU (or --num_devices of them); on a machine
+  without GPUs, the logical CPU devices (tests make two)."""
+  gpus = tf.config.list_logical_devices("GPU")
+  devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+  if cfg.num_devices:
+    if cfg.num_devices > len(devices):
+      raise DistributionError(
+          f"--num_devices={cfg.num_devices} but only {len(devices)} device(s) are visible "
+          f"({', '.join(devices)}); lower --num_devices or make more devices visible "
+          "(CUDA_VISIBLE_DEVICES)")
+    devices = devices[:cfg.num_devices]
+  return devices
+
+
+def worker_count():
+  """Workers named in TF_CONFIG's cluster (1 when TF_CONFIG is unset)."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  cluster = config.get("cluster", {})
+  return sum(len(cluster.get(job, [])) for job in ("chief", "worker")) or 1
+
+
+def is_chief():
+  """Whether this process writes the run's files: the chief in TF_CONFIG, else worker 0 (and
+  always when TF_CONFIG names no cluster)."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  task = config.get("task", {})
+  if not config.get("cluster") or not task:
+    return True
+  if "chief" in config["cluster"]:
+    return task.get("type") == "chief"
+  return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+def check_multi_worker_environment():
+  config = os.environ.get("TF_CONFIG")
+  if not config:
+    raise DistributionError(
+        "--distribution=multi_worker needs TF_CONFIG, e.g. "
+        '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+        '"task": {"type": "worker", "index": 0}}, set on every worker with its own index')
+  try:
+    parsed = json.loads(config)
+  except json.JSONDecodeError as e:
+    raise DistributionError(f"TF_CONFIG is not valid JSON ({e}): {config!r}") from None
+  if "cluster" not in parsed or "task" not in parsed:
+    raise DistributionError(f"TF_CONFIG needs 'cluster' and 'task' entries, got {config!r}")
+
+
+def expected_replicas(cfg):
+  """How many replicas cfg.distribution will run (before any strategy is built)."""
+  if cfg.distribution in ("none", "one_device"):
+    return 1
+  if cfg.distribution == "mirrored":
+    return len(local_devices(cfg))
+  if cfg.distribution == "multi_worker":
+    check_multi_worker_environment()
+    # Physical, not logical: listing logical devices starts the TF runtime, and
+    # MultiWorkerMirroredStrategy must configure its collectives before that.
+    return worker_count() * max(1, len(tf.config.list_physical_devices("GPU")))
+  raise DistributionError(f"unknown distribution {cfg.distribution!r}; choose one of "
+                          f"{DISTRIBUTIONS}")
+
+
+def validate(cfg):
+  """Fails at start, before anything is written, when the distribution cannot run here."""
+  per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
+
+
+def make_strategy(cfg):
+  """The tf.distribute strategy for cfg.distribution (None for 'none')."""
+  if cfg.distribution == "none":
+    return None
+  if cfg.distribution == "one_device":
+    return tf.distribute.OneDeviceStrategy(local_devices(cfg)[0])
+  if cfg.distribution == "mirrored":
+    return tf.distribute.MirroredStrategy(local_devices(cfg))
+  if cfg.distribution == "multi_worker":
+    check_multi_worker_environment()
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  raise DistributionError(f"unknown distribution {cfg.distribution!r}; choose one of "
+                          f"{DISTRIBUTIONS}")
+
+
+def inter_op_threads(unused_cfg):
+  """Inter-op pool size. A precaution: the replicas' cross-device reductions each hold a thread
+  while they wait for the others, and TF's default pool is one thread per core."""
+  return max(os.cpu_count() or 1, 16)
+
+
+def session_config(cfg):
+  """The estimator's session options for a strategy run.
+
+  A TF1 session sees one CPU device unless told otherwise, even when the process made several
+  logical CPUs (what the tests and CPU-only benchmarks mirror over); the strategy's variables on
+  /cpu:1 then get placed nowhere and the first step waits forever. So count them in.
+  """
+  cpus = len(tf.config.list_logical_devices("CPU"))
+  return tf.compat.v1.ConfigProto(device_count={"CPU": cpus}, allow_soft_placement=True,
+                                  inter_op_parallelism_threads=inter_op_threads(cfg))
+
+
+def per_replica_batch_size(global_batch, num_replicas):
+  """global_batch / num_replicas; an uneven split is an error (no silently dropped examples)."""
+  if num_replicas < 1 or global_batch % num_replicas:
+    raise DistributionError(
+        f"--batch_size={global_batch} is the global batch and must divide evenly over the "
+        f"{num_replicas} replicas; use a multiple of {num_replicas} (e.g. "
+        f"{max(num_replicas, global_batch - global_batch % num_replicas)})")
+  return global_batch // num_replicas
+
+
+def is_first_replica():
+  """True outside a strategy and in replica 0 (summaries are written once, not per replica)."""
+  context = tf.distribute.get_replica_context()
+  if context is None:  # cross-replica context
+    return True
+  replica = tf.get_static_value(context.replica_id_in_sync_group)
+  return replica is None or int(replica) == 0
+
+
+def _new_update_ops(before, scope):
+  """UPDATE_OPS created since `before` (a list) under `scope`: this sub-step's own BN updates."""
+  now = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+  known = set(id(op) for op in before)
+
+  def in_scope(op):  # 'Generator/...', 'Generator_1/...' (second call), 'replica_1/Generator/...'
+    return any(p == scope or p.startswith(scope + "_") for p in op.name.split("/"))
+  return [op for op in now if id(op) not in known and in_scope(op)]
+
+
+def _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode):
+  return tfgan_estimator.get_gan_model(mode, generator_fn, discriminator_fn, real_data,
+                                       generator_inputs, add_summaries=None)
+
+
+def mean_over_replicas(value):
+  """The mean of `value` over all replicas (itself outside a multi-replica step)."""
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return value
+  return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
+def _loss_summaries(gan_model, gan_loss):
+  """The losses and mean D outputs of the global batch, under GANEstimator's tags."""
+  values = {
+      "generator_wasserstein_loss/generator_wass_loss": gan_loss.generator_loss,
+      "discriminator_wasserstein_hinge_loss/discriminator_wass_hinge_loss":
+          gan_loss.discriminator_loss,
+      "discriminator/mean_real_output": tf.reduce_mean(gan_model.discriminator_real_outputs),
+      "discriminator/mean_fake_output": tf.reduce_mean(gan_model.discriminator_gen_outputs),
+  }
+  values = {tag: mean_over_replicas(v) for tag, v in values.items()}
+  if is_first_replica():
+    with tf.compat.v1.name_scope(""):
+      for tag, value in values.items():
+        tf.compat.v1.summary.scalar(tag, value)
+  # Every replica must run its side of these all-reduces whenever replica 0's summaries are
+  # fetched, or a collective all-reduce waits forever for the replicas that skipped it: the train
+  # op depends on them (four scalars per step).
+  return list(values.values())
+
+
+def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_inputs,
+                         g_optimizer, d_optimizer, resample_noise):
+  """One D update, then one G update on a fresh forward pass, then global_step += 1.
+
+  Returns (train_op, discriminator_loss of the D sub-step). `resample_noise(inputs)` gives the
+  G sub-step's generator inputs (new noise, as each TF-GAN hook run draws a new batch).
+  """
+  mode = tf.estimator.ModeKeys.TRAIN
+  before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+  d_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
+  d_loss = tfgan.gan_loss(d_model, losses.hinge_generator_loss, losses.hinge_discriminator_loss,
+                          add_summaries=False)  # per-replica values; the global ones below
+  reduced = _loss_summaries(d_model, d_loss)
+  d_updates = _new_update_ops(before, d_model.discriminator_scope.name.rstrip("/"))
+  with tf.compat.v1.name_scope("discriminator_train"):
+    d_train = contrib_utils.create_train_op(
+        d_loss.discriminator_loss, d_optimizer, global_step=None,
+        variables_to_train=d_model.discriminator_variables, update_ops=d_updates)
+  with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
+    before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+    g_model = _build_gan_model(generator_fn, discriminator_fn, real_data,
+                               resample_noise(generator_inputs), mode)
+    g_loss = losses.hinge_generator_loss(g_model)
+    g_updates = _new_update_ops(before, g_model.generator_scope.name.rstrip("/"))
+    with tf.compat.v1.name_scope("generator_train"):
+      g_train = contrib_utils.create_train_op(
+          g_loss, g_optimizer, global_step=None,
+          variables_to_train=g_model.generator_variables, update_ops=g_updates)
+  with tf.control_dependencies([g_train] + reduced):
+    step = tf.compat.v1.train.get_or_create_global_step().assign_add(1)
+  return step, d_loss.discriminator_loss
+
+
+def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise):
+  """An Estimator model_fn: TF-GAN's GAN model, losses and specs; the in-graph train step."""
+  def model_fn(features, labels, mode):
+    if mode == tf.estimator.ModeKeys.TRAIN:
+      g_opt, d_opt = make_optimizers()
+      train_op, loss = alternating_train_op(generator_fn, discriminator_fn, labels, features,
+                                            g_opt, d_opt, resample_noise)
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+    gan_model = _build_gan_model(generator_fn, discriminator_fn, labels, features, mode)
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      return tfgan_estimator.get_predict_estimator_spec(gan_model)
+    gan_loss = tfgan.gan_loss(gan_model, losses.hinge_generator_loss,
+                              losses.hinge_discriminator_loss)
+    return tfgan_estimator.get_eval_estimator_spec(gan_model, gan_loss)
+  return model_fn

@@ -1,0 +1,165 @@
+"""Multi-device and multi-worker training through tf.distribute (estimators/distribution.py).
+
+Logical CPU devices must be made before TensorFlow initialises, so the mirrored comparisons and
+the two-worker cluster run in subprocesses; the rest runs in the test process.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimators import distribution, experiment, export
+from estimators.gan_estimator import _resample_noise, element_draws
+from estimators.testing import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_global_batch_splits_evenly_or_fails_with_the_fix():
+  assert distribution.per_replica_batch_size(256, 8) == 32
+  with pytest.raises(distribution.DistributionError, match="must divide evenly over the 4 "
+                     "replicas; use a multiple of 4 .e.g. 8."):
+    distribution.per_replica_batch_size(10, 4)
+
+
+def test_too_many_devices_and_missing_or_bad_tf_config_are_clear_errors(tmp_path, monkeypatch):
+  with pytest.raises(distribution.DistributionError, match="--num_devices=99 but only 1"):
+    distribution.validate(tiny_config(tmp_path, distribution="mirrored", num_devices=99))
+  monkeypatch.delenv("TF_CONFIG", raising=False)
+  with pytest.raises(distribution.DistributionError, match="needs TF_CONFIG"):
+    distribution.validate(tiny_config(tmp_path, distribution="multi_worker"))
+  monkeypatch.setenv("TF_CONFIG", "{not json")
+  with pytest.raises(distribution.DistributionError, match="not valid JSON"):
+    distribution.validate(tiny_config(tmp_path, distribution="multi_worker"))
+  cluster = {"worker": ["a:1", "b:1", "c:1"]}
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                              "task": {"type": "worker", "index": 1}}))
+  assert distribution.expected_replicas(tiny_config(tmp_path, distribution="multi_worker")) == 3
+  assert not distribution.is_chief()
+  with pytest.raises(distribution.DistributionError, match="over the 3 replicas"):
+    distribution.validate(tiny_config(tmp_path, distribution="multi_worker", batch_size=8))
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                              "task": {"type": "worker", "index": 0}}))
+  assert distribution.is_chief()
+
+
+def test_generator_inputs_depend_on_the_example_not_on_the_batch_split():
+  seed = tf.constant([3, 4], tf.int64)
+  noise, labels = element_draws(tf.range(8, dtype=tf.int64), 5, 10, seed)
+  first, first_labels = element_draws(tf.range(4, dtype=tf.int64), 5, 10, seed)
+  second, second_labels = element_draws(tf.range(4, 8, dtype=tf.int64), 5, 10, seed)
+  np.testing.assert_array_equal(noise.numpy(), np.concatenate([first, second]))
+  np.testing.assert_array_equal(labels.numpy(), np.concatenate([first_labels, second_labels]))
+  other, _ = element_draws(tf.range(8, dtype=tf.int64), 5, 10, tf.constant([3, 5], tf.int64))
+  assert np.abs(noise.numpy() - other.numpy()).min() > 0
+  assert labels.dtype == tf.int32 and 0 <= labels.numpy().min() and labels.numpy().max() < 10
+  big, _ = element_draws(tf.range(4000, dtype=tf.int64), 4, 10, seed)
+  assert abs(big.numpy().mean()) < 0.05 and abs(big.numpy().std() - 1) < 0.05
+  resampled = _resample_noise({"noise": noise, "labels": labels, "g_noise": other,
+                               "g_labels": labels + 1})
+  assert set(resampled) == {"noise", "labels"}
+  np.testing.assert_array_equal(resampled["noise"], other)
+  np.testing.assert_array_equal(resampled["labels"], labels + 1)
+
+
+def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path):
+  cfg = tiny_config(tmp_path, distribution="one_device", max_steps=2, save_checkpoints_steps=2,
+                    bn_decay=0.9)
+  assert export.checkpoint_step(experiment.run_train(cfg)) == 2
+  start = tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-0")
+  end = tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-2")
+  for name in ("Generator/generator/g_snconv_last/kernel",
+               "Discriminator/discriminator/d_sn_linear/kernel",
+               "Generator/generator/g_bn/moving_mean",
+               "Generator/generator/g_block1/cbn_0/cbn/moving_variance"):
+    assert np.abs(end.get_tensor(name) - start.get_tensor(name)).max() > 1e-5, name
+  assert end.get_tensor("global_step") == 2
+
+
+def _replica_check(tmp_path, cross_replica_bn, bn_decay=0.999):
+  out = tmp_path / "result.json"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
+  proc = subprocess.run(
+      [sys.executable, "-m", "estimators.replica_check", "--cpu_devices=2", "--batch_size=8",
+       f"--cross_replica_bn={int(cross_replica_bn)}", f"--bn_decay={bn_decay}",
+       f"--root={tmp_path / 'runs'}",
+       f"--json={out}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_mirrored_two_devices_first_step_matches_one_device_with_the_same_global_batch(tmp_path):
+  result = _replica_check(tmp_path, cross_replica_bn=True)
+  one, multi = result["losses"]["one_device"], result["losses"]["multi"]
+  assert set(one) == set(multi) and len(one) == 3  # D loss, G loss, the estimator's loss
+  for tag, value in one.items():
+    assert multi[tag] == pytest.approx(value, rel=1e-5, abs=1e-5), tag
+  for net, grads in result["gradients"].items():  # Adam's first slot = the step's gradient
+    assert grads["variables"] > 10 and grads["scale"] > 1e-3
+    assert grads["relative"] < 1e-4, (net, grads)
+  assert not result["missing_in_multi"]
+  bn = result["bn_moving_statistics"]
+  assert len(bn) >= 10
+  for name, stats in bn.items():  # DESIGN trap 8: every replica's BN update ran
+    assert stats["change"] > 1e-5, name
+    assert stats["max_abs_diff"] < 1e-6, (name, stats)
+
+
+@pytest.mark.slow
+def test_mirrored_per_replica_bn_averages_both_replicas_updates(tmp_path):
+  """Without cross-replica BN each replica normalises its half batch; its moving statistics
+  are averaged. For the first BN layer (same input on both runs) the mean of the two halves'
+  means is the global mean, and the mean of their variances is below the global variance."""
+  result = _replica_check(tmp_path, cross_replica_bn=False, bn_decay=0.5)  # big steps
+  first = "Generator/generator/g_block1/cbn_0/cbn/moving_"
+  mean, var = (result["bn_moving_statistics"][first + k] for k in ("mean", "variance"))
+  assert mean["change"] > 1e-5 and mean["max_abs_diff"] < 1e-6
+  assert var["max_multi_minus_one"] < 1e-7  # never above the one-device (global) variance
+  assert var["min_multi_minus_one"] < -1e-4  # and below it where the halves differ
+  one, multi = result["losses"]["one_device"], result["losses"]["multi"]
+  d_loss = "discriminator_wasserstein_hinge_loss/discriminator_wass_hinge_loss"
+  assert multi[d_loss] != pytest.approx(one[d_loss], rel=1e-5)  # per-replica BN is visible
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints(tmp_path):
+  model_dir = tmp_path / "run"
+  cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+  procs = []
+  for index in range(2):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    procs.append(subprocess.Popen(
+        [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",
+         f"--model_dir={model_dir}", "--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
+         "--batch_size=8", "--save_checkpoints_steps=3", "--save_summary_steps=1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  outputs = [p.communicate(timeout=900)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  # The chief's checkpoints are the run's; the other worker keeps the estimator's private copy
+  # (read back if it is restarted) under tmp_worker_1.
+  assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-3")
+  assert sorted(p for p in os.listdir(model_dir) if p.startswith("tmp_worker")) == ["tmp_worker_1"]
+  assert os.path.exists(model_dir / "run_config.json")
+  chief = tf.train.load_checkpoint(str(model_dir / "model.ckpt-3"))
+  other = tf.train.load_checkpoint(str(model_dir / "tmp_worker_1" / "model.ckpt-3"))
+  start = tf.train.load_checkpoint(str(model_dir / "model.ckpt-0"))
+  names = [n for n in chief.get_variable_to_shape_map()
+           if n.startswith(("Generator/", "Discriminator/")) and n.endswith("kernel")]
+  assert len(names) > 10
+  for name in names:  # synchronous: both workers hold the same weights after every step
+    np.testing.assert_allclose(chief.get_tensor(name), other.get_tensor(name), atol=1e-6)
+    assert np.abs(chief.get_tensor(name) - start.get_tensor(name)).max() > 1e-5, name
