@@ -112,9 +112,15 @@ def _step_timer_hook(warmup):
 
 
 def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_devices=0,
-            mixed_precision=False):
-  """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict."""
+            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1):
+  """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict.
+
+  cpu_devices > 1 splits the CPU into that many logical devices first (no GPU: what
+  --distribution=mirrored then mirrors over; they share the same cores).
+  """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  from estimators.replica_check import configure_cpu_devices  # pylint: disable=import-outside-toplevel
+  configure_cpu_devices(cpu_devices)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
   from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
@@ -129,7 +135,8 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
         attention_resolution=config.attention, max_steps=total,
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
-        distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision)
+        distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision,
+        mixed_precision_dtype=mixed_precision_dtype)
     estimator = gan_estimator.build_estimator(cfg)
     input_fn = gan_estimator.make_train_input_fn(
         cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
@@ -143,7 +150,7 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
   seconds = timed[-1] - timed[0]
   step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
   return {"config": config_text(config), "distribution": distribution,
-          "mixed_precision": mixed_precision, "timed_steps": len(step_ms), "seconds": seconds,
+          "mixed_precision": mixed_precision and mixed_precision_dtype, "timed_steps": len(step_ms), "seconds": seconds,
           "steps_per_sec": len(step_ms) / seconds,
           "images_per_sec": config.batch * len(step_ms) / seconds,
           "median_step_ms": statistics.median(step_ms),
@@ -153,7 +160,9 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
 def _run_in_subprocess(config, args):
   cmd = [sys.executable, "-m", "bench.train_step", "--one", config_text(config),
          f"--steps={args.steps}", f"--warmup={args.warmup}", f"--num_classes={args.num_classes}",
-         f"--distribution={args.distribution}", f"--num_devices={args.num_devices}"]
+         f"--distribution={args.distribution}", f"--num_devices={args.num_devices}",
+         f"--cpu_devices={args.cpu_devices}",
+         f"--mixed_precision_dtype={args.mixed_precision_dtype}"]
   if args.mixed_precision:
     cmd.append("--mixed_precision")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
@@ -195,6 +204,10 @@ def main(argv=None):
                  help="GANConfig.distribution (scale-out engine)")
   p.add_argument("--num_devices", type=int, default=0, help="GANConfig.num_devices")
   p.add_argument("--mixed_precision", action="store_true", help="GANConfig.mixed_precision")
+  p.add_argument("--mixed_precision_dtype", default="auto", choices=("auto", "float16",
+                                                                      "bfloat16"))
+  p.add_argument("--cpu_devices", type=int, default=1,
+                 help="without a GPU: logical CPU devices to make (mirrored over 2 needs 2)")
   p.add_argument("--one", metavar="CONFIG", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   args.steps = args.steps or (20 if args.full else 8)
@@ -211,7 +224,9 @@ def main(argv=None):
     (config,) = configs
     result = run_one(config, steps=args.steps, warmup=args.warmup,
                      num_classes=args.num_classes, distribution=args.distribution,
-                     num_devices=args.num_devices, mixed_precision=args.mixed_precision)
+                     num_devices=args.num_devices, mixed_precision=args.mixed_precision,
+                     mixed_precision_dtype=args.mixed_precision_dtype,
+                     cpu_devices=args.cpu_devices)
     print(json.dumps(result))
     return result
   load_before, start = os.getloadavg()[0], time.time()
