@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.memory import status_kb  # pylint: disable=wrong-import-position
+
 LAYERS = ("sagan_1head", "sagan_8heads", "ylg_dense", "ylg_sparse")
 
 
@@ -28,14 +31,6 @@ def _make_layer(name):
           "sagan_8heads": lambda: SelfAttention(num_heads=8),
           "ylg_dense": lambda: YLGAttention(implementation="dense"),
           "ylg_sparse": lambda: YLGAttention(implementation="sparse")}[name]()
-
-
-def _status_kb(field):
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1])
-  raise KeyError(field)
 
 
 def run_one(name, size, batch, channels, steps):
@@ -58,13 +53,13 @@ def run_one(name, size, batch, channels, steps):
   step.get_concrete_function(x)  # trace outside the measured region
   with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset VmHWM to the current resident size
-  base_kb = _status_kb("VmRSS")
+  base_kb = status_kb("VmRSS")
   times = []
   for _ in range(steps + 1):
     t0 = time.perf_counter()
     step(x).numpy()
     times.append(time.perf_counter() - t0)
-  peak_kb = _status_kb("VmHWM") - base_kb
+  peak_kb = status_kb("VmHWM") - base_kb
   return {"ms": 1000 * statistics.median(times[1:]), "peak_mb": peak_kb / 1024}
 
 

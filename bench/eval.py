@@ -30,6 +30,7 @@ from absl import app  # pylint: disable=wrong-import-position
 from absl import flags  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from bench.memory import status_kb  # pylint: disable=wrong-import-position
 from eval import inception  # pylint: disable=wrong-import-position  (defines --tfhub_cache_dir)
 
 flags.DEFINE_string("inception_path", None, "Local TF-GAN Inception module (else cache/stand-in).")
@@ -142,16 +143,9 @@ def _memory_child(num_samples):
       batch_size=FLAGS.batch_size, feature_subset_size=FLAGS.feature_subset_size)
   rows = result.protocol["num_generated_features"] + result.protocol["num_real_features"]
   subset_mb = rows * 2048 * 4 / 2**20
-  peak_mb = _peak_rss_mb()
+  peak_mb = status_kb("VmHWM") / 1024
   seconds = sum(result.timing.values())
   print(f"RESULT {num_samples} {peak_mb:.0f} {subset_mb:.0f} {seconds:.0f}")
-
-
-def _peak_rss_mb():
-  """VmHWM of this process. Not ru_maxrss: Linux carries the parent's peak across fork + exec."""
-  with open("/proc/self/status") as f:
-    line = next(l for l in f if l.startswith("VmHWM:"))
-  return int(line.split()[1]) / 1024
 
 
 def _memory():

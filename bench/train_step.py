@@ -27,6 +27,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from bench.memory import status_kb  # pylint: disable=wrong-import-position
+
 MODELS = ("sagan", "ylg_sagan")
 # MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION_RESOLUTION]. YLG's 8 heads need >= 64 channels at
 # the attention block, which at 32 and 64 px means df >= 32 (D has 2 df channels at 16x16).
@@ -70,14 +73,6 @@ def parse_configs(text):
 
 def config_text(c):
   return f"{c.model}:{c.image_size}:{c.gf_dim}/{c.df_dim}:{c.batch}:{c.attention}"
-
-
-def _status_kb(field):
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith(field + ":"):
-        return int(line.split()[1])
-  raise KeyError(field)
 
 
 def _synthetic_dataset_fn(image_size, num_classes):
@@ -154,7 +149,7 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
           "steps_per_sec": len(step_ms) / seconds,
           "images_per_sec": config.batch * len(step_ms) / seconds,
           "median_step_ms": statistics.median(step_ms),
-          "setup_seconds": wall - seconds, "peak_rss_mb": _status_kb("VmHWM") / 1024}
+          "setup_seconds": wall - seconds, "peak_rss_mb": status_kb("VmHWM") / 1024}
 
 
 def _run_in_subprocess(config, args):
