@@ -91,10 +91,11 @@ flags.DEFINE_boolean("cross_replica_bn", True, "Batch-norm statistics over the g
                      "when several replicas train (TPU and tf.distribute), as SAGAN on TPU.")
 flags.DEFINE_enum("mixed_precision_dtype", "auto", ("auto", "float16", "bfloat16"),
                   "--mixed_precision compute type: auto = float16 on a GPU, bfloat16 on a CPU "
-                  "with AVX512-BF16/AMX; float16 without a GPU is emulated (checks, not speed).")
-flags.DEFINE_boolean("mixed_precision", False, "float16 compute with dynamic loss scaling on "
-                     "GPU (bfloat16 with --use_tpu); variables, losses, softmax, normalisation "
-                     "statistics and metrics stay float32.")
+                  "with AVX512-BF16/AMX. Any other pairing is an error at start.")
+flags.DEFINE_boolean("mixed_precision", False, "Grappler's mixed-precision rewrite: float16 "
+                     "with dynamic loss scaling on a GPU, bfloat16 on a BF16 CPU (not wired for "
+                     "--use_tpu); variables, losses, softmax, normalisation statistics and "
+                     "metrics stay float32.")
 flags.DEFINE_string("checkpoint", None, "eval/export/sample: a checkpoint prefix "
                     "(default: the latest in --model_dir).")
 flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel instead.")
@@ -238,9 +239,8 @@ def main(argv):
 
 
 def _run_mode(cfg):
-  from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
+  from estimators import distribution, experiment, precision, run_dir  # pylint: disable=import-outside-toplevel
   mode = FLAGS.mode
-  from estimators import distribution, precision  # pylint: disable=import-outside-toplevel
   if mode in ("train", "train_and_eval"):
     distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
     precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now

@@ -125,13 +125,7 @@ def make_strategy(cfg):
                           f"{DISTRIBUTIONS}")
 
 
-def inter_op_threads(unused_cfg):
-  """Inter-op pool size. A precaution: the replicas' cross-device reductions each hold a thread
-  while they wait for the others, and TF's default pool is one thread per core."""
-  return max(os.cpu_count() or 1, 16)
-
-
-def session_config(cfg):
+def session_config():
   """The estimator's session options for a strategy run.
 
   A TF1 session sees one CPU device unless told otherwise, even when the process made several
@@ -139,8 +133,7 @@ def session_config(cfg):
   /cpu:1 then get placed nowhere and the first step waits forever. So count them in.
   """
   cpus = len(tf.config.list_logical_devices("CPU"))
-  return tf.compat.v1.ConfigProto(device_count={"CPU": cpus}, allow_soft_placement=True,
-                                  inter_op_parallelism_threads=inter_op_threads(cfg))
+  return tf.compat.v1.ConfigProto(device_count={"CPU": cpus}, allow_soft_placement=True)
 
 
 def per_replica_batch_size(global_batch, num_replicas):

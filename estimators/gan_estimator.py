@@ -196,7 +196,7 @@ def build_estimator(cfg: GANConfig):
         resample_noise=_resample_noise)
     config = tf.estimator.RunConfig(
         train_distribute=strategy,
-        session_config=precision.configure_session(cfg, distribution.session_config(cfg)),
+        session_config=precision.configure_session(cfg, distribution.session_config()),
         **run_kwargs)
     return tf.estimator.Estimator(model_fn=model_fn, config=config)
   config = tf.estimator.RunConfig(
@@ -212,7 +212,4 @@ def _resample_noise(generator_inputs):
   for key in ("noise", "labels"):
     if "g_" + key in generator_inputs:
       inputs[key] = generator_inputs["g_" + key]
-  if "g_noise" not in generator_inputs:
-    noise = generator_inputs["noise"]
-    inputs["noise"] = tf.random.normal(tf.shape(noise), dtype=noise.dtype)
   return inputs
