@@ -53,7 +53,7 @@ class GANConfig:
   num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
   mixed_precision: bool = False    # grappler's float16 (GPU) / bfloat16 (CPU) rewrite
-  mixed_precision_dtype: str = "auto"  # auto | float16 (CPU: emulated, for checks) | bfloat16
+  mixed_precision_dtype: str = "auto"  # auto | float16 (GPU only) | bfloat16 (BF16 CPUs only)
   # Evaluation (REFERENCE_NOTES "Metrics"; the standard protocol is 50k samples, 10 IS splits).
   eval_every_steps: int = 1000
   num_eval_samples: int = 1000
