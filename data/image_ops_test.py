@@ -77,3 +77,18 @@ def test_resize_shorter_side_follows_torchvision_int_rule():
 def test_to_signed_unit_maps_0_and_255_to_minus_one_and_one():
   np.testing.assert_allclose(image_ops.to_signed_unit(tf.constant([0, 255, 51], tf.uint8)).numpy(),
                              [-1.0, 1.0, 51 * 2 / 255 - 1], atol=1e-7)
+
+
+def test_resizing_a_float_copy_gives_exactly_the_uint8_kernels_values():
+  image = tf.constant(format_writers.smooth_image(75, 61, seed=5))   # uint8, odd sizes
+  kernels = {
+      "tfgan": lambda x: tf.raw_ops.ResizeBilinear(images=x[None], size=[32, 32],
+                                                   align_corners=True)[0],
+      "bilinear": lambda x: tf.image.resize(x, [32, 32], method="bilinear", antialias=True),
+      "area": lambda x: tf.image.resize(x, [32, 32], method="area"),
+  }
+  for method, kernel in kernels.items():
+    np.testing.assert_array_equal(image_ops.resize_square(image, 32, method).numpy(),
+                                  kernel(image).numpy(), err_msg=method)
+  want = tf.image.resize(image, [39, 32], method="bilinear", antialias=True)   # 75 x 61 -> 39 x 32
+  np.testing.assert_array_equal(image_ops.resize_shorter_side(image, 32).numpy(), want.numpy())
