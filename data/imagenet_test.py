@@ -89,12 +89,25 @@ def test_pipelines_partition_the_records_by_file_or_inside_files(shards, tmp_pat
   assert parts == [[0], [4]]                       # 1 file < 2 pipelines: records 0 | 1 of it
 
 
+def test_parallel_reads_give_the_same_records_and_nonsense_is_refused(shards):
+  d, expected = shards
+  got = _read(data.load("imagenet", d, "train", image_size=SIZE, seed=0, parallel_reads=2))
+  assert sorted(got) == [0, 2, 4, 999]
+  np.testing.assert_allclose(got[4], expected[4], atol=2e-5)
+  assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_IMAGE: 1}}
+  with pytest.raises(ValueError, match="parallel_reads must be a positive number"):
+    data.load("imagenet", d, "train", image_size=SIZE, parallel_reads=0)
+
+
 def test_label_outside_1_to_1000_is_an_error_naming_the_shard(tmp_path):
   jpeg = format_writers.jpeg_bytes(format_writers.smooth_image(8, 8, 0))
   format_writers.write_imagenet_shards(str(tmp_path), "validation", [[(jpeg, 3), (jpeg, 0)]])
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match=r"label out of range(.|\n)*validation-00000-of-00001"):
+                     match=r"label out of range: 0 in \S*validation-00000-of-00001, record at "
+                           r"byte \d+ \(expected 1..1000\)"):
     _read(data.load("imagenet", str(tmp_path), "validation", image_size=8))
+  time.sleep(0.5)     # a prefetch may read on to the shard's end: it must not be reported short
+  assert bad_records.counts() == {}
 
 
 def test_a_truncated_shard_keeps_its_good_records_and_is_counted(shards, tmp_path):

@@ -44,9 +44,11 @@ def _not_end(e):
   return e, False
 
 
-def _flag(flag, out):
+def flag(marked, out):
+  """Filter predicate on (flag, element) pairs: keeps the flagged ones (short-circuited: no
+  function runs per element)."""
   del out
-  return flag
+  return marked
 
 
 def not_flag(flag, out):
@@ -75,7 +77,7 @@ def with_positions(ds: tf.data.Dataset) -> tf.data.Dataset:
   return flagged.enumerate().map(mark)
 
 
-def _call_if(condition, callback, args):
+def call_if(condition, callback, args):
   """Runs the Python callback only when condition holds; returns a tensor to depend on."""
   return tf.cond(condition, lambda: tf.py_function(callback, args, tf.int64),
                  lambda: tf.constant(0, tf.int64))
@@ -104,12 +106,12 @@ def decode_list_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable, *, length
 
   def find_gap(last, pos_out):  # last: position of the last record that arrived
     pos, out = pos_out
-    done = _call_if(pos - last > 1, callback, [last + 1, pos - last - 1])
+    done = call_if(pos - last > 1, callback, [last + 1, pos - last - 1])
     with tf.control_dependencies([done]):
       return pos, (tf.identity(pos) < length, out)
 
   ds = decoded.concatenate(end).scan(tf.constant(-1, tf.int64), find_gap)
-  return ds.take_while(_flag).map(drop_flag)
+  return ds.take_while(flag).map(drop_flag)
 
 
 def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], *,
@@ -160,7 +162,7 @@ def decode_skipping_bad(ds: tf.data.Dataset, decode_fn: Callable[[Dict], Dict], 
   def find_gap(last, record):  # last: position of the last record that arrived
     pos, is_end, out = record
     args = [last + 1, pos - last - 1]
-    done = _call_if(pos - last > 1, callback,
+    done = call_if(pos - last > 1, callback,
                     args if source is None else [tf.cast(source, tf.int64)] + args)
     with tf.control_dependencies([done]):
       pos = tf.identity(pos)

@@ -1,30 +1,41 @@
 """Parallel reading and decoding of TFRecord shards that survives corrupt records and shards.
 
-Shards are read by a parallel interleave, each followed by an end marker, and decoded by a
-parallel map. Records whose decode fails are dropped (`ignore_errors`); a damaged shard makes
-TFRecordDataset stop early. Both are caught by one cheap check per shard: the bytes of its
-records that came out, plus 16 framing bytes each, must add up to the file size when its end
-marker arrives. Only when they do not (rare) is the shard read again in Python, record by record,
-to name exactly which records failed to decode and where the file is damaged, in
-`data.bad_records` (or to fail the run under strict mode). Good records cost one scan step and one
-filter step on top of reading and decoding.
+Each shard's records are tagged with the shard's index by a zip (no per-record function) and
+followed by an end marker; shards are interleaved and decoded by a parallel map. Records whose
+decode fails are dropped (`ignore_errors`); a damaged shard makes TFRecordDataset stop early.
+Both are caught by one cheap check per shard: the bytes of its records that came out, plus 16
+framing bytes each, must add up to the file size when its end marker arrives. Only when they do
+not (rare) is the shard read again in Python, record by record, to name exactly which records
+failed to decode and where the file is damaged, in `data.bad_records` (or to fail the run under
+strict mode). Checks of decoded values (e.g. a label's range) are computed in the decode map and
+fail the run, naming the shard, when one does not hold.
+
+Per good record this costs, besides reading and decoding: a zip step, one scan step of a few
+scalar ops (the byte count, with a branch into Python that is only taken on a short shard or a
+failed check) and a short-circuited filter and map (no function runs) that drop the end markers.
 
 Files are split between input pipelines when there are at least as many files as pipelines;
 otherwise every pipeline reads every file and keeps every n-th record of each, so the pipelines
 always partition the records.
 """
 import concurrent.futures
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from data.resilient_decode import drop_flag, not_flag
+from data.resilient_decode import call_if, drop_flag, flag
 from data.sharding import Shard
 
 _FRAMING_BYTES = 16  # uint64 length, uint32 length crc, uint32 data crc
 Decoded = Dict[str, tf.Tensor]
+# decoded -> (holds: bool scalar, value: int64 scalar to name in the error when it does not)
+Check = Callable[[Decoded], Tuple[tf.Tensor, tf.Tensor]]
+
+
+class RecordCheckError(ValueError):
+  """A decoded record fails a check (e.g. a label out of range): the data is wrong, not damaged."""
 
 
 def file_sizes(paths: List[str]) -> List[int]:
@@ -33,28 +44,35 @@ def file_sizes(paths: List[str]) -> List[int]:
 
 
 def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded], *,
-                    tiny_record: bytes, tag: str, shard: Shard = Shard(), shuffle: bool = False, seed: Optional[int] = None,
-                    strict: bool = False, deterministic: Optional[bool] = None,
-                    validate: Optional[Callable[[Decoded, tf.Tensor, tf.Tensor], Decoded]] = None,
-                    cycle_length: int = 16) -> tf.data.Dataset:
+                    tiny_record: bytes, tag: str, shard: Shard = Shard(), shuffle: bool = False,
+                    seed: Optional[int] = None, strict: bool = False,
+                    deterministic: Optional[bool] = None, check: Optional[Check] = None,
+                    check_error: str = "{value} in {where}", cycle_length: int = 16,
+                    parallel_reads: Optional[int] = None,
+                    num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
   """Decoded records of this pipeline's part of `files`.
 
   Args:
     files: the shards (all pipelines').
     decode_fn: serialized record -> dict of tensors; a record it fails on is skipped and named
       ('<file> record <k>') in data.bad_records under `tag`.
-    tiny_record: a small record decode_fn decodes quickly and without fail; it stands in for end
-      markers and other pipelines' records, so that no per-record branch is needed.
+    tiny_record: a small record decode_fn decodes quickly and without fail (and that passes
+      `check`); it stands in for end markers and other pipelines' records, so that no
+      per-record branch is needed.
     tag: dataset name for the skipped-record counts, e.g. 'imagenet/train'.
     shard: this input pipeline's part.
     shuffle: shuffle the order of the files every epoch (seeded by `seed`).
     seed: see shuffle.
     strict: fail at the first bad record or shard instead.
-    deterministic: interleave order fixed (None: tf.data's option decides).
-    validate: optional fn(decoded, file path, ignore) -> decoded (same structure), run after the
-      skipping; what it raises fails the iteration (e.g. a bad label). It must let elements with
-      ignore=True (the tiny record's output) pass.
-    cycle_length: shards decoded at the same time.
+    deterministic: interleave order fixed when reads are parallel (None: tf.data's option).
+    check: optional fn(decoded) -> (holds, value), run in the decode map; a record for which it
+      does not hold fails the iteration (in any mode) with `check_error` formatted with the value
+      and the record's place ('<file>, record at byte <offset>').
+    check_error: see check.
+    cycle_length: shards read at the same time.
+    parallel_reads: shards read in parallel threads (None: one thread reads the cycle in turn,
+      the cheapest for local files; tf.data.AUTOTUNE or a number for remote storage).
+    num_parallel_calls: decode parallelism.
   """
   files = sorted(files)
   if len(files) >= shard.num_shards:
@@ -66,7 +84,6 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
 
   def recheck(source, consumed):
     """Python: reads the shard again to name what was lost (only for shards that came short)."""
-    source, consumed = int(source), int(consumed)
     path, index, failures = mine[source], -1, 0
     try:
       for index, record in enumerate(tf.data.TFRecordDataset(path)):
@@ -82,47 +99,70 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
       bad_records.record(tag, bad_records.CORRUPT_SHARD, path, strict=strict,
                          detail=f"unreadable after record {index} ({str(e).splitlines()[0]}); "
                                 f"the rest of the shard was skipped")
-      return np.int64(0)
+      return
     if not failures:  # the bytes did not add up, yet every record decodes: say so
       bad_records.record(tag, bad_records.CORRUPT_SHARD, path, strict=strict,
                          detail=f"{consumed} of {sizes[source]} bytes accounted for")
+
+  def report(source, total, nbytes, short, failed, value):
+    """Python, only when a shard came short or a check failed."""
+    source, total = int(source), int(total)
+    if bool(failed):
+      failed_check.add(source)  # its bytes are not counted: a prefetch may still reach the end
+      raise RecordCheckError(check_error.format(
+          value=int(value), where=f"{mine[source]}, record at byte {total - int(nbytes[0])}"))
+    if bool(short) and source not in failed_check:
+      recheck(source, total)
     return np.int64(0)
 
-  def read_one(source, path):  # (source, record to decode, its bytes, keep, end)
-    records = tf.data.TFRecordDataset(path).ignore_errors()
-    if n == 1:
-      records = records.map(lambda r: (source, r, tf.strings.length(r), True, False))
-    else:  # keep every n-th record; the others are counted but only the tiny record is decoded
-      records = records.enumerate().map(
-          lambda k, r: (source, tf.where(tf.equal(k % n, i), r, tiny), tf.strings.length(r),
-                        tf.equal(k % n, i), False))
-    return records.concatenate(tf.data.Dataset.from_tensors((source, tiny, 0, False, True)))
+  failed_check = set()
+  tiny = tf.constant(tiny_record)
+  sizes_t = tf.constant(sizes, tf.int64)
 
-  def decode(source, record, nbytes, keep, is_end):
-    return source, tf.cast(nbytes, tf.int64), keep, is_end, decode_fn(record)
+  def read_one(source, path):  # ((source, is_end[, position in the shard]), record)
+    tags = tf.data.Dataset.from_tensors((source, False)).repeat()
+    end = (source, True)
+    if n > 1:
+      tags, end = tf.data.Dataset.zip((tags, tf.data.Dataset.range(2**62))), (end, np.int64(-1))
+    return tf.data.Dataset.zip((tags, tf.data.TFRecordDataset(path).ignore_errors())).concatenate(
+        tf.data.Dataset.from_tensors((end, tiny)))
+
+  def decode(tags, record):
+    if n > 1:  # another pipeline's record: counted, but only the tiny record is decoded
+      (source, is_end), position = tags
+      keep = tf.logical_and(tf.logical_not(is_end), tf.equal(position % n, i))
+      record_bytes, record = tf.strings.length(record), tf.where(keep, record, tiny)
+    else:
+      source, is_end = tags
+      keep, record_bytes = tf.logical_not(is_end), tf.strings.length(record)
+    out = decode_fn(record)
+    if check is None:
+      failed, value = tf.constant(False), tf.constant(0, tf.int64)
+    else:
+      holds, value = check(out)
+      failed, value = tf.logical_and(keep, tf.logical_not(holds)), tf.cast(value, tf.int64)
+    nbytes = tf.where(is_end, tf.constant(0, tf.int64),
+                      tf.cast(record_bytes, tf.int64) + _FRAMING_BYTES)
+    return (source, tf.reshape(source, [1, 1]), tf.reshape(nbytes, [1]),
+            tf.gather(sizes_t, source), is_end, failed, value, keep, out)
 
   def count(totals, element):  # totals: [sources] bytes accounted so far
-    source, nbytes, keep, is_end, out = element
-    totals = tf.tensor_scatter_nd_add(
-        totals, [[source]], [tf.where(is_end, tf.constant(0, tf.int64), nbytes + _FRAMING_BYTES)])
+    source, index, nbytes, expected, is_end, failed, value, keep, out = element
+    totals = tf.tensor_scatter_nd_add(totals, index, nbytes)
     total = tf.gather(totals, source)
-    short = tf.logical_and(is_end, tf.not_equal(total, tf.gather(sizes_t, source)))
-    done = tf.cond(short, lambda: tf.py_function(recheck, [source, total], tf.int64),
-                   lambda: tf.constant(0, tf.int64))
+    short = tf.logical_and(is_end, tf.not_equal(total, expected))
+    done = call_if(tf.logical_or(short, failed), report,
+                   [source, total, nbytes, short, failed, value])
     with tf.control_dependencies([done]):
-      ignore = tf.logical_or(is_end, tf.logical_not(keep))
-    if validate is not None:
-      out = validate(out, tf.gather(names, source), ignore)
-    return totals, (ignore, out)
+      return totals, (tf.identity(keep), out)
 
-  tiny = tf.constant(tiny_record)
-  sizes_t, names = tf.constant(sizes, tf.int64), tf.constant(mine)
   files_ds = tf.data.Dataset.from_tensor_slices((np.arange(len(mine), dtype=np.int32), mine))
   if shuffle:
     files_ds = files_ds.shuffle(len(mine), seed=seed, reshuffle_each_iteration=True)
   ds = files_ds.interleave(read_one, cycle_length=min(cycle_length, len(mine)), block_length=1,
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+                           num_parallel_calls=parallel_reads,
+                           deterministic=deterministic if parallel_reads else None)
   # Order kept from here to the byte count, so a shard's end marker comes after its records.
-  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+  ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True).ignore_errors()
   ds = ds.scan(tf.zeros([len(mine)], tf.int64), count)
-  return ds.filter(not_flag).map(drop_flag)  # drop the end markers
+  return ds.filter(flag).map(drop_flag)  # drop end markers and other pipelines' records
