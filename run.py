@@ -26,6 +26,10 @@ flags.DEFINE_boolean("strict_data", False, "Fail at the first corrupt image or m
                      "caption instead of skipping it (skips are counted in bad_records.json).")
 flags.DEFINE_integer("max_words", 0, "Caption datasets: words per caption, longer ones randomly "
                      "sub-sampled keeping order (0: the dataset's AttnGAN default).")
+flags.DEFINE_list("data_options", [], "Dataset-specific loader options as key=value pairs, e.g. "
+                  "jpeg_downscale=false (imagenet: TF-GAN's exact pixels), resize_method=area, "
+                  "parallel_reads=-1, crop_size=140 (image folders); README 'Datasets' lists "
+                  "them. They also key the real-statistics cache.")
 flags.DEFINE_string("model_dir", "runs/digits_sagan", "Run directory: checkpoints, logs, samples.")
 flags.DEFINE_integer("image_size", 32, "Output resolution: 32, 64 or 128.")
 flags.DEFINE_integer("max_steps", 1500, "Train until this global step.")
@@ -145,6 +149,7 @@ flags.register_validator("truncation", lambda v: v is None or v > 0,
 def _dataset_problem(values):
   """Why dataset/data_dir/image_size/attention flags cannot work together, or None."""
   from data import get_spec  # pylint: disable=import-outside-toplevel
+  from data.registry import parse_options  # pylint: disable=import-outside-toplevel
   from estimators import sagan_networks  # pylint: disable=import-outside-toplevel
   try:
     spec = get_spec(values["dataset"])
@@ -157,6 +162,10 @@ def _dataset_problem(values):
     return f"--data_dir={values['data_dir']} does not exist or is not a directory."
   if values["max_words"] and not spec.has_captions:
     return f"--max_words applies to caption datasets; --dataset={spec.name} has no captions."
+  try:
+    parse_options(spec.name, values["data_options"])
+  except ValueError as e:
+    return f"--data_options: {e}"
   size = values["image_size"]
   if size not in sagan_networks.G_WIDTHS:
     return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {size}."
@@ -186,17 +195,19 @@ def _check_dataset_flags(values):
 
 flags.register_multi_flags_validator(
     ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type", "model",
-     "num_heads", "gf_dim", "df_dim", "max_words"],
+     "num_heads", "gf_dim", "df_dim", "max_words", "data_options"],
     _check_dataset_flags)
 
 
 def config_from_flags():
   from data import get_spec  # pylint: disable=import-outside-toplevel
+  from data.registry import parse_options  # pylint: disable=import-outside-toplevel
   from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
   spec = get_spec(FLAGS.dataset)
   return GANConfig(
       model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       strict_data=FLAGS.strict_data, max_words=FLAGS.max_words,
+      data_options=tuple(sorted(parse_options(spec.name, FLAGS.data_options).items())),
       model_dir=FLAGS.model_dir, image_size=FLAGS.image_size, num_classes=spec.num_classes,
       z_dim=FLAGS.z_dim, gf_dim=FLAGS.gf_dim, df_dim=FLAGS.df_dim,
       attention_resolution=FLAGS.attention_resolution, attention_type=FLAGS.attention_type,

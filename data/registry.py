@@ -1,7 +1,8 @@
 """Dataset registry: names -> loader functions plus what each needs (data_dir, classes, sizes)."""
 import dataclasses
 import inspect
-from typing import Callable, Dict, Optional, Tuple
+import typing
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -9,6 +10,10 @@ from data import sharding
 
 # Options every dataset accepts through `load` (a loader that has no use for one ignores it).
 COMMON_OPTIONS = ("seed", "strict", "input_context", "num_shards", "shard_index")
+# Loader parameters that `load` itself fills in, not dataset-specific options.
+_LOAD_ARGUMENTS = ("data_dir", "split", "image_size", "shard", "seed", "strict")
+# Options run.py sets from its own flags and files (--max_words, the run's vocab.txt).
+RUN_SET_OPTIONS = {"max_words": "--max_words", "vocabulary": "the run's vocab.txt"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,12 +103,77 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
       del kwargs[option]  # nothing random / nothing that can be corrupt in this dataset
   unknown = sorted(k for k in kwargs if k not in params)
   if unknown:
-    own = sorted(set(params) - {"data_dir", "split", "image_size", "shard", "seed", "strict"})
     raise ValueError(f"dataset {name!r} takes no option {', '.join(unknown)}; "
-                     f"its own options: {', '.join(own) or 'none'}")
+                     f"its own options: {', '.join(own_options(name)) or 'none'}")
   if "shard" in params:
     return spec.loader(data_dir=data_dir, split=split, image_size=size, shard=shard, **kwargs)
   return shard.apply(spec.loader(data_dir=data_dir, split=split, image_size=size, **kwargs))
+
+
+def own_options(name: str) -> List[str]:
+  """The dataset-specific options of dataset `name`'s loader (what --data_options may set)."""
+  params = inspect.signature(get_spec(name).loader).parameters
+  return sorted(set(params) - set(_LOAD_ARGUMENTS))
+
+
+def _parse_value(text: str):
+  lowered = text.strip().lower()
+  if lowered in ("true", "false"):
+    return lowered == "true"
+  if lowered == "none":
+    return None
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text.strip()
+
+
+def _allowed_types(param: inspect.Parameter) -> Tuple[type, ...]:
+  """The types an option accepts, from its annotation (or its default); () when unknown."""
+  if param.annotation is inspect.Parameter.empty:
+    default = param.default
+    return () if default in (None, inspect.Parameter.empty) else (type(default),)
+  args = typing.get_args(param.annotation)
+  kinds = args if typing.get_origin(param.annotation) is Union else (param.annotation,)
+  return tuple(k for k in kinds if isinstance(k, type))
+
+
+def parse_options(name: str, pairs: Sequence[str]) -> Dict[str, object]:
+  """'key=value' strings (the --data_options flag) -> loader options of dataset `name`.
+
+  Values become bool (true/false), None (none), int, float or str. Keys must be the loader's own
+  options; a value must have a type the option's annotation (or default) allows; ints pass for
+  floats.
+  Raises:
+    ValueError: naming the bad pair and what the dataset accepts.
+  """
+  params = inspect.signature(get_spec(name).loader).parameters
+  own = own_options(name)
+  options = {}
+  for pair in pairs:
+    key, sep, text = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise ValueError(f"--data_options takes key=value pairs, got {pair!r}")
+    if key in RUN_SET_OPTIONS:
+      raise ValueError(f"dataset option {key!r} is set by {RUN_SET_OPTIONS[key]}, "
+                       f"not --data_options")
+    if key not in own:
+      raise ValueError(f"dataset {name!r} takes no option {key!r}; its own options: "
+                       f"{', '.join(o for o in own if o not in RUN_SET_OPTIONS) or 'none'}")
+    value, kinds = _parse_value(text), _allowed_types(params[key])
+    if kinds and isinstance(value, int) and not isinstance(value, bool) and int not in kinds \
+        and float in kinds:
+      value = float(value)
+    if kinds and not (isinstance(value, bool) and bool in kinds or
+                      not isinstance(value, bool) and isinstance(value, kinds)):
+      raise ValueError(f"dataset option {key}={text!r}: expected "
+                       f"{' or '.join('none' if k is type(None) else k.__name__ for k in kinds)} "
+                       f"(default {params[key].default!r})")
+    options[key] = value
+  return options
 
 
 _builtin_done = False

@@ -1,4 +1,6 @@
 """The one entry point: every --dataset name, common options, generic sharding, option errors."""
+import re
+
 import pytest
 import tensorflow as tf
 
@@ -44,3 +46,24 @@ def test_unknown_options_and_conflicting_shard_arguments_are_errors():
     sharding.resolve(num_shards=2)
   with pytest.raises(ValueError, match="bad shard"):
     sharding.Shard(2, 2)
+
+
+def test_parse_options_types_values_and_names_what_the_dataset_takes():
+  from data.registry import parse_options, own_options  # pylint: disable=import-outside-toplevel
+  assert own_options("imagenet") == ["jpeg_downscale", "parallel_reads", "resize_method",
+                                     "shuffle", "source"]
+  assert parse_options("imagenet", ["jpeg_downscale=False", "parallel_reads=-1",
+                                    "resize_method=area", "source=tfds"]) == {
+      "jpeg_downscale": False, "parallel_reads": -1, "resize_method": "area", "source": "tfds"}
+  assert parse_options("ffhq", ["cache=/tmp/c", "crop_size=140"]) == {
+      "cache": "/tmp/c", "crop_size": 140}
+  assert parse_options("ffhq", ["cache=true"]) == {"cache": True}
+  for pairs, message in [
+      (["jpeg_downscale=3"], "jpeg_downscale='3': expected bool (default True)"),
+      (["parallel_reads=many"], "parallel_reads='many': expected int or none"),
+      (["max_words=5"], "'max_words' is set by --max_words"),
+      (["colour=red"], "dataset 'imagenet' takes no option 'colour'; its own options: "
+                       "jpeg_downscale, parallel_reads, resize_method, shuffle, source"),
+      (["=3"], "takes key=value pairs, got '=3'")]:
+    with pytest.raises(ValueError, match=re.escape(message)):
+      parse_options("imagenet", pairs)

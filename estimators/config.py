@@ -3,7 +3,7 @@
 Paper constants and their defaults live here once; configs/*.cfg set them per experiment.
 """
 import dataclasses
-from typing import Optional
+from typing import Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,6 +14,7 @@ class GANConfig:
   data_dir: Optional[str] = None
   strict_data: bool = False        # fail at the first corrupt record instead of skip-and-count
   max_words: int = 0               # caption sets: words per caption (0: dataset default)
+  data_options: Tuple[Tuple[str, object], ...] = ()  # loader's own options, sorted (key, value)
   model_dir: str = "runs/digits_sagan"
   image_size: int = 32
   num_classes: int = 10            # 0: unconditional (plain BN in G, no projection in D)

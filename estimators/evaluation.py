@@ -77,7 +77,8 @@ def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
         cache_key_parts={"dataset": cfg.dataset, "split": cfg.eval_split,
                          "data_dir": os.path.abspath(cfg.data_dir) if cfg.data_dir else None,
                          "image_size": cfg.image_size, "shuffle_seed": cfg.seed,
-                         "shuffle_buffer": 10_000},
+                         "shuffle_buffer": 10_000,
+                         **({"data_options": dict(cfg.data_options)} if cfg.data_options else {})},
         provenance=provenance, num_real_samples=cfg.num_real_eval_samples,
         splits=cfg.is_splits, cache_dir=_real_stats_cache_dir(cfg),
         feature_subset_size=cfg.eval_feature_subset)

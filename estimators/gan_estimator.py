@@ -76,12 +76,13 @@ def vocabulary_path(cfg: GANConfig):
 
 
 def load_options(cfg: GANConfig, input_context=None):
-  """data.load keyword options for this run: seed, strictness, sharding, caption settings.
+  """data.load keyword options for this run: --data_options, seed, strictness, sharding, captions.
 
   Caption sets read their vocabulary from the run's vocab.txt (written by `prepare_run_data`
   before training) so training, evaluation and export use the same word ids.
   """
-  options = dict(seed=cfg.seed, strict=cfg.strict_data, input_context=input_context)
+  options = dict(cfg.data_options)
+  options.update(seed=cfg.seed, strict=cfg.strict_data, input_context=input_context)
   if data.get_spec(cfg.dataset).has_captions:
     options["vocabulary"] = vocabulary_path(cfg)
     if cfg.max_words:
@@ -95,7 +96,7 @@ def prepare_run_data(cfg: GANConfig):
   """Writes what the data pipelines need into the run directory (caption vocabulary)."""
   spec = data.get_spec(cfg.dataset)
   if spec.has_captions and not os.path.exists(vocabulary_path(cfg)):
-    spec.vocabulary(cfg.data_dir).save(vocabulary_path(cfg))
+    spec.vocabulary(cfg.data_dir, **dict(cfg.data_options)).save(vocabulary_path(cfg))
 
 
 def element_draws(rows, z_dim, num_classes, seed):

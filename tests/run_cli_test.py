@@ -51,6 +51,23 @@ def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   assert time.time() - start < 60
 
 
+def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
+  common = ["--dataset=image_folder", f"--data_dir={tmp_path}", f"--model_dir={tmp_path}/run"]
+  config = json.loads(run_py(*common, "--data_options=crop_size=140,resize_method=area,"
+                             "jpeg_downscale=false", "--dry_run").stdout)
+  assert config["data_options"] == [["crop_size", 140], ["jpeg_downscale", False],
+                                    ["resize_method", "area"]]
+  for options, message in [
+      ("crop_size=big", "--data_options: dataset option crop_size='big': expected int or none"),
+      ("source=tfds", "--data_options: dataset 'image_folder' takes no option 'source'; its own "
+                      "options: cache, crop_size, index_dir, jpeg_downscale, resize_method, "
+                      "shuffle"),
+      ("crop_size", "--data_options takes key=value pairs, got 'crop_size'")]:
+    proc = run_py(*common, f"--data_options={options}", check=False, timeout=120)
+    assert proc.returncode != 0 and message in proc.stderr, (options, proc.stderr[-500:])
+  assert not os.path.exists(tmp_path / "run")
+
+
 def test_default_flagfile_matches_the_builtin_defaults():
   with_file = json.loads(run_py("--flagfile=configs/digits.cfg", "--dry_run").stdout)
   builtin = json.loads(run_py("--dry_run").stdout)
@@ -160,7 +177,8 @@ def test_image_folder_run_with_corrupt_file_and_standin_inception(tmp_path):
                 "--max_steps=4", "--eval_every_steps=4", "--save_checkpoints_steps=4",
                 f"--inception_path={module}", "--num_eval_samples=20",
                 "--num_real_eval_samples=12", "--eval_feature_subset=10", "--eval_batch_size=10",
-                f"--real_stats_cache_dir={tmp_path / 'stats'}", *TINY[:4])
+                f"--real_stats_cache_dir={tmp_path / 'stats'}", "--data_options=crop_size=36",
+                *TINY[:4])
   assert "SavedModel:" in proc.stdout
   report = json.load(open(model_dir / "bad_records.json"))
   assert report["total_skipped"] == 1
@@ -170,6 +188,9 @@ def test_image_folder_run_with_corrupt_file_and_standin_inception(tmp_path):
   assert np.isfinite(records[-1]["metrics"]["fid"])
   assert records[-1]["protocol"]["num_real"] == 12  # the corrupt file is not among them
   assert records[-1]["protocol"]["classifier_source"].startswith("inception_path:")
+  (stats_file,) = [f for f in os.listdir(tmp_path / "stats") if f.endswith(".npz")]
+  key = json.loads(str(np.load(tmp_path / "stats" / stats_file)["key_json"]))
+  assert key["data_options"] == {"crop_size": 36}   # what shapes the real images keys their stats
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   serve = tf.saved_model.load(str(model_dir / "export" / "4")).signatures["serving_default"]
   assert list(serve.structured_input_signature[1]) == ["noise"]  # unconditional: no labels
