@@ -146,6 +146,13 @@ flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 
 
+def _is_dir(path):
+  if "://" in path:  # gs://, s3://, ...: ask the filesystem TensorFlow reads it with
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.io.gfile.isdir(path)
+  return os.path.isdir(path)
+
+
 def _dataset_problem(values):
   """Why dataset/data_dir/image_size/attention flags cannot work together, or None."""
   from data import get_spec  # pylint: disable=import-outside-toplevel
@@ -158,7 +165,7 @@ def _dataset_problem(values):
   if spec.needs_data_dir and not values["data_dir"]:
     return (f"--dataset={spec.name} reads files and needs --data_dir (nothing is downloaded). "
             f"Expected: {spec.description}")
-  if values["data_dir"] and not os.path.isdir(values["data_dir"]):
+  if values["data_dir"] and not _is_dir(values["data_dir"]):
     return f"--data_dir={values['data_dir']} does not exist or is not a directory."
   if values["max_words"] and not spec.has_captions:
     return f"--max_words applies to caption datasets; --dataset={spec.name} has no captions."

@@ -16,7 +16,6 @@ pixels: jpeg_downscale=False. A corrupt image or record is skipped, counted
 and named (see data.bad_records), or fails the run with strict=True.
 Elements: images float32 [S, S, 3] in [-1, 1], labels int32 in [0, 1000).
 """
-import glob
 import io
 import os
 from typing import Optional
@@ -46,7 +45,7 @@ ILSVRC2012_img_val.tar from https://image-net.org into a directory MANUAL, then 
 
 
 def _shard_files(data_dir: str, split: str):
-  return sorted(glob.glob(os.path.join(data_dir, f"{split}-*-of-*")))
+  return sorted(tf.io.gfile.glob(os.path.join(data_dir, f"{split}-*-of-*")))
 
 
 def _check_labels(labels: tf.Tensor, raw: tf.Tensor, where) -> tf.Tensor:
@@ -101,7 +100,8 @@ def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard =
   return tfrecord_reader.read_and_decode(
       files, decode, tiny_record=_tiny_example(label_offset), tag=f"imagenet/{split}",
       shard=shard, shuffle=shuffle, seed=seed, strict=strict,
-      deterministic=True if seed is not None else None, parallel_reads=parallel_reads,
+      deterministic=True if seed is not None else None,
+      parallel_reads=None if parallel_reads == 1 else parallel_reads,
       check=label_in_range,
       check_error=f"ImageNet label out of range: {{value}} in {{where}} (expected "
                   f"{label_offset}..{NUM_CLASSES - 1 + label_offset})")
@@ -146,11 +146,12 @@ def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = S
   """Registry loader. Options: source ('auto'|'tfrecord'|'tfds'), shuffle (shard files;
   default: split == 'train'), resize_method ('tfgan' default | 'bilinear' | 'area'),
   jpeg_downscale (DCT-domain 1/2..1/8 decode when the square stays >= S; default True),
-  parallel_reads (TFRecord shards read by that many threads; default None: one thread cycles
-  through 16 shards, the cheapest for local disks; -1 = tf.data.AUTOTUNE, for remote storage)."""
+  parallel_reads (threads reading TFRecord shards; default None: 1 for a local data_dir, where
+  one thread cycling through 16 shards costs least, tf.data.AUTOTUNE (-1) for remote storage,
+  e.g. gs://). data_dir may be local or on any filesystem tf.io.gfile reads."""
   if resize_method not in image_ops.RESIZE_METHODS:
     raise ValueError(f"resize_method must be one of {image_ops.RESIZE_METHODS}")
-  if not os.path.isdir(data_dir):
+  if not tf.io.gfile.isdir(data_dir):
     raise DataLayoutError(f"missing directory {data_dir}\n{LAYOUT}\n{HOW_TO_PREPARE}")
   if shuffle is None:
     shuffle = split == "train"
@@ -158,7 +159,9 @@ def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = S
     source = "tfrecord" if _shard_files(data_dir, split) else "tfds"
   kwargs = dict(shard=shard, seed=seed, strict=strict, shuffle=shuffle,
                 resize_method=resize_method, jpeg_downscale=jpeg_downscale)
-  if parallel_reads is not None and parallel_reads != tf.data.AUTOTUNE and parallel_reads < 1:
+  if parallel_reads is None:
+    parallel_reads = tf.data.AUTOTUNE if "://" in data_dir else 1
+  if parallel_reads != tf.data.AUTOTUNE and parallel_reads < 1:
     raise ValueError(f"parallel_reads must be a positive number of threads or -1 (autotune), "
                      f"got {parallel_reads}")
   if source == "tfrecord":

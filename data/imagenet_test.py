@@ -169,3 +169,28 @@ def test_prepared_tfds_imagenet2012_reads_with_crop_decode(tmp_path):
                                                  SIZE, num_shards=2, shard_index=i)]
            for i in range(2)]
   assert sorted(parts[0] + parts[1]) == [0, 0, 1] and len(parts[0]) == 2 and len(parts[1]) == 1
+
+
+def test_shards_on_a_remote_filesystem_are_read_with_parallel_reads(shards):
+  """ram:// stands in for gs://: paths go through tf.io.gfile, and reads default to AUTOTUNE."""
+  d, expected = shards
+  remote = "ram://imagenet_remote"
+  tf.io.gfile.makedirs(remote)
+  for name in sorted(os.listdir(d)):
+    tf.io.gfile.copy(os.path.join(d, name), f"{remote}/{name}", overwrite=True)
+  got = _read(data.load("imagenet", remote, "train", image_size=SIZE, seed=0))
+  assert sorted(got) == [0, 2, 4, 999]
+  np.testing.assert_allclose(got[2], expected[2], atol=2e-5)
+  assert bad_records.LOG.examples()["imagenet/train"][bad_records.CORRUPT_IMAGE] == [
+      f"{remote}/train-00001-of-00003 record 1"]
+  assert _interleave_ops(data.load("imagenet", remote, "train", image_size=SIZE)) == [
+      "ParallelInterleaveDatasetV4"]
+  assert _interleave_ops(data.load("imagenet", d, "train", image_size=SIZE)) == [
+      "InterleaveDataset"]                      # local: one thread cycles through the shards
+
+
+def _interleave_ops(ds):
+  graph = tf.compat.v1.GraphDef.FromString(
+      ds._as_serialized_graph().numpy())  # pylint: disable=protected-access
+  nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+  return sorted({n.op for n in nodes if "Interleave" in n.op})

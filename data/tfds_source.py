@@ -5,7 +5,6 @@ prepared files are looked for first (`<data_dir>/<name>/<version>/dataset_info.j
 missing the loader fails at once, without importing tfds, saying how to prepare them. Only then is
 the builder opened, with download=False semantics (as_dataset on the local files).
 """
-import glob
 import os
 from typing import Optional, Tuple
 
@@ -18,14 +17,15 @@ from data.sharding import Shard
 def find_prepared(name: str, data_dir: str) -> Optional[Tuple[str, str]]:
   """(tfds data_dir root, version) of a prepared `name` under data_dir, or None.
 
-  data_dir may be the TFDS root (holding `<name>/`), the `<name>` directory or a version directory.
+  data_dir may be the TFDS root (holding `<name>/`), the `<name>` directory or a version directory,
+  local or on any filesystem tf.io.gfile reads (gs://...).
   """
-  data_dir = os.path.abspath(data_dir)
+  data_dir = data_dir.rstrip("/") if "://" in data_dir else os.path.abspath(data_dir)
   candidates = [(data_dir, os.path.join(data_dir, name, "*", "dataset_info.json")),
                 (os.path.dirname(data_dir), os.path.join(data_dir, "*", "dataset_info.json")),
                 (os.path.dirname(os.path.dirname(data_dir)), os.path.join(data_dir, "dataset_info.json"))]
   for root, pattern in candidates:
-    found = sorted(glob.glob(pattern), key=lambda p: _version_key(os.path.basename(os.path.dirname(p))))
+    found = sorted(tf.io.gfile.glob(pattern), key=lambda p: _version_key(os.path.basename(os.path.dirname(p))))
     found = [p for p in found if os.path.basename(os.path.dirname(os.path.dirname(p))) == name]
     if found:
       return root, os.path.basename(os.path.dirname(found[-1]))
@@ -41,7 +41,7 @@ def _version_key(version: str):
 
 def open_prepared(name: str, data_dir: str, how_to_prepare: str):
   """The tfds builder of a prepared dataset; DataLayoutError at once (no network) when absent."""
-  found = find_prepared(name, data_dir) if data_dir and os.path.isdir(data_dir) else None
+  found = find_prepared(name, data_dir) if data_dir and tf.io.gfile.isdir(data_dir) else None
   if found is None:
     raise DataLayoutError(
         f"TFDS dataset {name!r} is not prepared under {data_dir} (looked for "

@@ -30,6 +30,7 @@ def run_py(*args, timeout=600, check=True):
     (["--attention_resolution=32"], "choose one of (8, 16)"),
     (["--image_size=48"], "--image_size must be one of [32, 64, 128]"),
     (["--data_dir=/nonexistent/dir"], "does not exist"),
+    (["--data_dir=ram://nonexistent/dir"], "does not exist"),  # remote paths: tf.io.gfile
     (["--ema_decay=1.5"], "--ema_decay must be in [0, 1)"),
     (["--inception_path=/nonexistent"], "--inception_path must be a directory holding"),
     (["--model=ylg_sagan"], "8 head(s) need multiples of 64"),
