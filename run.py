@@ -249,11 +249,18 @@ def main(argv):
   from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel
   from estimators.distribution import DistributionError  # pylint: disable=import-outside-toplevel
   from estimators.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
+  from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
           MixedPrecisionError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
+  except tf.errors.OpError as e:  # a data check inside the input pipeline: say what, not where
+    message = data_error_message(e)
+    if message is None:
+      raise
+    sys.exit(f"error: {message}")
 
 
 def _run_mode(cfg):
@@ -271,7 +278,11 @@ def _run_mode(cfg):
     path = experiment.run_export(cfg)
     _print_locations(cfg, path)
   elif mode == "eval":
-    record = experiment.run_eval(cfg, checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model)
+    try:
+      record = experiment.run_eval(cfg, checkpoint=FLAGS.checkpoint,
+                                   saved_model=FLAGS.saved_model)
+    finally:
+      experiment.report_bad_records(cfg)
     print(json.dumps({"step": record["step"], "metrics": record["metrics"]}, indent=2))
   elif mode == "continuous_eval":
     experiment.run_continuous_eval(cfg)

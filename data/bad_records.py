@@ -33,6 +33,31 @@ class StrictDataError(ValueError):
   """A bad record met with strict=True (--strict_data)."""
 
 
+# What a data error raised inside a tf.data pipeline carries in its message: the Python exception
+# of a py_function callback (StrictDataError, data.tfrecord_reader.RecordCheckError) or the text
+# of an in-graph label check.
+_DATA_ERROR_MARKERS = ("StrictDataError: ", "RecordCheckError: ", "label out of range")
+
+
+def data_error_message(error: BaseException) -> Optional[str]:
+  """The data problem a TensorFlow error reports, in one line, or None when it is not one.
+
+  Strict-mode stops and failed record checks reach the caller as tf.errors.InvalidArgumentError
+  wrapped in pipeline and traceback text; this digs out the line that says what is wrong.
+  """
+  for line in str(error).splitlines():
+    for marker in _DATA_ERROR_MARKERS:
+      at = line.find(marker)
+      if at < 0:
+        continue
+      if marker.endswith(": "):   # a Python exception: its message follows
+        return line[at + len(marker):].strip()
+      assertion = line.find("assertion failed: ")   # tf.debugging.Assert: [text] [value] ...
+      text = line[assertion + len("assertion failed: "):] if 0 <= assertion < at else line[at:]
+      return " ".join(text.replace("[", " ").replace("]", " ").split())
+  return None
+
+
 class BadRecordLog:
   """Thread-safe counts of skipped records, keyed by dataset tag (e.g. 'cub/train') and reason."""
 
@@ -111,13 +136,15 @@ def log_summary():
 
 
 def write_report(model_dir: str, counts: Optional[Dict[str, Dict[str, int]]] = None,  # pylint: disable=redefined-outer-name
-                 examples: Optional[Dict[str, Dict[str, List[str]]]] = None) -> str:
-  """Writes `<model_dir>/bad_records.json` atomically and returns its path.
+                 examples: Optional[Dict[str, Dict[str, List[str]]]] = None,
+                 filename: str = REPORT_FILENAME) -> str:
+  """Writes `<model_dir>/<filename>` (bad_records.json) atomically and returns its path.
 
   Args:
     model_dir: the run directory (created if missing).
     counts: {dataset: {reason: n}}; defaults to this process's counts (`counts()`).
     examples: {dataset: {reason: [record keys]}}; defaults to the recorded examples.
+    filename: e.g. one per worker of a multi-worker run, whose workers read different shards.
   """
   if counts is None:
     counts = LOG.counts()
@@ -127,9 +154,10 @@ def write_report(model_dir: str, counts: Optional[Dict[str, Dict[str, int]]] = N
       "total_skipped": int(sum(sum(r.values()) for r in counts.values())),
       "counts": counts,
       "examples": examples,
-      "note": "distinct records skipped by the data pipelines (each counted once, over all "
-              "epochs); run with --strict_data to stop at the first one instead",
+      "note": "distinct records skipped by the data pipelines of the latest process of this "
+              "run (each counted once, over all epochs); run with --strict_data to stop at the "
+              "first one instead",
   }
-  path = os.path.join(model_dir, REPORT_FILENAME)
+  path = os.path.join(model_dir, filename)
   atomic_io.atomic_write_bytes(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
   return path

@@ -2,7 +2,9 @@
 import json
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from data import bad_records
 
@@ -43,3 +45,31 @@ def test_write_report_is_atomic_json_with_counts_and_examples(tmp_path):
   path = bad_records.write_report(str(tmp_path / "run"), {"other": {"r": 3}})
   assert json.load(open(path))["total_skipped"] == 3
   assert os.listdir(tmp_path / "run") == ["bad_records.json"]  # temp files renamed away
+
+
+def test_data_error_message_digs_the_data_problem_out_of_tensorflow_errors():
+  def pipeline_error(fn):
+    ds = tf.data.Dataset.range(1).map(fn)
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+      list(ds)
+    return e.value
+
+  def strict(_):
+    bad_records.record("set/train", bad_records.CORRUPT_IMAGE, "/data/x.jpg", strict=True)
+    return np.int64(0)
+  message = bad_records.data_error_message(
+      pipeline_error(lambda x: tf.py_function(strict, [x], tf.int64)))
+  assert message.startswith("set/train: corrupt or unreadable image: /data/x.jpg. Strict data "
+                            "mode (--strict_data) stops at the first bad record")
+  label = tf.constant(12, tf.int64)
+  message = bad_records.data_error_message(pipeline_error(
+      lambda x: _checked(x, tf.debugging.Assert(x > 5, ["CIFAR-10 label out of range:", label,
+                                                        "in", "/data/data_batch_1.bin"]))))
+  assert message == "CIFAR-10 label out of range: 12 in /data/data_batch_1.bin"
+  assert bad_records.data_error_message(tf.errors.InvalidArgumentError(None, None, "shape")) \
+      is None
+
+
+def _checked(x, check):
+  with tf.control_dependencies([check]):
+    return tf.identity(x)

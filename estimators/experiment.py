@@ -9,13 +9,14 @@ Evaluation itself (metrics of one checkpoint, the best checkpoint) is estimators
   run_sample          N images to PNG from a checkpoint or SavedModel
   run_continuous_eval evaluate each new checkpoint of a model_dir as it appears
 """
+import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from estimators import export, run_dir
+from estimators import distribution, export, run_dir
 from estimators.config import GANConfig
 from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
                                    use_ema)
@@ -56,10 +57,25 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
         f"The last good checkpoint is {last}. Check the input data for NaN/Inf, or lower "
         "--generator_lr/--discriminator_lr, then rerun to resume from it.") from None
   finally:
-    if bad_records.counts():  # skipped corrupt records: logged and kept with the run
-      bad_records.log_summary()
-      bad_records.write_report(cfg.model_dir)
+    report_bad_records(cfg)
   return tf.train.latest_checkpoint(cfg.model_dir)
+
+
+def report_bad_records(cfg: GANConfig):
+  """Logs and writes what this process's data pipelines skipped so far, zero included.
+
+  The chief writes bad_records.json; other workers of a multi-worker run read other shards and
+  write bad_records.<task type>_<index>.json. Nothing is written into a run directory that does
+  not exist (a run that failed before it started).
+  """
+  bad_records.log_summary()
+  if not tf.io.gfile.isdir(cfg.model_dir):
+    return None
+  filename = bad_records.REPORT_FILENAME
+  if not distribution.is_chief():
+    task = json.loads(os.environ["TF_CONFIG"])["task"]
+    filename = f"bad_records.{task['type']}_{task.get('index', 0)}.json"
+  return bad_records.write_report(cfg.model_dir, filename=filename)
 
 
 def _unevaluated_checkpoints(cfg):
@@ -99,6 +115,7 @@ def run_train_and_eval(cfg: GANConfig, dataset_fn=None, log=print):
       log(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()
                                        if v is not None))
       records.append(record)
+    report_bad_records(cfg)  # with what evaluation's real images skipped
     current = export.checkpoint_step(tf.train.latest_checkpoint(cfg.model_dir))
     if current >= cfg.max_steps:
       return records
@@ -120,6 +137,7 @@ def run_continuous_eval(cfg: GANConfig, timeout_secs=None, log=print):
       log(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()
                                        if v is not None))
       records.append(record)
+      report_bad_records(cfg)  # the real images evaluation read may have skipped some
     if step >= cfg.max_steps:
       break
   return records

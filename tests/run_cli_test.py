@@ -90,6 +90,7 @@ def test_train_eval_export_reload_sample_cycle(tmp_path):
     assert r["protocol"]["num_generated"] == 200 and r["protocol"]["checkpoint_step"] == r["step"]
   config = json.load(open(model_dir / "run_config.json"))
   assert config["config"]["gf_dim"] == 8 and "tensorflow-gan" in config["versions"]
+  assert json.load(open(model_dir / "bad_records.json"))["total_skipped"] == 0  # said, not implied
   assert sorted(os.listdir(model_dir / "samples")) == [
       "step_00000000.png", "step_00000010.png", "step_00000020.png"]
   assert any(f.startswith("events.out.tfevents") for f in os.listdir(model_dir))
@@ -196,3 +197,23 @@ def test_image_folder_run_with_corrupt_file_and_standin_inception(tmp_path):
   serve = tf.saved_model.load(str(model_dir / "export" / "4")).signatures["serving_default"]
   assert list(serve.structured_input_signature[1]) == ["noise"]  # unconditional: no labels
   assert serve(noise=tf.zeros([2, 16]))["images"].shape == (2, 32, 32, 3)
+
+
+@pytest.mark.slow
+def test_strict_data_stops_at_the_corrupt_file_with_one_error_line(tmp_path):
+  from data import format_writers  # pylint: disable=import-outside-toplevel
+  images = tmp_path / "faces"
+  for i in range(6):
+    format_writers.write_bytes(str(images / f"{i:02d}.png"),
+                               format_writers.png_bytes(format_writers.smooth_image(40, 48, i)))
+  format_writers.write_bytes(str(images / "03_truncated.png"), b"\x89PNG\r\n\x1a\n broken")
+  proc = run_py(f"--model_dir={tmp_path / 'run'}", "--dataset=image_folder",
+                f"--data_dir={images}", "--mode=train", "--max_steps=2", "--strict_data",
+                *TINY[:4], check=False)
+  assert proc.returncode != 0
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last == (f"error: image_folder/train: corrupt or unreadable image: {images}/"
+                  "03_truncated.png. Strict data mode (--strict_data) stops at the first bad "
+                  "record; without it such records are skipped, counted and reported in "
+                  "bad_records.json."), last
+  assert "Traceback" not in proc.stderr
