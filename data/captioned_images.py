@@ -23,6 +23,7 @@ from data import caption_ops
 from data import file_images
 from data import image_ops
 from data import index_file
+from data.layout import require_listed_files
 from data.sharding import Shard
 
 EVAL_SEED = 0  # evaluation picks the same captions every time when no seed is given
@@ -70,6 +71,7 @@ def _centre_crop(image: tf.Tensor, size: int) -> tf.Tensor:
 
 
 def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
+                            image_dir: str, listing: str, num_listed: int, layout: str,
                             image_size: int, max_words: int, captions_per_image: int,
                             use_boxes: bool,
                             with_labels: bool, augment: bool, jpeg_downscale: bool = True,
@@ -77,8 +79,17 @@ def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: s
                             shuffle: bool = False, seed: Optional[int] = None,
                             strict: bool = False, cache: Union[bool, str] = False,
                             index_dir: Optional[str] = None) -> tf.data.Dataset:
+  """The examples of `records` (see the module docstring).
+
+  `listing` is the metadata file that lists the split's `num_listed` images (records lacks those
+  without a usable caption), all under `image_dir`; a listed file that is missing fails here,
+  before any iteration, with `layout` (DataLayoutError), instead of being skipped as corrupt.
+  """
   if max_words < 1:
     raise ValueError(f"max_words must be positive, got {max_words}")
+  require_listed_files([r.path for r in records], listing, layout)
+  source = (f"images under {image_dir}: {num_listed} listed by {listing}, "
+            f"{num_listed - len(records)} of them without a usable caption")
   load_size = int(image_size * 76 / 64)
 
   def decode(line):
@@ -89,7 +100,8 @@ def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: s
     return {"image": image_ops.resize_shorter_side(image, load_size),   # float [h, w, 3] 0..255
             "label": r["label"], "captions": r["captions"]}
 
-  ds = file_images.image_files_dataset(records, tag=tag, decode_fn=decode, shard=shard,
+  ds = file_images.image_files_dataset(records, tag=tag, source=source, layout=layout,
+                                       decode_fn=decode, shard=shard,
                                        shuffle=shuffle, seed=seed, strict=strict, cache=cache,
                                        index_dir=index_dir)
   if seed is None and not augment:

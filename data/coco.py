@@ -8,6 +8,8 @@ Images are ordered by image id. Each image keeps its first 5 good captions in an
 (some images have 6 or 7); a caption that is not text or has no word is skipped and counted; an
 image left with fewer than 5 repeats its captions (counted), one with none is dropped (counted).
 Image: no crop box; AttnGAN's resize of the shorter side to S*76/64, random or central S crop.
+Files: an image the JSON lists (`file_name`) missing from the image folder fails at load time
+(DataLayoutError); one that exists but does not decode is skipped and counted.
 Vocabulary: data.text over train then val captions (AttnGAN: 27,297 words). T default 12
 (AttnGAN cfg/coco_attn2.yml TEXT.WORDS_NUM).
 """
@@ -121,8 +123,10 @@ def load_coco(data_dir=None, split="train", image_size=256, shard: Shard = Shard
   tag = f"coco/{split}"
   records = _records(coco, vocabulary or _vocabulary(data_dir), tag, strict)
   return captioned_images.captioned_image_dataset(
-      records, tag=tag, image_size=image_size, max_words=max_words or WORDS_NUM,
-      captions_per_image=CAPTIONS_PER_IMAGE, use_boxes=False, with_labels=False,
+      records, tag=tag, image_dir=coco.image_dir, listing=coco.json_path,
+      num_listed=len(coco.files), layout=LAYOUT, image_size=image_size,
+      max_words=max_words or WORDS_NUM, captions_per_image=CAPTIONS_PER_IMAGE, use_boxes=False,
+      with_labels=False,
       augment=split == "train" if augment is None else augment, jpeg_downscale=jpeg_downscale,
       shard=shard, shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
       strict=strict, cache=cache, index_dir=index_dir)

@@ -100,3 +100,43 @@ def test_batches_for_training_inside_a_tf1_graph(coco):
   for b in batches:
     assert b["caption_length"].tolist() == [int((c > 0).sum()) for c in b["captions"]]
     assert b["images"].min() >= -1 and b["images"].max() <= 1
+
+
+def _write_val(d, images=1):
+  format_writers.write_coco(d, "val2014", "captions_val2014.json",
+                            [{"id": i, "file_name": f"COCO_val2014_{i:012d}.jpg", "data": b"x"}
+                             for i in range(images)],
+                            [{"id": 1000 + k, "image_id": 0, "caption": f"val {k}"}
+                             for k in range(5 if images else 0)])
+  os.makedirs(os.path.join(d, "val2014"), exist_ok=True)
+
+
+def test_an_image_the_json_lists_but_the_folder_lacks_fails_at_load(tmp_path):
+  d = str(tmp_path)
+  names = [f"COCO_train2014_{i:012d}.jpg" for i in range(3)]
+  format_writers.write_coco(d, "train2014", "captions_train2014.json",
+                            [{"id": i, "file_name": n, "data": b"x"} for i, n in enumerate(names)],
+                            [{"id": 10 * i + k, "image_id": i, "caption": f"a cat {k}"}
+                             for i in range(3) for k in range(5)])
+  _write_val(d)
+  os.remove(os.path.join(d, "train2014", names[1]))
+  with pytest.raises(DataLayoutError) as error:
+    data.load("coco", d, "train")                    # at load time: nothing is iterated
+  assert str(error.value) == (
+      f"1 of 3 files listed by {d}/annotations/captions_train2014.json are missing:\n"
+      f"  {d}/train2014/{names[1]}\nexpected layout:\n{data.coco.LAYOUT}")
+  assert bad_records.counts() == {}                  # not a corrupt image
+
+
+def test_a_split_without_images_is_a_layout_error_naming_folder_and_json(tmp_path):
+  d = str(tmp_path)
+  format_writers.write_coco(d, "train2014", "captions_train2014.json",
+                            [{"id": 1, "file_name": "COCO_train2014_1.jpg", "data": b"x"}],
+                            [{"id": 1, "image_id": 1, "caption": "a cat"}])
+  _write_val(d, images=0)
+  with pytest.raises(DataLayoutError) as error:
+    data.load("coco", d, "test")
+  assert str(error.value) == (
+      f"coco/test: the split has no images (images under {d}/val2014: 0 listed by "
+      f"{d}/annotations/captions_val2014.json, 0 of them without a usable caption)\n"
+      f"expected layout:\n{data.coco.LAYOUT}")

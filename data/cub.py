@@ -14,6 +14,8 @@ Split (`split_source`):
   auto      (default) attngan when its files exist, else official, with a warning.
 Image: the AttnGAN bounding-box crop (see captioned_images.attngan_box_window); bounding boxes are
 truncated to integers as AttnGAN's `astype(int)` does. Labels: the bird class, 0..199.
+Files: a split's image missing from images/ fails at load time (DataLayoutError, with the count
+and the first paths); an image that exists but does not decode is skipped and counted.
 Captions: the first 10 good lines of each file; malformed lines are skipped and counted; an image
 with fewer good captions repeats them (counted), one with none is dropped (counted).
 Vocabulary: data.text, built from the train then test captions (AttnGAN: 5,450 words).
@@ -56,6 +58,7 @@ class CubText:
   boxes: Dict[str, Tuple[int, int, int, int]]       # name -> x, y, w, h
   captions: Dict[str, List[List[str]]]              # name -> good captions (at most 10)
   malformed: Dict[str, List[Tuple[int, str]]]       # name -> rejected caption lines
+  split_files: Dict[str, str]                       # split -> the file that lists its images
   vocabulary: text.Vocabulary
 
 
@@ -126,7 +129,7 @@ def read_cub(data_dir: str, split_source: str = "auto") -> CubText:
   attngan = _attngan_split_files(data_dir) if split_source != "official" else None
   if attngan:
     names = {s: _read_names(p) for s, p in attngan.items()}
-    used = "attngan"
+    used, split_files = "attngan", attngan
   elif split_source == "attngan":
     raise DataLayoutError(
         f"AttnGAN's split files are missing: {data_dir}/train/filenames.pickle and "
@@ -141,7 +144,7 @@ def read_cub(data_dir: str, split_source: str = "auto") -> CubText:
       if name is None:
         raise DataLayoutError(f"{split_txt}:{lineno}: image id {image_id} is not in images.txt")
       names["train" if is_train == "1" else "test"].append(name)
-    used = "official"
+    used, split_files = "official", {s: split_txt for s in SPLITS}
     if split_source == "auto":
       logging.warning("CUB: AttnGAN's split files (train/filenames.pickle) not found in %s; "
                       "using CUB's official train_test_split.txt, whose scores are not "
@@ -159,7 +162,8 @@ def read_cub(data_dir: str, split_source: str = "auto") -> CubText:
       captions[name], malformed[name] = parsed.captions, parsed.malformed
   vocabulary = text.Vocabulary.build(
       c for split in SPLITS for name in names[split] for c in captions[name])
-  return CubText(root, text_dir, used, names, labels, boxes, captions, malformed, vocabulary)
+  return CubText(root, text_dir, used, names, labels, boxes, captions, malformed, split_files,
+                 vocabulary)
 
 
 def vocabulary(data_dir: str, split_source: str = "auto", **unused) -> text.Vocabulary:
@@ -195,14 +199,19 @@ def load_cub(data_dir=None, split="train", image_size=256, shard: Shard = Shard(
   """Registry loader. Options: max_words (T, default 18), augment (random crop + flip; default
   split == 'train'), shuffle (file order; default split == 'train'), split_source, vocabulary (a
   Vocabulary or vocab file to encode with instead of the one built from the data), jpeg_downscale
-  (see data.captioned_images), cache."""
+  (see data.captioned_images), cache.
+
+  Raises DataLayoutError (before any iteration) when a listed image file is missing or the split
+  has no image."""
   cub = read_cub(os.path.abspath(data_dir), split_source)
   if isinstance(vocabulary, str):
     vocabulary = text.Vocabulary.load(vocabulary)
   tag = f"cub/{split}"
   records = _records(cub, split, vocabulary or cub.vocabulary, tag, strict)
   return captioned_images.captioned_image_dataset(
-      records, tag=tag, image_size=image_size, max_words=max_words or WORDS_NUM,
+      records, tag=tag, image_dir=os.path.join(cub.root, "images"),
+      listing=cub.split_files[split], num_listed=len(cub.names[split]), layout=LAYOUT,
+      image_size=image_size, max_words=max_words or WORDS_NUM,
       captions_per_image=CAPTIONS_PER_IMAGE, use_boxes=True, with_labels=True,
       augment=split == "train" if augment is None else augment, jpeg_downscale=jpeg_downscale,
       shard=shard, shuffle=split == "train" if shuffle is None else shuffle, seed=seed,

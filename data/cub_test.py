@@ -1,6 +1,7 @@
 """CUB-200-2011 + captions in AttnGAN's layout: box crop pixels, caption ids, split, bad input."""
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -181,3 +182,65 @@ def test_split_pickle_holding_code_is_refused_without_running_it(tmp_path):
   with pytest.raises(DataLayoutError, match="cannot read the list of file names"):
     cub._read_names(str(evil))
   assert _Sentinel.calls == []  # the payload never ran
+
+
+def _albatross(k):
+  return f"001.Black_footed_Albatross/Albatross_{k}"
+
+
+def test_a_listed_image_file_missing_fails_at_load_naming_count_paths_and_layout(tmp_path):
+  d = str(tmp_path)
+  format_writers.write_cub(d, [dict(name=_albatross(k), data=b"x", box=(0, 0, 1, 1), cls=1,
+                                    split="train" if k < 7 else "test", captions=b"a bird\n" * 10)
+                               for k in range(8)])
+  images = os.path.join(d, "CUB_200_2011", "images")
+  for k in range(1, 7):
+    os.remove(os.path.join(images, _albatross(k) + ".jpg"))
+  with pytest.raises(DataLayoutError) as error:
+    data.load("cub", d, "train")                     # at load time: nothing is iterated
+  shown = "".join(f"\n  {images}/{_albatross(k)}.jpg" for k in range(1, 6))
+  assert str(error.value) == (
+      f"6 of 7 files listed by {d}/train/filenames.pickle are missing:{shown}\n  ... and 1 more"
+      f"\nexpected layout:\n{data.cub.LAYOUT}")
+  with pytest.raises(DataLayoutError, match=r"^6 of 7 files listed by .*/train_test_split\.txt"):
+    data.load("cub", d, "train", split_source="official")
+  assert bad_records.counts() == {}                  # not counted as corrupt images
+  data.load("cub", d, "test")                        # the test split's one image is there
+
+
+def test_missing_files_keeps_the_listing_order_across_thread_pool_chunks(tmp_path):
+  present = tmp_path / "present.jpg"
+  present.write_bytes(b"")
+  paths = [str(present) if k % 3 else str(tmp_path / f"gone_{k}.jpg") for k in range(2500)]
+  assert data.layout.missing_files(paths) == [str(tmp_path / f"gone_{k}.jpg")
+                                              for k in range(0, 2500, 3)]
+
+
+def test_an_empty_split_is_a_layout_error_naming_where_its_images_come_from(tmp_path):
+  d = str(tmp_path / "no_test")
+  format_writers.write_cub(d, [dict(name=A2, data=b"x", box=(0, 0, 1, 1), cls=1, split="train",
+                                    captions=b"x\n")])
+  with pytest.raises(DataLayoutError) as error:
+    data.load("cub", d, "test")
+  assert str(error.value) == (
+      f"cub/test: the split has no images (images under {d}/CUB_200_2011/images: 0 listed by "
+      f"{d}/test/filenames.pickle, 0 of them without a usable caption)\n"
+      f"expected layout:\n{data.cub.LAYOUT}")
+  d = str(tmp_path / "no_words")
+  format_writers.write_cub(d, [dict(name=A2, data=b"x", box=(0, 0, 1, 1), cls=1, split="train",
+                                    captions=b"...\n!!\n")], attngan_split=False)
+  with pytest.raises(DataLayoutError, match=re.escape(
+      f"cub/train: the split has no images (images under {d}/CUB_200_2011/images: 1 listed by "
+      f"{d}/CUB_200_2011/train_test_split.txt, 1 of them without a usable caption)")):
+    data.load("cub", d, "train")
+
+
+def test_more_input_pipelines_than_images_is_a_plain_value_error(cub):
+  d, _, _ = cub
+  with pytest.raises(ValueError) as error:
+    data.load("cub", d, "train", num_shards=4, shard_index=3)
+  assert type(error.value) is ValueError               # pylint: disable=unidiomatic-typecheck
+  assert str(error.value) == ("cub/train: 3 image files cannot feed 4 input pipelines (pipeline 3 "
+                              "would read none); use at most 3 input pipelines (workers or hosts) "
+                              "for this split")
+

@@ -1,9 +1,10 @@
 """The pipeline for datasets stored as one image file per example (folders, CUB, COCO).
 
-records -> this pipeline's shard (every n-th file) -> order (sorted, or one seeded permutation for
-training; the element shuffle buffer of `batch_pipeline` reshuffles every epoch) -> index file ->
-parallel read + decode (corrupt or unreadable files skipped, counted and named) -> optional cache.
-Parallel reads come from the parallel decode map: each call reads its own file.
+records (none at all: DataLayoutError naming where they should be) -> this pipeline's shard
+(every n-th file; more pipelines than files: ValueError) -> order (sorted, or one seeded
+permutation for training; the element shuffle buffer of `batch_pipeline` reshuffles every epoch)
+-> index file -> parallel read + decode (corrupt or unreadable files skipped, counted and named)
+-> optional cache. Parallel reads come from the parallel decode map: each call reads its own file.
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
@@ -13,11 +14,12 @@ import tensorflow as tf
 from data import bad_records
 from data import index_file
 from data import resilient_decode
+from data.layout import DataLayoutError
 from data.sharding import Shard
 
 
-def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
-                        decode_fn: Callable[[tf.Tensor], Dict[str, tf.Tensor]],
+def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str, source: str,
+                        layout: str, decode_fn: Callable[[tf.Tensor], Dict[str, tf.Tensor]],
                         shard: Shard = Shard(), shuffle: bool = False, seed: Optional[int] = None,
                         strict: bool = False, cache: Union[bool, str] = False,
                         index_dir: Optional[str] = None) -> tf.data.Dataset:
@@ -26,6 +28,9 @@ def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
   Args:
     records: the images (all shards), in a fixed order.
     tag: names the dataset in the skipped-record counts, e.g. 'cub/train'.
+    source: where this split's images come from (directory, listing file), for the error
+      raised when there are none.
+    layout: the dataset's expected layout, for the same error.
     decode_fn: index line (see index_file.path_of / parse_line) -> dict of decoded tensors; it
       reads the file itself. It runs in the parallel map, so parsing costs no serial time.
     shard: which shard this pipeline reads.
@@ -35,10 +40,13 @@ def image_files_dataset(records: Sequence[index_file.ImageRecord], *, tag: str,
     cache: False, True (memory) or a file prefix for tf.data's cache of the decoded examples.
     index_dir: where the index file goes (default: a directory under the system temp dir).
   """
+  if not records:
+    raise DataLayoutError(f"{tag}: the split has no images ({source})\nexpected layout:\n{layout}")
   mine = list(shard.take(list(records)))
   if not mine:
-    raise ValueError(f"{tag}: shard {shard.index} of {shard.num_shards} is empty "
-                     f"({len(records)} files for {shard.num_shards} input pipelines)")
+    raise ValueError(f"{tag}: {len(records)} image files cannot feed {shard.num_shards} input "
+                     f"pipelines (pipeline {shard.index} would read none); use at most "
+                     f"{len(records)} input pipelines (workers or hosts) for this split")
   if shuffle:
     order = np.random.RandomState(seed).permutation(len(mine))
     mine = [mine[i] for i in order]

@@ -6,11 +6,13 @@ with antialiasing by default) and scaled to [-1, 1]. JPEGs are decoded only insi
 at 1/2, 1/4 or 1/8 scale (DCT domain) when it stays >= S (`jpeg_downscale`).
 Splits: 'all' is every file; 'train'/'test'/'validation' use <data_dir>/<split>/ when it exists, or
 CelebA's list_eval_partition.txt (0 train, 1 validation, 2 test) when it is in <data_dir> or its
-parent; otherwise 'train' is every file and the other splits are an error.
+parent (a file it lists for the split but that is not there is an error at load time);
+otherwise 'train' is every file and the other splits are an error. A split without images is an
+error (DataLayoutError); corrupt files are skipped and counted.
 Elements: images float32 [S, S, 3] in [-1, 1].
 """
 import os
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 
 from absl import logging
 import tensorflow as tf
@@ -19,7 +21,7 @@ from data import bad_records
 from data import file_images
 from data import image_ops
 from data import index_file
-from data.layout import DataLayoutError, require_dir, table_rows
+from data.layout import DataLayoutError, missing_listed_files, require_dir, table_rows
 from data.registry import DatasetSpec, register
 from data.sharding import Shard
 
@@ -47,21 +49,28 @@ def _celeba_partition(data_dir: str) -> Optional[str]:
   return None
 
 
-def split_files(data_dir: str, split: str) -> List[str]:
+def split_files(data_dir: str, split: str) -> Tuple[List[str], str]:
+  """The split's image files and where they come from (for the error when there are none)."""
   require_dir(data_dir, LAYOUT)
   if split != "all" and os.path.isdir(os.path.join(data_dir, split)):
-    return list_images(os.path.join(data_dir, split))
+    return list_images(os.path.join(data_dir, split)), os.path.join(data_dir, split)
   partition = _celeba_partition(data_dir) if split != "all" else None
   if partition:
     image_dir = os.path.join(data_dir, "img_align_celeba")
     image_dir = image_dir if os.path.isdir(image_dir) else data_dir
-    wanted = {name for _, (name, part) in table_rows(partition, 2, LAYOUT)
-              if part == _CELEBA_PARTITION[split]}
-    return [p for p in list_images(image_dir) if os.path.basename(p) in wanted]
+    wanted = [name for _, (name, part) in table_rows(partition, 2, LAYOUT)
+              if part == _CELEBA_PARTITION[split]]
+    wanted_set = set(wanted)
+    found = [p for p in list_images(image_dir) if os.path.basename(p) in wanted_set]
+    found_names = {os.path.basename(p) for p in found}
+    missing = [os.path.join(image_dir, n) for n in wanted if n not in found_names]
+    if missing:  # listed by the partition file: a missing one is a layout error, as for CUB/COCO
+      raise missing_listed_files(missing, len(wanted), f"{partition} (split {split!r})", LAYOUT)
+    return found, f"{image_dir}, split {split!r} of {partition}"
   if split in ("train", "all"):
     if split == "train":
       logging.info("image folder %s has no train/ sub-directory: 'train' is every image", data_dir)
-    return list_images(data_dir)
+    return list_images(data_dir), data_dir
   raise DataLayoutError(f"split {split!r} needs {os.path.join(data_dir, split)}/ or CelebA's "
                         f"list_eval_partition.txt\nexpected layout:\n{LAYOUT}")
 
@@ -79,15 +88,13 @@ def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard 
     raise ValueError(f"resize_method must be one of {image_ops.RESIZE_METHODS}")
   tag = f"{name}/{split}"
   records = []
-  for path in split_files(data_dir, split):
+  paths, where = split_files(data_dir, split)
+  for path in paths:
     if index_file.has_unsupported_characters(path):
       bad_records.record(tag, bad_records.UNSUPPORTED_PATH, repr(path), strict=strict,
                          detail="tab or newline in the file name")
       continue
     records.append(index_file.ImageRecord(path))
-  if not records:
-    raise DataLayoutError(f"no image files ({', '.join(EXTENSIONS)}) for split {split!r} under "
-                          f"{data_dir}\nexpected layout:\n{LAYOUT}")
   window = image_ops.centre_crop_of(crop_size) if crop_size else image_ops.central_square
 
   def decode(line):
@@ -97,7 +104,8 @@ def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard 
         image_ops.resize_square(square, image_size, resize_method))}
 
   return file_images.image_files_dataset(
-      records, tag=tag, decode_fn=decode, shard=shard,
+      records, tag=tag, source=f"no {', '.join(EXTENSIONS)} file in {where}", layout=LAYOUT,
+      decode_fn=decode, shard=shard,
       shuffle=split == "train" if shuffle is None else shuffle, seed=seed, strict=strict,
       cache=cache, index_dir=index_dir)
 

@@ -105,3 +105,27 @@ def test_graph_mode_input_fn_skips_and_counts_like_eager(folder):
   assert len(got) == 4
   np.testing.assert_array_equal(got[0], expected[sorted(expected)[0]])
   assert bad_records.counts() == {"image_folder/all": {bad_records.CORRUPT_IMAGE: 2}}
+
+
+def test_a_file_celebas_partition_lists_but_the_folder_lacks_fails_at_load(tmp_path):
+  image_dir = tmp_path / "img_align_celeba"
+  for i in (1, 2):
+    format_writers.write_bytes(str(image_dir / f"{i:06d}.png"),
+                               format_writers.png_bytes(np.zeros((4, 4, 3), np.uint8)))
+  partition = format_writers.write_bytes(str(tmp_path / "list_eval_partition.txt"),
+                                         b"000001.png 2\n000002.png 0\n000003.png 2\n")
+  with pytest.raises(data.layout.DataLayoutError) as error:
+    data.load("celeba", str(tmp_path), "test", image_size=4)
+  assert str(error.value) == (
+      f"1 of 2 files listed by {partition} (split 'test') are missing:\n"
+      f"  {image_dir}/000003.png\nexpected layout:\n{data.image_folder.LAYOUT}")
+  assert len(list(data.load("celeba", str(tmp_path), "train", image_size=4))) == 1
+
+
+def test_an_empty_split_directory_is_a_layout_error_naming_it(tmp_path):
+  format_writers.write_bytes(str(tmp_path / "test" / "readme.txt"), b"not an image")
+  with pytest.raises(data.layout.DataLayoutError) as error:
+    data.load("image_folder", str(tmp_path), "test", image_size=4)
+  assert str(error.value) == (
+      f"image_folder/test: the split has no images (no .jpg, .jpeg, .png file in "
+      f"{tmp_path}/test)\nexpected layout:\n{data.image_folder.LAYOUT}")
