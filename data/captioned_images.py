@@ -3,8 +3,9 @@
 Image (AttnGAN `get_imgs` + its train transform): optional bounding-box crop (CUB), resize so the
 shorter side is int(S * 76 / 64) (bilinear, antialiased like PIL's), then a random S x S crop and
 a random horizontal flip for training (`augment`), or the central S x S crop for evaluation;
-x * 2/255 - 1. JPEGs are decoded at 1/2..1/8 scale in the DCT domain when the crop stays larger
-than the resize target (`jpeg_downscale`; off gives full-resolution decoding as AttnGAN).
+x * 2/255 - 1. JPEGs are decoded at full resolution, as AttnGAN's PIL does. `jpeg_downscale=True`
+is a named speed-up, not AttnGAN: decode at 1/2..1/8 scale in the DCT domain (libjpeg's scaled
+IDCT, a different low-pass than PIL's resize) while the crop stays at least S * 76/64 pixels.
 Captions: every image has K captions (token ids, see data.text); each becomes T = max_words ids
 (`caption_ops.subsample_words`) and one is picked at random. All randomness is stateless, drawn
 from one per-example seed of `tf.data.Dataset.random(seed)`, so a seed reproduces a run exactly.
@@ -74,7 +75,7 @@ def captioned_image_dataset(records: Sequence[index_file.ImageRecord], *, tag: s
                             image_dir: str, listing: str, num_listed: int, layout: str,
                             image_size: int, max_words: int, captions_per_image: int,
                             use_boxes: bool,
-                            with_labels: bool, augment: bool, jpeg_downscale: bool = True,
+                            with_labels: bool, augment: bool, jpeg_downscale: bool = False,
                             shard: Shard = Shard(),
                             shuffle: bool = False, seed: Optional[int] = None,
                             strict: bool = False, cache: Union[bool, str] = False,

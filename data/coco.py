@@ -7,7 +7,8 @@ Splits: 'train' = train2014 (82,783 images), 'test' = val2014 (40,504), as AttnG
 Images are ordered by image id. Each image keeps its first 5 good captions in annotation order
 (some images have 6 or 7); a caption that is not text or has no word is skipped and counted; an
 image left with fewer than 5 repeats its captions (counted), one with none is dropped (counted).
-Image: no crop box; AttnGAN's resize of the shorter side to S*76/64, random or central S crop.
+Image: no crop box; full-resolution JPEG decode (AttnGAN's PIL; jpeg_downscale=True: faster DCT
+scaled decode), AttnGAN's resize of the shorter side to S*76/64, random or central S crop.
 Files: an image the JSON lists (`file_name`) missing from the image folder fails at load time
 (DataLayoutError); one that exists but does not decode is skipped and counted.
 Vocabulary: data.text over train then val captions (AttnGAN: 27,297 words). T default 12
@@ -113,9 +114,10 @@ def load_coco(data_dir=None, split="train", image_size=256, shard: Shard = Shard
               seed: Optional[int] = None, strict: bool = False, max_words: Optional[int] = None,
               augment: Optional[bool] = None, shuffle: Optional[bool] = None,
               vocabulary: Union[None, str, text.Vocabulary] = None,  # pylint: disable=redefined-outer-name
-              jpeg_downscale: bool = True, cache: Union[bool, str] = False,
+              jpeg_downscale: bool = False, cache: Union[bool, str] = False,
               index_dir: Optional[str] = None):
-  """Registry loader; options as for CUB (max_words default 12)."""
+  """Registry loader; options as for CUB (max_words default 12; jpeg_downscale default False,
+  AttnGAN's full-resolution decode)."""
   data_dir = os.path.abspath(data_dir)
   coco = read_coco(data_dir)[split]
   if isinstance(vocabulary, str):

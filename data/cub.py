@@ -13,7 +13,8 @@ Split (`split_source`):
   official  CUB's own train_test_split.txt (5,994 / 5,794): not comparable with AttnGAN's numbers
   auto      (default) attngan when its files exist, else official, with a warning.
 Image: the AttnGAN bounding-box crop (see captioned_images.attngan_box_window); bounding boxes are
-truncated to integers as AttnGAN's `astype(int)` does. Labels: the bird class, 0..199.
+truncated to integers as AttnGAN's `astype(int)` does; JPEGs decoded at full resolution (AttnGAN)
+unless jpeg_downscale=True. Labels: the bird class, 0..199.
 Files: a split's image missing from images/ fails at load time (DataLayoutError, with the count
 and the first paths); an image that exists but does not decode is skipped and counted.
 Captions: the first 10 good lines of each file; malformed lines are skipped and counted; an image
@@ -194,12 +195,13 @@ def load_cub(data_dir=None, split="train", image_size=256, shard: Shard = Shard(
              augment: Optional[bool] = None, shuffle: Optional[bool] = None,
              split_source: str = "auto",
              vocabulary: Union[None, str, text.Vocabulary] = None,  # pylint: disable=redefined-outer-name
-             jpeg_downscale: bool = True, cache: Union[bool, str] = False,
+             jpeg_downscale: bool = False, cache: Union[bool, str] = False,
              index_dir: Optional[str] = None):
   """Registry loader. Options: max_words (T, default 18), augment (random crop + flip; default
   split == 'train'), shuffle (file order; default split == 'train'), split_source, vocabulary (a
   Vocabulary or vocab file to encode with instead of the one built from the data), jpeg_downscale
-  (see data.captioned_images), cache.
+  (default False: full-resolution decode as AttnGAN; True: a faster DCT-domain 1/2..1/8 decode
+  with slightly different pixels, see data.captioned_images), cache.
 
   Raises DataLayoutError (before any iteration) when a listed image file is missing or the split
   has no image."""

@@ -244,3 +244,19 @@ def test_more_input_pipelines_than_images_is_a_plain_value_error(cub):
                               "would read none); use at most 3 input pipelines (workers or hosts) "
                               "for this split")
 
+
+def test_default_pixels_are_the_full_resolution_decode_not_the_dct_downscale(cub):
+  d, a1, _ = cub
+
+  def first(**kw):
+    return next(iter(data.load("cub", d, "train", image_size=32, augment=False, shuffle=False,
+                               **kw)))["images"].numpy()
+  # A1's 76 x 76 box crop is 2 x the load size int(32 * 76 / 64) = 38, so jpeg_downscale=True
+  # decodes it at ratio 2; the default decodes it whole, then resizes 76 -> 38 (antialiased
+  # bilinear) and takes the central 32 crop at (3, 3).
+  resized = tf.image.resize(a1[2:78, 17:93].astype(np.float32), [38, 38], antialias=True).numpy()
+  default = first()
+  np.testing.assert_allclose(default, resized[3:35, 3:35] * (2 / 255) - 1, atol=2e-5)
+  np.testing.assert_array_equal(default, first(jpeg_downscale=False))
+  assert np.abs(default - first(jpeg_downscale=True)).max() > 0.02   # the option still differs
+
