@@ -260,3 +260,14 @@ def test_default_pixels_are_the_full_resolution_decode_not_the_dct_downscale(cub
   np.testing.assert_array_equal(default, first(jpeg_downscale=False))
   assert np.abs(default - first(jpeg_downscale=True)).max() > 0.02   # the option still differs
 
+
+def test_strict_mode_fails_at_load_naming_the_caption_file_and_line(cub):
+  d, _, _ = cub
+  caption_file = os.path.join(d, "text", A1 + ".txt")
+  with pytest.raises(bad_records.StrictDataError, match=re.escape(
+      f"cub/train: malformed caption line: {caption_file}:4 (not UTF-8")):
+    data.load("cub", d, "train", strict=True)
+  data.load("cub", d, "train")                       # without strict: skipped and counted
+  assert bad_records.LOG.examples()["cub/train"][bad_records.MALFORMED_CAPTION] == [
+      f"{caption_file}:4", f"{caption_file}:5"]
+  assert bad_records.counts()["cub/train"][bad_records.MALFORMED_CAPTION] == 2
