@@ -249,12 +249,13 @@ def main(argv):
   from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel
   from estimators.distribution import DistributionError  # pylint: disable=import-outside-toplevel
   from estimators.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
+  from estimators.experiment import NoTrainingDataError  # pylint: disable=import-outside-toplevel
   from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
-          MixedPrecisionError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
+          MixedPrecisionError, NoTrainingDataError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
   except tf.errors.OpError as e:  # a data check inside the input pipeline: say what, not where
     message = data_error_message(e)

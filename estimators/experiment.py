@@ -24,8 +24,18 @@ from estimators.gan_estimator import build_estimator, make_train_input_fn, prepa
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
 
 
+class NoTrainingDataError(ValueError):
+  """Training read no batch: the training data yielded nothing (empty, or every record bad)."""
+
+
+def _latest_step(cfg):
+  latest = tf.train.latest_checkpoint(cfg.model_dir)
+  return export.checkpoint_step(latest) if latest else 0
+
+
 def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
-  """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError.
+  """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError;
+  training data that yields nothing raises NoTrainingDataError.
 
   Python, NumPy and TF are seeded with cfg.seed first: Keras draws its unseeded initialisers'
   seeds from Python's RNG, so without this two runs with the same --seed start from different
@@ -34,6 +44,7 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   tf.keras.utils.set_random_seed(cfg.seed)
   estimator = build_estimator(cfg)
   target = max_steps or cfg.max_steps
+  before = _latest_step(cfg)
   if dataset_fn is None:
     prepare_run_data(cfg)
   try:
@@ -47,6 +58,13 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
           tf.estimator.EvalSpec(input_fn, steps=1))
     else:
       estimator.train(input_fn, max_steps=target)
+    if before < target and _latest_step(cfg) <= before:
+      skipped = bad_records.LOG.total()
+      raise NoTrainingDataError(
+          f"training made no progress (step {before}): the training data of "
+          f"--dataset={cfg.dataset} yielded no example"
+          + (f"; all {skipped} records read were skipped as bad (see "
+             f"{bad_records.REPORT_FILENAME})" if skipped else "") + ".")
   except tf.errors.InvalidArgumentError as e:
     if NONFINITE_MARKER not in str(e):
       raise

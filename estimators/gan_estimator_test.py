@@ -116,6 +116,18 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
       assert np.isfinite(value).all(), name
 
 
+def test_training_data_that_yields_nothing_is_an_error_not_a_silent_step_zero(tmp_path):
+  cfg = tiny_config(tmp_path, max_steps=4)
+
+  def dataset_fn():  # e.g. every image of the set skipped as corrupt
+    return tf.data.Dataset.from_tensor_slices(
+        {"images": np.zeros([0, 32, 32, 3], np.float32), "labels": np.zeros([0], np.int32)})
+  with pytest.raises(experiment.NoTrainingDataError,
+                     match=r"no progress \(step 0\): the training data of --dataset=digits "
+                           r"yielded no example\.$"):
+    experiment.run_train(cfg, dataset_fn=dataset_fn)
+
+
 def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
   cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1,
                     num_eval_samples=100)
