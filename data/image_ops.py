@@ -37,6 +37,24 @@ def centre_crop_of(size: int) -> Window:
   return window
 
 
+def scaled_window(window: tf.Tensor, ratio: int, height: tf.Tensor,
+                  width: tf.Tensor) -> tf.Tensor:
+  """[y, x, h, w] of a full-size image -> the same region of that image decoded at 1/ratio.
+
+  Sizes are rounded (a square stays square) and the window's centre is kept to within half a
+  decoded pixel, clipped to the decoded image (libjpeg makes it ceil(dim / ratio) pixels).
+  Rounding every number down instead would shift the region up and left by up to 1.5 decoded
+  pixels (3 source pixels at ratio 2).
+  """
+  if ratio == 1:
+    return window
+  r = ratio
+  size = tf.maximum((2 * window[2:] + r) // (2 * r), 1)               # round(h / r)
+  dims = (tf.stack([height, width]) + r - 1) // r                      # ceil(dim / r)
+  origin = (2 * window[:2] + window[2:] - r * size + r) // (2 * r)     # round(centre/r - size/2)
+  return tf.concat([tf.clip_by_value(origin, 0, dims - size), size], 0)
+
+
 def decode_window(data: tf.Tensor, window: Window, min_side: Optional[int] = None,
                   jpeg_only: bool = False) -> tf.Tensor:
   """Decodes encoded image bytes inside window(height, width) -> uint8 [h, w, 3].
@@ -45,8 +63,8 @@ def decode_window(data: tf.Tensor, window: Window, min_side: Optional[int] = Non
   TFDS); anything else then fails to decode (and is skipped as corrupt by the loaders).
   With `min_side`, a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (libjpeg's
   scaled IDCT: a cheap low-pass downscale) when the window stays at least min_side pixels on its
-  shorter side; the window then shrinks by the same factor (its corners rounded down). Without
-  it, and for other formats, the window is decoded at full resolution.
+  shorter side; the window then shrinks by the same factor (`scaled_window`). Without it, and for
+  other formats, the window is decoded at full resolution.
   """
   def jpeg():
     shape = tf.io.extract_jpeg_shape(data)
@@ -57,7 +75,8 @@ def decode_window(data: tf.Tensor, window: Window, min_side: Optional[int] = Non
     scale = sum(tf.cast(side >= r * min_side, tf.int32) for r in (2, 4, 8))  # 0..3 -> 1, 2, 4, 8
 
     def at_ratio(r):
-      return lambda: tf.io.decode_and_crop_jpeg(data, w // r, channels=3, ratio=r)
+      return lambda: tf.io.decode_and_crop_jpeg(data, scaled_window(w, r, shape[0], shape[1]),
+                                                channels=3, ratio=r)
     return tf.switch_case(scale, [at_ratio(r) for r in (1, 2, 4, 8)])
 
   def other():

@@ -39,9 +39,24 @@ def test_dct_downscaled_decoding_picks_the_largest_ratio_that_keeps_min_side():
   for min_side, ratio in ((120, 1), (115, 2), (57, 4), (28, 8)):
     got = image_ops.decode_window(jpeg, image_ops.central_square, min_side=min_side).numpy()
     scaled = tf.io.decode_jpeg(jpeg, channels=3, ratio=ratio).numpy()
-    y, side = 35 // ratio, 230 // ratio                 # window [35, 0, 230, 230] // ratio
+    # window [35, 0, 230, 230] at 1/ratio: side rounded, centre (150, 115) kept
+    side = int(230 / ratio + 0.5)
+    y = int(150 / ratio - side / 2 + 0.5)
     np.testing.assert_array_equal(got, scaled[y:y + side, :side], err_msg=str(ratio))
     assert min(got.shape[:2]) >= min_side
+  assert [(ratio, int(230 / ratio + 0.5), int(150 / ratio - int(230 / ratio + 0.5) / 2 + 0.5))
+          for ratio in (2, 4, 8)] == [(2, 115, 18), (4, 58, 9), (8, 29, 4)]   # vs 17, 8, 4 floored
+
+
+def test_scaled_window_rounds_sizes_keeps_centres_and_stays_inside():
+  def scaled(window, r, h, w):
+    return image_ops.scaled_window(tf.constant(window), r, tf.constant(h), tf.constant(w)).numpy()
+  # 500 x 375 photo, central square [0, 63, 375, 375]: centre (187.5, 250.5)
+  assert scaled([0, 63, 375, 375], 2, 375, 500).tolist() == [0, 31, 188, 188]  # centre 94, 125
+  assert scaled([0, 63, 375, 375], 1, 375, 500).tolist() == [0, 63, 375, 375]
+  assert scaled([7, 5, 9, 9], 8, 16, 14).tolist() == [1, 1, 1, 1]   # never empty; centre (11.5,
+  # 9.5) lies in decoded pixel (1, 1), which covers source pixels 8..15
+  assert scaled([0, 0, 16, 14], 8, 16, 14).tolist() == [0, 0, 2, 2]           # ceil(14 / 8) = 2
 
 
 _tfgan_reference = format_writers.tfgan_reference_crop

@@ -130,7 +130,8 @@ def test_default_decodes_at_reduced_dct_scale_and_exact_tfgan_is_an_option(tmp_p
   (exact,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE,
                             jpeg_downscale=False))
   np.testing.assert_allclose(exact["images"].numpy(), _tfgan_reference(jpeg), atol=2e-5)
-  quarter = tf.io.decode_jpeg(jpeg, channels=3, ratio=4)[3:20, :17]   # side 70 >= 4 * 16
+  # side 70 >= 4 * 16: square [15, 0, 70, 70] at 1/4 is [4, 0, 18, 18] (rounded, centred)
+  quarter = tf.io.decode_jpeg(jpeg, channels=3, ratio=4)[4:22, :18]
   want = tf.compat.v1.image.resize_bilinear(quarter[None], [SIZE, SIZE], align_corners=True)[0]
   np.testing.assert_allclose(fast["images"].numpy(), want.numpy() * (2 / 255) - 1, atol=2e-5)
   assert np.abs(fast["images"].numpy() - exact["images"].numpy()).mean() > 1e-3
