@@ -3,7 +3,13 @@
 Binary version (cifar-10-binary.tar.gz, read without pickle): data_batch_1.bin ... data_batch_5.bin
 (train, 50,000) and test_batch.bin (test, 10,000); each record is 3073 bytes: 1 label byte (0..9)
 then 1024 red, 1024 green, 1024 blue bytes, each plane row-major 32x32. A file whose size is not a
-multiple of 3073 fails at start; a label byte above 9 fails with the file and record.
+multiple of 3073 fails at start; a label byte above 9 fails with the file and record. A record
+cannot be corrupt on its own (no encoding: every byte is a valid pixel), so nothing is skipped here
+and `strict` has nothing to act on; damage that changes a file's length is the size check's.
+TFDS version: the PNG images are decoded here, not by TFDS, so a corrupt or truncated one is
+skipped, counted and named (data.bad_records; the name is `<tfrecord file> record <i>` for a split
+in one file, as TFDS writes cifar10), or fails the run with strict=True; a label outside 0..9 is
+an error naming the record.
 The 60k decoded images fit in memory (180 MB as uint8), so they are cached by default.
 Elements: images float32 [S, S, 3] in [-1, 1] (resized bilinearly when S != 32), labels int32.
 """
@@ -12,7 +18,9 @@ from typing import Optional, Union
 
 import tensorflow as tf
 
+from data import bad_records
 from data import image_ops
+from data import resilient_decode
 from data import tfds_source
 from data.layout import DataLayoutError, require_file
 from data.registry import DatasetSpec, register
@@ -88,13 +96,61 @@ def load_binary(data_dir: str, split: str, image_size: int = 32, *, shard: Shard
                 num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _decode_png(record):
+  """{'image': PNG bytes, ...} -> the same with image uint8 [32, 32, 3] (raises on a corrupt or
+  truncated PNG, or one of another size)."""
+  return dict(record, image=tf.ensure_shape(tf.io.decode_png(record["image"], channels=3),
+                                            [32, 32, 3]))
+
+
+def _tfds_record_names(builder, split: str, shard: Shard, length: Optional[int]):
+  """(prefix, step, offset, suffix): position p in this pipeline's read is the record named
+  prefix + str(p * step + offset) + suffix. Exact (`<file> record <i>`) when the split is one
+  file, as TFDS writes cifar10, and the read is whole or every n-th record of it (known length);
+  otherwise the position in this pipeline's read order (with several files shuffled each epoch
+  and cache=False, a bad record met again at another position is counted again)."""
+  split_info = builder.info.splits[split]
+  if split_info.num_shards == 1 and length is not None:
+    return f"{split_info.filepaths[0]} record ", shard.num_shards, shard.index, ""
+  return (f"tfds cifar10 {split} example #", 1, 0,
+          f" of this input pipeline's read order ({split_info.num_shards} files)")
+
+
 def load_tfds(data_dir: str, split: str, image_size: int = 32, *, shard: Shard = Shard(),
-              seed: Optional[int] = None, shuffle: bool = False,
+              seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
               cache: Union[bool, str] = True) -> tf.data.Dataset:
+  """Prepared TFDS cifar10 -> elements; the PNGs stay encoded until our decode, which skips and
+  counts a corrupt one (or raises under strict) instead of failing mid-epoch."""
   builder = tfds_source.open_prepared("cifar10", data_dir, HOW_TO_PREPARE)
-  ds, _ = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed)
-  ds = ds.map(lambda e: {"image": e["image"],
-                         "label": _checked_label(tf.cast(e["label"], tf.int32), "tfds", split)})
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  ds, length = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed,
+                                      decoders={"image": tfds.decode.SkipDecoding()})
+  prefix, step, offset, suffix = _tfds_record_names(builder, split, shard, length)
+  tag = f"cifar10/{split}"
+
+  def on_skipped(first, count):
+    for pos in range(first, first + count):
+      bad_records.record(tag, bad_records.CORRUPT_IMAGE, f"{prefix}{pos * step + offset}{suffix}",
+                         strict=strict)
+
+  def check_label(e):
+    name = tf.strings.join([prefix, tf.strings.as_string(e["pos"] * step + offset), suffix])
+    return {"image": e["image"], "label": _checked_label(e["label"], name)}
+
+  def payload(e):
+    return {"image": e["image"], "label": tf.cast(e["label"], tf.int32)}
+
+  if length is not None:  # one stream of known length: the cheaper form
+    ds = ds.enumerate().map(lambda pos, e: dict(payload(e), pos=pos))
+    ds = resilient_decode.decode_list_skipping_bad(ds, _decode_png, length=length,
+                                                   on_skipped=on_skipped)
+  else:                   # whole files per pipeline: length unknown, ends with an end marker
+    ds = resilient_decode.with_positions(
+        ds.map(lambda e: dict(payload(e), pos=tf.constant(-1, tf.int64))))
+    ds = resilient_decode.decode_skipping_bad(ds, _decode_png, on_skipped=on_skipped,
+                                              validate=lambda e, pos: dict(e, pos=pos))
+  # After the skipping, so a bad label fails the run instead of being skipped as a bad image.
+  ds = ds.map(check_label)
   if cache:
     ds = ds.cache("" if cache is True else cache)
   return ds.map(lambda e: _finish(e["image"], e["label"], image_size),
@@ -102,10 +158,13 @@ def load_tfds(data_dir: str, split: str, image_size: int = 32, *, shard: Shard =
 
 
 def load_cifar10(data_dir=None, split="train", image_size=32, shard: Shard = Shard(),
-                 seed: Optional[int] = None, source: str = "auto", shuffle: Optional[bool] = None,
-                 cache: Union[bool, str] = True):
+                 seed: Optional[int] = None, strict: bool = False, source: str = "auto",
+                 shuffle: Optional[bool] = None, cache: Union[bool, str] = True):
   """Registry loader. Options: source ('auto'|'binary'|'tfds'), shuffle (file order; default
-  split == 'train'), cache (True: memory, a path prefix: file, False: off)."""
+  split == 'train'), cache (True: memory, a path prefix: file, False: off).
+  strict (--strict_data) acts on the TFDS source: a corrupt PNG fails the run instead of being
+  skipped and counted. The binary files have no per-record encoding that can be corrupt (see the
+  module docstring), so they take no strict option; their size check runs in both modes."""
   if not os.path.isdir(data_dir):
     raise DataLayoutError(f"missing directory {data_dir}\n{LAYOUT}\n{HOW_TO_PREPARE}")
   if shuffle is None:
@@ -116,7 +175,7 @@ def load_cifar10(data_dir=None, split="train", image_size=32, shard: Shard = Sha
   if source == "binary":
     return load_binary(data_dir, split, image_size, **kwargs)
   if source == "tfds":
-    return load_tfds(data_dir, split, image_size, **kwargs)
+    return load_tfds(data_dir, split, image_size, strict=strict, **kwargs)
   raise ValueError(f"source must be 'auto', 'binary' or 'tfds', got {source!r}")
 
 

@@ -1,12 +1,18 @@
 """CIFAR-10 from the official binary batches (written here byte by byte) and from prepared TFDS."""
+import glob
+import io
+import json
 import os
+import shutil
 import time
 
 import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
 
 import data
+from data import bad_records
 from data import format_writers
 from data.layout import DataLayoutError
 
@@ -27,6 +33,69 @@ def cifar(tmp_path_factory):
                                format_writers.cifar_binary(images, labels))
     expected["test" if name.startswith("test") else "train"] += list(zip(images, labels))
   return parent, expected
+
+
+@pytest.fixture(scope="module")
+def tfds_cifar(cifar, tmp_path_factory):
+  """A TFDS root holding cifar10/<version>/, built by the real TFDS builder from `cifar`'s files."""
+  root = str(tmp_path_factory.mktemp("tfds"))
+  format_writers.prepare_tfds_cifar10(root, cifar[0])
+  return root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log():
+  bad_records.LOG.reset()
+
+
+def _rewrite_tfds_split(tfds_root, tmp_path, split, edit, num_files=1):
+  """A copy of the prepared TFDS root whose `split` is rewritten as `num_files` TFRecord files
+  holding the same tf.train.Example records in the same order, each passed through
+  edit(index, example) first. dataset_info.json gets the new shard lengths and byte count, as the
+  builder would have written them for these records.
+
+  Returns:
+    (copied root, [paths of the split's files], [(uint8 image, label) of each original record]).
+  """
+  root = str(tmp_path / "tfds_copy")
+  shutil.copytree(tfds_root, root)
+  (version_dir,) = glob.glob(os.path.join(root, "cifar10", "*"))
+  old_files = sorted(glob.glob(os.path.join(version_dir, f"cifar10-{split}.tfrecord-*")))
+  examples, originals = [], []
+  for record in tf.data.TFRecordDataset(old_files):
+    example = tf.train.Example.FromString(record.numpy())
+    feature = example.features.feature
+    originals.append((np.asarray(Image.open(io.BytesIO(feature["image"].bytes_list.value[0]))),
+                      feature["label"].int64_list.value[0]))
+    edit(len(examples), example)
+    examples.append(example.SerializeToString())
+  for path in old_files:
+    os.remove(path)
+  lengths = [len(part) for part in np.array_split(np.arange(len(examples)), num_files)]
+  paths, start = [], 0
+  for k, n in enumerate(lengths):
+    paths.append(os.path.join(version_dir, f"cifar10-{split}.tfrecord-{k:05d}-of-{num_files:05d}"))
+    with tf.io.TFRecordWriter(paths[-1]) as writer:
+      for record in examples[start:start + n]:
+        writer.write(record)
+    start += n
+  info_path = os.path.join(version_dir, "dataset_info.json")
+  with open(info_path) as f:
+    info = json.load(f)
+  (split_info,) = [s for s in info["splits"] if s["name"] == split]
+  split_info["shardLengths"] = [str(n) for n in lengths]
+  split_info["numBytes"] = str(sum(len(r) for r in examples))
+  with open(info_path, "w") as f:
+    json.dump(info, f)
+  return root, paths, originals
+
+
+def _truncate_png(at):
+  def edit(index, example):
+    if index == at:
+      image = example.features.feature["image"].bytes_list
+      image.value[0] = image.value[0][:len(image.value[0]) // 2]
+  return edit
 
 
 def _as_uint8(images):
@@ -88,13 +157,72 @@ def test_other_sizes_are_resized(cifar):
   assert e["images"].shape == (64, 64, 3)
 
 
-def test_tfds_cifar10_prepared_from_the_same_binaries_gives_the_same_examples(cifar, tmp_path):
-  parent, expected = cifar
+def test_tfds_cifar10_prepared_from_the_same_binaries_gives_the_same_examples(
+    cifar, tfds_cifar, tmp_path):
+  _, expected = cifar
   start = time.time()
   with pytest.raises(DataLayoutError, match="tfds build cifar10"):
     data.load("cifar10", str(tmp_path), "train")
   assert time.time() - start < 1.0
-  format_writers.prepare_tfds_cifar10(str(tmp_path / "tfds"), parent)
   got = sorted(_key(_as_uint8(e["images"].numpy()), e["labels"])
-               for e in data.load("cifar10", str(tmp_path / "tfds"), "train"))
+               for e in data.load("cifar10", tfds_cifar, "train"))
   assert got == sorted(_key(i, l) for i, l in expected["train"])
+  assert bad_records.counts() == {}
+
+
+def test_tfds_truncated_png_is_skipped_counted_and_named_or_fails_under_strict(
+    cifar, tfds_cifar, tmp_path):
+  _, expected = cifar
+  root, (path,), originals = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", _truncate_png(3))
+  ds = data.load("cifar10", root, "train", seed=0, cache=False)
+  for _ in range(2):   # the second epoch meets the same record again: still counted once
+    got = sorted(_key(_as_uint8(e["images"].numpy()), e["labels"]) for e in ds)
+    want = [_key(i, l) for i, l in expected["train"]]
+    want.remove(_key(*originals[3]))
+    assert got == sorted(want)
+  assert bad_records.counts() == {"cifar10/train": {bad_records.CORRUPT_IMAGE: 1}}
+  assert bad_records.LOG.examples()["cifar10/train"][bad_records.CORRUPT_IMAGE] == [
+      f"{path} record 3"]
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"cifar10-train\.tfrecord-00000-of-00001 record 3(.|\n)*--strict_data"):
+    list(data.load("cifar10", root, "train", strict=True))
+
+
+def test_tfds_every_nth_record_read_names_the_bad_record_by_its_place_in_the_file(
+    tfds_cifar, tmp_path):
+  root, (path,), _ = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", _truncate_png(3))
+  sizes = [len(list(data.load("cifar10", root, "train", num_shards=2, shard_index=i)))
+           for i in range(2)]
+  assert sizes == [4, 3]                   # of 8: records 0, 2, 4, 6 | 1, 5, 7 (3 was skipped)
+  assert bad_records.LOG.examples()["cifar10/train"][bad_records.CORRUPT_IMAGE] == [
+      f"{path} record 3"]
+
+
+def test_tfds_split_in_several_files_skips_by_read_position(cifar, tfds_cifar, tmp_path):
+  _, expected = cifar
+  root, _, originals = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", _truncate_png(5),
+                                           num_files=2)
+  whole = sorted(_key(_as_uint8(e["images"].numpy()), e["labels"])
+                 for e in data.load("cifar10", root, "train", seed=0))
+  parts = [sorted(_key(_as_uint8(e["images"].numpy()), e["labels"])
+                  for e in data.load("cifar10", root, "train", num_shards=2, shard_index=i))
+           for i in range(2)]                          # 2 files: one whole file per pipeline
+  want = [_key(i, l) for i, l in expected["train"]]
+  want.remove(_key(*originals[5]))
+  assert whole == sorted(want) and sorted(parts[0] + parts[1]) == sorted(want)
+  assert [len(p) for p in parts] == [4, 3]             # files of 4 and 4 records
+  assert bad_records.counts() == {"cifar10/train": {bad_records.CORRUPT_IMAGE: 2}}
+  keys = bad_records.LOG.examples()["cifar10/train"][bad_records.CORRUPT_IMAGE]
+  assert keys[1] == "tfds cifar10 train example #1 of this input pipeline's read order (2 files)"
+  assert keys[0].startswith("tfds cifar10 train example #")
+
+
+
+def test_tfds_graph_mode_input_fn_skips_and_counts_the_truncated_png(cifar, tfds_cifar, tmp_path):
+  _, expected = cifar
+  root, (path,), _ = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", _truncate_png(0))
+  got = format_writers.elements_in_tf1_graph(lambda: data.load("cifar10", root, "train"))
+  assert len(got) == len(expected["train"]) - 1
+  assert bad_records.LOG.examples()["cifar10/train"][bad_records.CORRUPT_IMAGE] == [
+      f"{path} record 0"]
+
