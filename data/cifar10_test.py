@@ -226,3 +226,26 @@ def test_tfds_graph_mode_input_fn_skips_and_counts_the_truncated_png(cifar, tfds
   assert bad_records.LOG.examples()["cifar10/train"][bad_records.CORRUPT_IMAGE] == [
       f"{path} record 0"]
 
+
+def test_tfds_damaged_or_short_file_fails_at_start_naming_it(tfds_cifar, tmp_path):
+  root, (path,), _ = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", lambda index, e: None)
+  with open(path, "rb") as f:
+    good = f.read()
+  middle = len(good) // 2
+  damage = {"corrupted record": good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1:],
+            "truncated record": good[:-40]}
+  for what, content in damage.items():
+    format_writers.write_bytes(path, content)
+    for strict in (False, True):
+      with pytest.raises(DataLayoutError,
+                         match=rf"{path} is damaged after its first \d records \({what}"):
+        data.load("cifar10", root, "train", strict=strict)
+  format_writers.write_bytes(path, good)
+  records = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+  with tf.io.TFRecordWriter(path) as writer:   # intact framing, one record fewer
+    for record in records[:-1]:
+      writer.write(record)
+  with pytest.raises(DataLayoutError, match=rf"{path} holds 7 records where dataset_info\.json "
+                                            r"says 8"):
+    data.load("cifar10", root, "train")
+  assert bad_records.counts() == {}
