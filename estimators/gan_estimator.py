@@ -117,9 +117,22 @@ def element_draws(rows, z_dim, num_classes, seed):
   return tf.map_fn(one, rows, fn_output_signature=(tf.float32, tf.int32))
 
 
+def tpu_input_context(params):
+  """This TPU host's share of the input, from the TPUContext TPUEstimator puts in params['context']
+  of each input_fn invocation (one per host), or None elsewhere. params' batch_size already is
+  this invocation's, so the context says 1 replica: nothing is split again."""
+  context = (params or {}).get("context")
+  if context is None or not hasattr(context, "current_input_fn_deployment"):
+    return None
+  _, index, total = context.current_input_fn_deployment()[:3]
+  return tf.distribute.InputContext(num_input_pipelines=total, input_pipeline_id=index,
+                                    num_replicas_in_sync=1)
+
+
 def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
   """input_fn for training; `dataset_fn()` (unbatched dict elements, built in the estimator's
-  graph) replaces data.load when given. Multi-worker input is sharded by `input_context`.
+  graph) replaces data.load when given. Multi-worker input is sharded by `input_context`, TPU
+  hosts' input by the TPUContext in params (`tpu_input_context`).
 
   Features: 'noise' [B, z] and (class-conditional sets) fake 'labels' [B] for the (D step's)
   generator pass, 'g_noise'/'g_labels' for the in-graph G step; all drawn per example from
@@ -128,6 +141,8 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
   """
   def input_fn(params=None, input_context=None):
     batch_size = (params or {}).get("batch_size", cfg.batch_size)  # TPU: per-core batch
+    if input_context is None:
+      input_context = tpu_input_context(params)
     pipeline = 0
     if input_context is not None:
       pipeline = input_context.input_pipeline_id

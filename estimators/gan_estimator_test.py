@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import experiment, export
+from estimators import experiment, export, gan_estimator
 from estimators.losses import NonFiniteLossError
 from estimators.networks import make_discriminator
 from estimators.optimizers import EMA_SUFFIX
@@ -126,6 +126,31 @@ def test_training_data_that_yields_nothing_is_an_error_not_a_silent_step_zero(tm
                      match=r"no progress \(step 0\): the training data of --dataset=digits "
                            r"yielded no example\.$"):
     experiment.run_train(cfg, dataset_fn=dataset_fn)
+
+
+def test_each_tpu_host_reads_its_own_shard_and_draws_its_own_noise(tmp_path, monkeypatch):
+  class FakeTPUContext:  # what TPUEstimator passes to host 1 of 2 (per-host input)
+    def current_input_fn_deployment(self):
+      return "/job:worker/task:1/device:CPU:0", 1, 2, 4
+  import data as data_pkg  # pylint: disable=import-outside-toplevel
+  seen = {}
+  real_load = data_pkg.load
+
+  def load(name, **kwargs):
+    seen.update(kwargs)
+    return real_load(name, **kwargs)
+  monkeypatch.setattr(data_pkg, "load", load)
+  cfg = tiny_config(tmp_path)
+  input_fn = gan_estimator.make_train_input_fn(cfg)
+  host1 = next(iter(input_fn(params={"batch_size": 4, "context": FakeTPUContext()})))
+  context = seen["input_context"]
+  assert (context.num_input_pipelines, context.input_pipeline_id,
+          context.num_replicas_in_sync) == (2, 1, 1)
+  host0 = next(iter(input_fn(params={"batch_size": 4})))        # CPU: no context, pipeline 0
+  assert seen["input_context"] is None
+  assert host1[0]["noise"].shape == (4, cfg.z_dim)
+  assert not np.allclose(host1[0]["noise"], host0[0]["noise"])   # per-pipeline noise streams
+  assert gan_estimator.tpu_input_context({"batch_size": 4}) is None
 
 
 def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
