@@ -217,6 +217,17 @@ def test_tfds_split_in_several_files_skips_by_read_position(cifar, tfds_cifar, t
   assert keys[0].startswith("tfds cifar10 train example #")
 
 
+def test_tfds_label_out_of_range_fails_naming_the_record_and_is_not_skipped(tfds_cifar, tmp_path):
+  def label_12_at_5(index, example):
+    if index == 5:
+      example.features.feature["label"].int64_list.value[0] = 12
+  root, _, _ = _rewrite_tfds_split(tfds_cifar, tmp_path, "train", label_12_at_5)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"label out of range 0\.\.9(.|\n)*12(.|\n)*"
+                           r"cifar10-train\.tfrecord-00000-of-00001 record 5"):
+    list(data.load("cifar10", root, "train"))
+  assert bad_records.counts() == {}
+
 
 def test_tfds_graph_mode_input_fn_skips_and_counts_the_truncated_png(cifar, tfds_cifar, tmp_path):
   _, expected = cifar
