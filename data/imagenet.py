@@ -23,9 +23,7 @@ from typing import Optional
 from PIL import Image
 import tensorflow as tf
 
-from data import bad_records
 from data import image_ops
-from data import resilient_decode
 from data import tfds_source
 from data import tfrecord_reader
 from data.layout import DataLayoutError
@@ -48,22 +46,15 @@ def _shard_files(data_dir: str, split: str):
   return sorted(tf.io.gfile.glob(os.path.join(data_dir, f"{split}-*-of-*")))
 
 
-def _check_labels(labels: tf.Tensor, raw: tf.Tensor, where) -> tf.Tensor:
-  ok = tf.logical_and(labels >= 0, labels < NUM_CLASSES)
-  check = tf.debugging.Assert(ok, ["ImageNet label out of range:", raw, "in", *where,
-                                   f"(expected 0..{NUM_CLASSES - 1} after conversion)"])
-  with tf.control_dependencies([check]):
-    return tf.identity(labels)
-
-
-def _tiny_example(label: int) -> bytes:
+def _tiny_example(label: int, image_key: str = "image/encoded",
+                  label_key: str = "image/class/label") -> bytes:
   """A serialized 1x1 black JPEG Example: stands in for end markers in the TFRecord reader."""
   buf = io.BytesIO()
   Image.new("RGB", (1, 1)).save(buf, format="JPEG")  # no TF op: input_fns may run in a TF1 graph
   jpeg = buf.getvalue()
   return tf.train.Example(features=tf.train.Features(feature={
-      "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
-      "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})
+      image_key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+      label_key: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})
   ).SerializeToString()
 
 
@@ -76,67 +67,60 @@ def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str,
   return image_ops.to_signed_unit(image_ops.resize_square(square, image_size, resize_method))
 
 
-def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
-                   seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-                   resize_method: str = "tfgan", jpeg_downscale: bool = True,
-                   label_offset: int = 1,
-                   parallel_reads: Optional[int] = None) -> tf.data.Dataset:
-  """ImageNet TFRecord shards -> elements (see module docstring)."""
-  files = _shard_files(data_dir, split)
-  if not files:
-    raise DataLayoutError(f"no {split}-*-of-* TFRecord shards in {data_dir}\n{LAYOUT}")
-
+def _read_examples(files, split, image_size, *, image_key, label_key, label_offset, source,
+                   shard, seed, strict, shuffle, resize_method, jpeg_downscale, parallel_reads):
+  """tf.train.Example files (ImageNet TFRecord shards or a prepared TFDS split) -> elements."""
   def decode(record):
     example = tf.io.parse_single_example(record, {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/class/label": tf.io.FixedLenFeature([], tf.int64)})
-    return {"images": decode_square(example["image/encoded"], image_size, resize_method,
+        image_key: tf.io.FixedLenFeature([], tf.string),
+        label_key: tf.io.FixedLenFeature([], tf.int64)})
+    return {"images": decode_square(example[image_key], image_size, resize_method,
                                     jpeg_downscale),
-            "labels": tf.cast(example["image/class/label"], tf.int32) - label_offset}
+            "labels": tf.cast(example[label_key], tf.int32) - label_offset}
 
   def label_in_range(e):
     return tf.logical_and(e["labels"] >= 0, e["labels"] < NUM_CLASSES), e["labels"] + label_offset
 
   return tfrecord_reader.read_and_decode(
-      files, decode, tiny_record=_tiny_example(label_offset), tag=f"imagenet/{split}",
-      shard=shard, shuffle=shuffle, seed=seed, strict=strict,
+      files, decode, tiny_record=_tiny_example(label_offset, image_key, label_key),
+      tag=f"imagenet/{split}", shard=shard, shuffle=shuffle, seed=seed, strict=strict,
       deterministic=True if seed is not None else None,
-      parallel_reads=None if parallel_reads == 1 else parallel_reads,
-      check=label_in_range,
-      check_error=f"ImageNet label out of range: {{value}} in {{where}} (expected "
+      parallel_reads=None if parallel_reads == 1 else parallel_reads, check=label_in_range,
+      check_error=f"ImageNet {source} label out of range: {{value}} in {{where}} (expected "
                   f"{label_offset}..{NUM_CLASSES - 1 + label_offset})")
+
+
+def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
+                   seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
+                   resize_method: str = "tfgan", jpeg_downscale: bool = True,
+                   parallel_reads: Optional[int] = None) -> tf.data.Dataset:
+  """ImageNet TFRecord shards -> elements (see module docstring)."""
+  files = _shard_files(data_dir, split)
+  if not files:
+    raise DataLayoutError(f"no {split}-*-of-* TFRecord shards in {data_dir}\n{LAYOUT}")
+  return _read_examples(
+      files, split, image_size, image_key="image/encoded", label_key="image/class/label",
+      label_offset=1, source="TFRecord", shard=shard, seed=seed, strict=strict, shuffle=shuffle,
+      resize_method=resize_method, jpeg_downscale=jpeg_downscale, parallel_reads=parallel_reads)
 
 
 def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
               seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-              resize_method: str = "tfgan", jpeg_downscale: bool = True) -> tf.data.Dataset:
-  """Prepared TFDS imagenet2012 -> elements; images stay encoded until our crop-decode."""
+              resize_method: str = "tfgan", jpeg_downscale: bool = True,
+              parallel_reads: Optional[int] = None) -> tf.data.Dataset:
+  """Prepared TFDS imagenet2012 -> elements.
+
+  Its files are tf.train.Example records (image: JPEG bytes, label: 0..999), read here by the
+  same resilient reader as TFRecord shards rather than by tfds.as_dataset: TFDS's reader retries
+  a damaged file's DataLossError forever under a skipping decode, and the JPEGs stay encoded
+  until the crop-decode anyway.
+  """
   builder = tfds_source.open_prepared("imagenet2012", data_dir, HOW_TO_PREPARE)
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  ds, length = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed,
-                                      decoders={"image": tfds.decode.SkipDecoding()})
-  ds = ds.map(lambda e: {"image": e["image"], "label": tf.cast(e["label"], tf.int32)})
-  tag = f"imagenet/{split}"
-
-  def on_skipped(source, first, count):
-    del source
-    for pos in range(first, first + count):
-      bad_records.record(tag, bad_records.CORRUPT_IMAGE, f"tfds imagenet2012 {split} example "
-                         f"#{pos} of this shard's read order", strict=strict)
-
-  def decode(e):
-    return {"images": decode_square(e["image"], image_size, resize_method, jpeg_downscale),
-            "labels": e["label"]}
-
-  if length is not None:  # one stream of known length: the cheaper form
-    ds = resilient_decode.decode_list_skipping_bad(
-        ds, decode, length=length, on_skipped=lambda first, n: on_skipped(0, first, n))
-  else:
-    ds = resilient_decode.decode_skipping_bad(resilient_decode.with_positions(ds), decode,
-                                              on_skipped=lambda first, n: on_skipped(0, first, n))
-  return ds.map(lambda e: {"images": e["images"],
-                           "labels": _check_labels(e["labels"], e["labels"], ["tfds", split])},
-                num_parallel_calls=tf.data.AUTOTUNE)
+  return _read_examples(
+      tfds_source.split_files(builder, split), split, image_size, image_key="image",
+      label_key="label", label_offset=0, source="TFDS", shard=shard, seed=seed, strict=strict,
+      shuffle=shuffle, resize_method=resize_method, jpeg_downscale=jpeg_downscale,
+      parallel_reads=parallel_reads)
 
 
 def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = Shard(),
@@ -164,8 +148,9 @@ def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = S
   if parallel_reads != tf.data.AUTOTUNE and parallel_reads < 1:
     raise ValueError(f"parallel_reads must be a positive number of threads or -1 (autotune), "
                      f"got {parallel_reads}")
+  kwargs["parallel_reads"] = parallel_reads
   if source == "tfrecord":
-    return load_tfrecords(data_dir, split, image_size, parallel_reads=parallel_reads, **kwargs)
+    return load_tfrecords(data_dir, split, image_size, **kwargs)
   if source == "tfds":
     return load_tfds(data_dir, split, image_size, **kwargs)
   raise ValueError(f"source must be 'auto', 'tfrecord' or 'tfds', got {source!r}")

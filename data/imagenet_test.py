@@ -1,6 +1,7 @@
 """ImageNet from TFRecord shards and from a prepared TFDS directory, written here in the real formats."""
 import os
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -195,3 +196,38 @@ def _interleave_ops(ds):
       ds._as_serialized_graph().numpy())  # pylint: disable=protected-access
   nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
   return sorted({n.op for n in nodes if "Interleave" in n.op})
+
+
+def test_prepared_tfds_imagenet2012_skips_a_corrupt_image_and_survives_a_damaged_file(tmp_path):
+  """TFDS files go through the resilient reader: no crash, and no endless retry (TFDS's own
+  reader retries a damaged file's DataLossError forever under a skipping decode)."""
+  jpegs = {"n01440764": [format_writers.jpeg_bytes(format_writers.smooth_image(18 + i, 27, i))
+                         for i in range(3)]}
+  format_writers.prepare_tfds_imagenet(str(tmp_path / "tfds"), str(tmp_path / "manual"), jpegs,
+                                       jpegs["n01440764"][:1])
+  (path,) = tf.io.gfile.glob(str(tmp_path / "tfds/imagenet2012/*/imagenet2012-train.tfrecord-*"))
+  examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+  image = examples[1].features.feature["image"].bytes_list.value
+  image[0] = image[0][:len(image[0]) // 3]                    # record 1: a truncated JPEG
+  with tf.io.TFRecordWriter(path) as writer:
+    for e in examples:
+      writer.write(e.SerializeToString())
+  want = _tfgan_reference(examples[0].features.feature["image"].bytes_list.value[0])
+
+  def read():
+    signal.alarm(120)     # a hang kills the test process (SIGALRM) instead of stalling the suite
+    try:
+      return [e["images"].numpy() for e in data.load("imagenet", str(tmp_path / "tfds"),
+                                                      "train", image_size=SIZE, seed=0)]
+    finally:
+      signal.alarm(0)
+  assert len(read()) == 2
+  assert bad_records.LOG.examples()["imagenet/train"] == {
+      bad_records.CORRUPT_IMAGE: [f"{path} record 1"]}
+  bad_records.LOG.reset()
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) - 40)                   # cuts into record 2
+  (only,) = read()
+  np.testing.assert_allclose(only, want, atol=2e-5)
+  assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_IMAGE: 1,
+                                                     bad_records.CORRUPT_SHARD: 1}}

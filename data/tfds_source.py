@@ -6,7 +6,7 @@ missing the loader fails at once, without importing tfds, saying how to prepare 
 the builder opened, with download=False semantics (as_dataset on the local files).
 """
 import os
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -54,6 +54,19 @@ def open_prepared(name: str, data_dir: str, how_to_prepare: str):
   except Exception as e:  # pylint: disable=broad-except
     raise DataLayoutError(f"cannot open the prepared TFDS dataset {name}:{version} in {root}: "
                           f"{e}\n{how_to_prepare}") from e
+
+
+def split_files(builder, split: str) -> List[str]:
+  """The TFRecord files of a prepared split, for readers of their own (see data.tfrecord_reader)."""
+  if split not in builder.info.splits:
+    raise DataLayoutError(f"the prepared {builder.info.name} has no split {split!r} (it has "
+                          f"{', '.join(builder.info.splits)}) in {builder.data_dir}")
+  files = [str(p) for p in builder.info.splits[split].filepaths]
+  missing = [f for f in files if not tf.io.gfile.exists(f)]
+  if missing:
+    raise DataLayoutError(f"the prepared {builder.info.name} lists {len(files)} files for split "
+                          f"{split!r}; {len(missing)} are missing, e.g. {missing[0]}")
+  return files
 
 
 def as_dataset(builder, split: str, *, shard: Shard, shuffle: bool, seed: Optional[int],
