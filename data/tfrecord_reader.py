@@ -7,12 +7,13 @@ Both are caught by one cheap check per shard: the bytes of its records that came
 framing bytes each, must add up to the file size when its end marker arrives. Only when they do
 not (rare) is the shard read again in Python, record by record, to name exactly which records
 failed to decode and where the file is damaged, in `data.bad_records` (or to fail the run under
-strict mode). Checks of decoded values (e.g. a label's range) are computed in the decode map and
+strict mode). The comparison itself runs in Python at each end marker (once per shard and epoch),
+so records pay only for adding their bytes. Checks of decoded values (e.g. a label's range) are computed in the decode map and
 fail the run, naming the shard, when one does not hold.
 
-Per good record this costs, besides reading and decoding: a zip step, one scan step of a few
-scalar ops (the byte count, with a branch into Python that is only taken on a short shard or a
-failed check) and a short-circuited filter and map (no function runs) that drop the end markers.
+Per good record this costs, besides reading and decoding: a zip step, one scan step (adding its
+bytes, and a branch into Python taken only at end markers and failed checks) and a
+short-circuited filter and map (no function runs) that drop the end markers.
 
 Files are split between input pipelines when there are at least as many files as pipelines;
 otherwise every pipeline reads every file and keeps every n-th record of each, so the pipelines
@@ -104,20 +105,19 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
       bad_records.record(tag, bad_records.CORRUPT_SHARD, path, strict=strict,
                          detail=f"{consumed} of {sizes[source]} bytes accounted for")
 
-  def report(source, total, nbytes, short, failed, value):
-    """Python, only when a shard came short or a check failed."""
-    source, total = int(source), int(total)
+  def report(source, totals, nbytes, is_end, failed, value):
+    """Python, only at a shard's end marker (once per shard and epoch) or a failed check."""
+    source, total = int(source), int(totals[int(source)])
     if bool(failed):
       failed_check.add(source)  # its bytes are not counted: a prefetch may still reach the end
       raise RecordCheckError(check_error.format(
           value=int(value), where=f"{mine[source]}, record at byte {total - int(nbytes[0])}"))
-    if bool(short) and source not in failed_check:
+    if bool(is_end) and total != sizes[source] and source not in failed_check:
       recheck(source, total)
     return np.int64(0)
 
   failed_check = set()
   tiny = tf.constant(tiny_record)
-  sizes_t = tf.constant(sizes, tf.int64)
 
   def read_one(source, path):  # ((source, is_end[, position in the shard]), record)
     tags = tf.data.Dataset.from_tensors((source, False)).repeat()
@@ -143,16 +143,13 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
       failed, value = tf.logical_and(keep, tf.logical_not(holds)), tf.cast(value, tf.int64)
     nbytes = tf.where(is_end, tf.constant(0, tf.int64),
                       tf.cast(record_bytes, tf.int64) + _FRAMING_BYTES)
-    return (source, tf.reshape(source, [1, 1]), tf.reshape(nbytes, [1]),
-            tf.gather(sizes_t, source), is_end, failed, value, keep, out)
+    return (source, tf.reshape(source, [1, 1]), tf.reshape(nbytes, [1]), is_end, failed,
+            tf.logical_or(is_end, failed), value, keep, out)
 
   def count(totals, element):  # totals: [sources] bytes accounted so far
-    source, index, nbytes, expected, is_end, failed, value, keep, out = element
+    source, index, nbytes, is_end, failed, alarm, value, keep, out = element
     totals = tf.tensor_scatter_nd_add(totals, index, nbytes)
-    total = tf.gather(totals, source)
-    short = tf.logical_and(is_end, tf.not_equal(total, expected))
-    done = call_if(tf.logical_or(short, failed), report,
-                   [source, total, nbytes, short, failed, value])
+    done = call_if(alarm, report, [source, totals, nbytes, is_end, failed, value])
     with tf.control_dependencies([done]):
       return totals, (tf.identity(keep), out)
 
