@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from data.resilient_decode import call_if, drop_flag, flag
+from data.resilient_decode import call_if, drop_flag, flag, ordered_decodes_in_flight
 from data.sharding import Shard
 
 _FRAMING_BYTES = 16  # uint64 length, uint32 length crc, uint32 data crc
@@ -50,7 +50,7 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
                     deterministic: Optional[bool] = None, check: Optional[Check] = None,
                     check_error: str = "{value} in {where}", cycle_length: int = 16,
                     parallel_reads: Optional[int] = None,
-                    num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+                    num_parallel_calls: Optional[int] = None) -> tf.data.Dataset:
   """Decoded records of this pipeline's part of `files`.
 
   Args:
@@ -73,7 +73,8 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
     cycle_length: shards read at the same time.
     parallel_reads: shards read in parallel threads (None: one thread reads the cycle in turn,
       the cheapest for local files; tf.data.AUTOTUNE or a number for remote storage).
-    num_parallel_calls: decode parallelism.
+    num_parallel_calls: decodes in flight (default `resilient_decode.ordered_decodes_in_flight()`:
+      the decode map keeps its order, since end markers must follow their records).
   """
   files = sorted(files)
   if len(files) >= shard.num_shards:
@@ -160,6 +161,8 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
                            num_parallel_calls=parallel_reads,
                            deterministic=deterministic if parallel_reads else None)
   # Order kept from here to the byte count, so a shard's end marker comes after its records.
+  if num_parallel_calls is None:
+    num_parallel_calls = ordered_decodes_in_flight()
   ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True).ignore_errors()
   ds = ds.scan(tf.zeros([len(mine)], tf.int64), count)
   return ds.filter(flag).map(drop_flag)  # drop end markers and other pipelines' records
