@@ -120,7 +120,7 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
   failed_check = set()
   tiny = tf.constant(tiny_record)
 
-  def read_one(source, path):  # ((source, is_end[, position in the shard]), record)
+  def read_one(source, path):  # ((source, is_end)[, position in the shard]), record
     tags = tf.data.Dataset.from_tensors((source, False)).repeat()
     end = (source, True)
     if n > 1:
