@@ -58,7 +58,8 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
           tf.estimator.EvalSpec(input_fn, steps=1))
     else:
       estimator.train(input_fn, max_steps=target)
-    if before < target and _latest_step(cfg) <= before:
+    # The chief writes the checkpoints; another worker may return before the chief's last one.
+    if before < target and distribution.is_chief() and _latest_step(cfg) <= before:
       skipped = bad_records.LOG.total()
       raise NoTrainingDataError(
           f"training made no progress (step {before}): the training data of "
