@@ -157,7 +157,7 @@ def _dataset_problem(values):
   """Why dataset/data_dir/image_size/attention flags cannot work together, or None."""
   from data import get_spec  # pylint: disable=import-outside-toplevel
   from data.registry import parse_options  # pylint: disable=import-outside-toplevel
-  from estimators import sagan_networks  # pylint: disable=import-outside-toplevel
+  from estimators.models import sagan_networks  # pylint: disable=import-outside-toplevel
   try:
     spec = get_spec(values["dataset"])
   except ValueError as e:

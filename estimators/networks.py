@@ -9,7 +9,7 @@ import weakref
 import tensorflow as tf
 
 from estimators.config import GANConfig
-from estimators.sagan_networks import Discriminator, Generator
+from estimators.models.sagan_networks import Discriminator, Generator
 from tfgan_attention import YLGAttention
 
 MODELS = ("sagan", "ylg_sagan")

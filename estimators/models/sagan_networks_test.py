@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators.sagan_networks import (Discriminator, Generator, GBlock, DBlock,
+from estimators.models.sagan_networks import (Discriminator, Generator, GBlock, DBlock,
                                        valid_attention_resolutions)
 from tfgan_attention import SelfAttention
 

@@ -1,0 +1,1 @@
+"""One module per model: each registers itself in estimators.model_registry when imported."""
