@@ -30,18 +30,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from bench.memory import status_kb  # pylint: disable=wrong-import-position
 
-MODELS = ("sagan", "ylg_sagan")
-# MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION_RESOLUTION]. YLG's 8 heads need >= 64 channels at
-# the attention block, which at 32 and 64 px means df >= 32 (D has 2 df channels at 16x16).
+# MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION_RESOLUTION], MODEL any registered model with gf_dim,
+# df_dim and attention_resolution hyperparameters. YLG's 8 heads need >= 64 channels at the
+# attention block, which at 32 and 64 px means df >= 32 (D has 2 df channels at 16x16).
 QUICK_CONFIGS = ("sagan:32:16/32:16,ylg_sagan:32:16/32:16,"
                  "sagan:64:16/32:16:16,ylg_sagan:64:16/32:16:16")
 FULL_CONFIGS = "sagan:128:64:256,ylg_sagan:128:64:256"
-# Default attention feature-map size: SAGAN's headline is Table 1's feat64
-# (configs/sagan_imagenet128.cfg); YLG's code keeps TF-GAN's feat32 (its 16x16 key masks).
-# Smaller images: the largest size both networks have (see sagan_networks), 16 at 32 px.
-ATTENTION_RESOLUTION = {("sagan", 128): 64, ("ylg_sagan", 128): 32,
-                        ("sagan", 64): 32, ("ylg_sagan", 64): 32,
-                        ("sagan", 32): 16, ("ylg_sagan", 32): 16}
+# Default attention feature-map size: the model's `suggested_hparams(image_size)` (SAGAN's
+# headline is Table 1's feat64; YLG's code keeps TF-GAN's feat32; smaller images: the largest
+# size both networks have, 16 at 32 px).
 NUM_SYNTHETIC_IMAGES = 64
 
 
@@ -57,11 +54,14 @@ def parse_configs(text):
       raise ValueError(f"config {item!r} is not MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION]")
     model, size = parts[0], int(parts[1])
     gf, _, df = parts[2].partition("/")
-    if model not in MODELS:
-      raise ValueError(f"config {item!r}: model must be one of {MODELS}")
-    if (model, size) not in ATTENTION_RESOLUTION:
-      raise ValueError(f"config {item!r}: image size must be 32, 64 or 128")
-    attention = int(parts[4]) if len(parts) == 5 else ATTENTION_RESOLUTION[(model, size)]
+    from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+    try:
+      suggested = get_model(model).suggested_hparams(size)
+    except ValueError as e:
+      raise ValueError(f"config {item!r}: {e}") from None
+    if "attention_resolution" not in suggested:
+      raise ValueError(f"config {item!r}: {model} has no attention_resolution to time")
+    attention = int(parts[4]) if len(parts) == 5 else suggested["attention_resolution"]
     config = Config(model, size, int(gf), int(df or gf), int(parts[3]), attention)
     if min(config.gf_dim, config.df_dim, config.batch) <= 0:
       raise ValueError(f"config {item!r}: widths and batch must be positive")

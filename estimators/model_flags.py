@@ -7,7 +7,8 @@ the chosen model's own (`hparam(cli_default=...)`, else the paper default), so `
 128 for one model and 100 for another. A model flag given for a model that does not have it is
 an error (it would silently do nothing).
 
-The functions take the FlagValues to work on; none reads absl's global FLAGS.
+The functions take the FlagValues to work on (run.py passes its own); none reads absl's global
+flag values.
 """
 import dataclasses
 from typing import Dict, Optional
@@ -52,7 +53,7 @@ def extra_modes():
   return tuple(modes)
 
 
-def define_flags(flag_values=flags.FLAGS):
+def define_flags(flag_values):
   """Defines one flag per hyperparameter name (default None: the model's own default)."""
   for name, owners in sorted(_fields().items()):
     kinds = {_kind(field) for _, field in owners}
@@ -78,7 +79,7 @@ def define_flags(flag_values=flags.FLAGS):
         flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
-def present_flags(flag_values=flags.FLAGS):
+def present_flags(flag_values):
   """Names of the model flags given on the command line or in a flagfile."""
   return {name for name in flag_names() if flag_values[name].present}
 
@@ -89,7 +90,7 @@ def hparams_of(model: str, values: Dict[str, object]):
   return model_registry.cli_hparams(model, {k: v for k, v in values.items() if k in own})
 
 
-def hparams_from_flags(flag_values=flags.FLAGS):
+def hparams_from_flags(flag_values):
   return hparams_of(flag_values["model"].value,
                     {name: flag_values[name].value for name in flag_names()})
 

@@ -92,6 +92,12 @@ class ModelSpec:
     del hparams, image_size, dataset
     return None
 
+  def suggested_hparams(self, image_size: int) -> Dict[str, object]:
+    """Hyperparameters that suit `image_size` where the paper default does not (benchmarks use
+    them); a ValueError for a size the model cannot build."""
+    del image_size
+    return {}
+
   def z_dim(self, cfg) -> int:
     return cfg.hparams.z_dim
 

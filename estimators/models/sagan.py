@@ -97,6 +97,9 @@ class SAGAN(ModelSpec):
   def suggested_hparams(self, image_size):
     """Attention where the paper configs put it at this size (bench defaults): SAGAN's feat64
     headline at 128 px, else the largest size both networks have."""
+    if image_size not in sagan_networks.G_WIDTHS:
+      raise ValueError(f"{self.name} builds {sorted(sagan_networks.G_WIDTHS)} px images, not "
+                       f"{image_size}")
     if image_size == 128:
       return {"attention_resolution": 64}
     return {"attention_resolution": max(sagan_networks.valid_attention_resolutions(image_size))}
