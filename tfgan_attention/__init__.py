@@ -8,9 +8,11 @@
   CompactAttention, densify_attention                  YLG sparse per-head attention maps
   WordAttention          AttnGAN's word-to-pixel attention F_attn (eq. 2), padding masked per example
   ConditioningAugmentation, kl_loss                    AttnGAN's F_ca and its KL penalty
+  damsm_loss, DamsmVariant  AttnGAN's DAMSM matching scores and loss (eqs. 7-14); module damsm
 """
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.conditioning_augmentation import ConditioningAugmentation, kl_loss
+from tfgan_attention.damsm import DamsmVariant, damsm_loss
 from tfgan_attention.self_attention import SelfAttention
 from tfgan_attention.spectral_norm import SNConv2D, SNDense, SNEmbedding, spectral_normalize
 from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
@@ -22,4 +24,4 @@ __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SN
            "SNEmbedding", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
-__all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss"]
+__all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss", "DamsmVariant", "damsm_loss"]
