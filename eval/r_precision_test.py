@@ -8,7 +8,7 @@ PROTOCOLS = ["paper", "dmgan"]
 
 
 def _world(seed, images=60, captions_per_image=5, dim=32, classes=6):
-  """Caption pool: `captions_per_image` random sentence vectors per image; image i in class i % C."""
+  """Caption pool: random sentence vectors, several per image; image i is in class i % C."""
   rng = np.random.default_rng(seed)
   pool = rng.normal(size=(images * captions_per_image, dim))
   image_ids = np.repeat(np.arange(images), captions_per_image)

@@ -6,7 +6,7 @@
   YLGAttention           YLG local sparse attention (8 heads, ESA, sparse or dense-masked)
   esa_order, has_full_information, ylg_masks           YLG's patterns (module patterns)
   CompactAttention, densify_attention                  YLG sparse per-head attention maps
-  WordAttention          AttnGAN's word-to-pixel attention F_attn (eq. 2), padding masked per example
+  WordAttention          AttnGAN's word attention F_attn (eq. 2), padding masked per example
   ConditioningAugmentation, kl_loss                    AttnGAN's F_ca and its KL penalty
   damsm_loss, DamsmVariant  AttnGAN's DAMSM matching scores and loss (eqs. 7-14); module damsm
 """

@@ -1,4 +1,4 @@
-"""DAMSM scores and loss against an independent numpy computation, one (image, caption) at a time."""
+"""DAMSM scores and loss against an independent numpy computation, pair by pair."""
 import dataclasses
 
 import numpy as np

@@ -1,16 +1,17 @@
 """AttnGAN's word attention F_attn (Xu et al. 2018, eq. 2): a word-context vector for every pixel.
 
-  e' = U e                      words projected to the image width, no bias   [B, T, C]
-  s' = h e'^T                   dot product with every pixel, no 1/sqrt(C)    [B, N, T]
-  beta = softmax over the real words of each caption, per pixel               [B, N, T]
-  c = beta e'                   word-context features                         [B, N, C] -> [B, H, W, C]
+  e' = U e          words projected to the image width, no bias                 [B, T, C]
+  s' = h e'^T       dot product with every pixel, no 1/sqrt(C)                   [B, N, T]
+  beta              softmax over the real words of each caption, per pixel      [B, N, T]
+  c = beta e'       word-context features                                       [B, H, W, C]
 
 Layout: channels last throughout. Words are [B, T, D] (the official code holds [B, D, T]); the
-image is [B, H, W, C] with N = H * W pixels; U is a Dense on the word axis (the official 1x1 conv
-`conv_context`). Padding words are masked from the per-example `lengths` for every example of the
-batch: the official `GlobalAttentionGeneral` tiles its [B, T] mask batch-major over rows ordered
-(batch, pixel), so for B > 1 each example gets other examples' masks (upstream issue 93). That bug
-is not reproduced. Padding words get exactly zero weight; a caption of length 0 gets zero context.
+image is [B, H, W, C] with N = H * W pixels; U is a Dense over word channels (the official 1x1
+conv `conv_context`). Padding words are masked from the per-example `lengths` for every example of
+the batch: the official `GlobalAttentionGeneral` tiles its [B, T] mask batch-major over rows
+ordered (batch, pixel), so for B > 1 each example gets other examples' masks (upstream issue 93).
+That bug is not reproduced. Padding words get exactly zero weight; a caption of length 0 gets
+zero context.
 """
 import tensorflow as tf
 
