@@ -65,8 +65,9 @@ s0, s1 the sentence-level pair; attention: alpha of each matching pair, [B, T, N
 def _flatten_regions(regions):
   """[B, H, W, D] or [B, N, D] -> [B, N, D]."""
   if regions.shape.rank == 4:
-    d = regions.shape[-1] if regions.shape[-1] is not None else tf.shape(regions)[-1]
-    return tf.reshape(regions, [tf.shape(regions)[0], -1, d])
+    _, h, w, d = regions.shape.as_list()
+    n = h * w if h is not None and w is not None else -1
+    return tf.reshape(regions, [tf.shape(regions)[0], n, d if d is not None else tf.shape(regions)[3]])
   if regions.shape.rank != 3:
     raise ValueError(f"regions must be [B, N, D] or [B, H, W, D], got {regions.shape}")
   return regions

@@ -155,3 +155,21 @@ def test_matching_pairs_score_higher_after_alignment():
   words = regions[:, :3] + 0.01 * rng.randn(3, 3, 16)
   scores, _ = damsm.word_scores(words, regions, [3, 3, 3], damsm.PAPER)
   assert np.all(np.argmax(scores.numpy(), axis=1) == np.arange(3))
+
+
+def test_same_loss_in_a_tf1_graph_with_an_unknown_batch():
+  """The estimator builds graphs: placeholders of unknown batch size give the eager numbers."""
+  batch = {k: x.astype(np.float32) for k, x in _batch(6).items()}
+  lengths, class_ids = [3, 6, 1, 4], [0, 1, 0, 1]
+  eager = damsm.damsm_loss(**batch, lengths=lengths, class_ids=class_ids).total.numpy()
+  with tf.Graph().as_default():
+    feeds = {k: tf.compat.v1.placeholder(tf.float32, [None] + list(x.shape[1:]))
+             for k, x in batch.items()}
+    length_ph = tf.compat.v1.placeholder(tf.int32, [None])
+    class_ph = tf.compat.v1.placeholder(tf.int32, [None])
+    loss = damsm.damsm_loss(**feeds, lengths=length_ph, class_ids=class_ph)
+    assert loss.attention.shape.as_list() == [None, 6, 6]
+    with tf.compat.v1.Session() as sess:
+      feed = {feeds[k]: x for k, x in batch.items()}
+      feed.update({length_ph: lengths, class_ph: class_ids})
+      assert sess.run(loss.total, feed) == pytest.approx(eager, rel=1e-5)
