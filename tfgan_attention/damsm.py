@@ -67,7 +67,8 @@ def _flatten_regions(regions):
   if regions.shape.rank == 4:
     _, h, w, d = regions.shape.as_list()
     n = h * w if h is not None and w is not None else -1
-    return tf.reshape(regions, [tf.shape(regions)[0], n, d if d is not None else tf.shape(regions)[3]])
+    d = d if d is not None else tf.shape(regions)[3]
+    return tf.reshape(regions, [tf.shape(regions)[0], n, d])
   if regions.shape.rank != 3:
     raise ValueError(f"regions must be [B, N, D] or [B, H, W, D], got {regions.shape}")
   return regions
