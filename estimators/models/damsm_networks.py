@@ -5,7 +5,8 @@ TextEncoder:  token ids [B, T] -> embedding 300 (U(-0.1, 0.1)) -> dropout 0.5 ->
               code packs by length) -> words [B, T, 256] (zeros at padding positions) and
               sentence [B, 256] = [last forward state, last backward state].
 InceptionImageEncoder: images [B, H, W, 3] in [-1, 1] -> bilinear resize to 299 -> Keras
-              InceptionV3 (frozen, inference mode; weights from a local file or random) ->
+              InceptionV3 (frozen; weights from a local file or random; BN in inference mode, or
+              in batch-statistics mode as the official pretraining's `.train()` quirk) ->
               local: mixed7 (= Mixed_6e, 17x17x768) -> 1x1 conv to 256, no bias -> [B, 17, 17, 256];
               global: mixed10 (= Mixed_7c, 8x8x2048) average-pooled -> Dense 256 -> [B, 256].
               New layers' kernels U(-0.1, 0.1), as the official init_trainable_weights.
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 INCEPTION_SIZE = 299
 LOCAL_LAYER, GLOBAL_LAYER = "mixed7", "mixed10"  # Keras names of Mixed_6e and Mixed_7c
+BATCH_NORM_MODES = ("inference", "batch_statistics")
 
 
 def _new_layer_init():
@@ -79,14 +81,23 @@ class InceptionImageEncoder(tf.keras.Model):
     feature_dim: D of the common space, 256.
     weights_path: a local Keras InceptionV3 weights file without the top (`..._notop.h5`); None
       builds random weights (for tests and smoke runs; say so wherever a number comes out).
+    batch_norm_mode: "inference" (default: the frozen network as the paper describes it) or
+      "batch_statistics", the official pretraining quirk: it calls `.train()` on the frozen
+      Inception, so with training=True its BN layers normalise with batch statistics and their
+      moving statistics drift (and are saved, and used later by GAN training and evaluation).
+      Either way no Inception weight is in `trainable_weights` (BN offsets included).
   Call:
     images: [B, H, W, 3] in [-1, 1], any size (resized to 299 bilinearly).
   Returns:
     regions [B, 17, 17, feature_dim], global [B, feature_dim].
   """
 
-  def __init__(self, feature_dim=256, weights_path=None, **kwargs):
+  def __init__(self, feature_dim=256, weights_path=None, batch_norm_mode="inference", **kwargs):
     super().__init__(**kwargs)
+    if batch_norm_mode not in BATCH_NORM_MODES:
+      raise ValueError(f"batch_norm_mode must be one of {BATCH_NORM_MODES}, got "
+                       f"{batch_norm_mode!r}")
+    self.batch_norm_mode = batch_norm_mode
     if weights_path is not None and not os.path.isfile(weights_path):
       raise FileNotFoundError(
           f"Inception-v3 weights file {weights_path!r} does not exist: give a local Keras "
@@ -98,16 +109,32 @@ class InceptionImageEncoder(tf.keras.Model):
     self.inception = tf.keras.Model(
         base.input, [base.get_layer(LOCAL_LAYER).output, base.get_layer(GLOBAL_LAYER).output],
         name="inception_v3")
-    self.inception.trainable = False  # frozen: its BN layers also run in inference mode
+    if batch_norm_mode == "inference":
+      self.inception.trainable = False  # a frozen Keras BN layer always runs in inference mode
+    else:  # BN layers must stay "trainable" to use batch statistics; trainable_weights drops them
+      for layer in self.inception.layers:
+        layer.trainable = isinstance(layer, tf.keras.layers.BatchNormalization)
     self.local_projection = tf.keras.layers.Conv2D(
         feature_dim, 1, use_bias=False, kernel_initializer=_new_layer_init(), name="emb_features")
     self.global_projection = tf.keras.layers.Dense(
         feature_dim, kernel_initializer=_new_layer_init(), bias_initializer=_torch_default(2048),
         name="emb_cnn_code")
 
+  @property
+  def trainable_weights(self):
+    frozen = {id(v) for v in self.inception.weights}
+    return [v for v in super().trainable_weights if id(v) not in frozen]
+
+  @property
+  def non_trainable_weights(self):
+    frozen = {id(v) for v in self.inception.weights}
+    return super().non_trainable_weights + [v for v in super().trainable_weights
+                                            if id(v) in frozen]
+
   def call(self, images, training=False):
     x = tf.image.resize(images, [INCEPTION_SIZE, INCEPTION_SIZE], method="bilinear")
-    local, last = self.inception(x, training=False)  # [B, 17, 17, 768], [B, 8, 8, 2048]
+    bn_training = training if self.batch_norm_mode == "batch_statistics" else False
+    local, last = self.inception(x, training=bn_training)  # [B, 17, 17, 768], [B, 8, 8, 2048]
     regions = self.local_projection(local)  # [B, 17, 17, D]
     pooled = tf.reduce_mean(last, axis=[1, 2])  # [B, 2048]
     return regions, self.global_projection(pooled)  # [B, D]

@@ -91,6 +91,24 @@ def test_inception_encoder_shapes_frozen_base_and_weights_file(tmp_path):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
   with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
     dn.InceptionImageEncoder(weights_path=str(tmp_path / "missing.h5"))
+  # Inference mode (default): training=True changes nothing, BN statistics stay put.
+  bn = [l for l in encoder.inception.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  before = bn[-1].moving_mean.numpy().copy()
+  np.testing.assert_array_equal(encoder(images, training=True)[1].numpy(), global_.numpy())
+  np.testing.assert_array_equal(bn[-1].moving_mean.numpy(), before)
+  # The official quirk: batch statistics in training, moving statistics drift, nothing trains.
+  quirk = dn.InceptionImageEncoder(weights_path=path, batch_norm_mode="batch_statistics")
+  quirk_bn = [l for l in quirk.inception.layers
+              if isinstance(l, tf.keras.layers.BatchNormalization)]
+  batch = tf.random.uniform([2, 32, 32, 3], -1.0, 1.0)
+  inference_out = quirk(batch)[0].numpy()
+  before = quirk_bn[-1].moving_mean.numpy().copy()
+  assert not np.allclose(quirk(batch, training=True)[0].numpy(), inference_out)
+  assert not np.allclose(quirk_bn[-1].moving_mean.numpy(), before)
+  assert _count(quirk.trainable_variables) == 768 * 256 + 2048 * 256 + 256
+  assert _count(quirk.weights) == _count(encoder.weights)
+  with pytest.raises(ValueError, match="batch_norm_mode"):
+    dn.InceptionImageEncoder(batch_norm_mode="train")
 
 
 def test_directions_and_layers_start_from_different_random_weights():
