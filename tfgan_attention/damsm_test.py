@@ -173,3 +173,17 @@ def test_same_loss_in_a_tf1_graph_with_an_unknown_batch():
       feed = {feeds[k]: x for k, x in batch.items()}
       feed.update({length_ph: lengths, class_ph: class_ids})
       assert sess.run(loss.total, feed) == pytest.approx(eager, rel=1e-5)
+
+
+@pytest.mark.parametrize("variant", [damsm.PAPER, damsm.OFFICIAL], ids=lambda v: v.name)
+def test_finite_gradients_when_padding_words_are_zero_vectors(variant):
+  """The text encoder zeroes padding words; their zero context must not give 0/0 gradients."""
+  batch = {k: tf.constant(x) for k, x in _batch(7).items()}
+  lengths = np.array([3, 6, 1, 4])
+  batch["words"] *= (np.arange(6)[None, :, None] < lengths[:, None, None]).astype(np.float64)
+  with tf.GradientTape() as tape:
+    tape.watch(list(batch.values()))
+    loss = damsm.damsm_loss(**batch, lengths=lengths, variant=variant)
+  grads = tape.gradient(loss.total, list(batch.values()))
+  assert all(np.all(np.isfinite(g.numpy())) for g in grads)
+  assert np.all(grads[0].numpy()[0, 3:] == 0.0)  # nothing flows into padding words
