@@ -3,7 +3,9 @@
 TextEncoder:  token ids [B, T] -> embedding 300 (U(-0.1, 0.1)) -> dropout 0.5 -> 1-layer BiLSTM,
               128 units per direction, run over the first lengths[b] tokens only (the official
               code packs by length) -> words [B, T, 256] (zeros at padding positions) and
-              sentence [B, 256] = [last forward state, last backward state].
+              sentence [B, 256] = [last forward state, last backward state]. Keras LSTMs have
+              one bias per gate where PyTorch has two (1,024 fewer parameters, same function);
+              weights start from PyTorch's U(-1/sqrt(128), 1/sqrt(128)), no forget-bias offset.
 InceptionImageEncoder: images [B, H, W, 3] in [-1, 1] -> bilinear resize to 299 -> Keras
               InceptionV3 (frozen; weights from a local file or random; BN in inference mode, or
               in batch-statistics mode as the official pretraining's `.train()` quirk) ->
