@@ -6,15 +6,22 @@
   YLGAttention           YLG local sparse attention (8 heads, ESA, sparse or dense-masked)
   esa_order, has_full_information, ylg_masks           YLG's patterns (module patterns)
   CompactAttention, densify_attention                  YLG sparse per-head attention maps
+  WordAttention          AttnGAN's word attention F_attn (eq. 2), padding masked per example
+  ConditioningAugmentation, kl_loss                    AttnGAN's F_ca and its KL penalty
+  damsm_loss, DamsmVariant  AttnGAN's DAMSM matching scores and loss (eqs. 7-14); module damsm
 """
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
+from tfgan_attention.conditioning_augmentation import ConditioningAugmentation, kl_loss
+from tfgan_attention.damsm import DamsmVariant, damsm_loss
 from tfgan_attention.self_attention import SelfAttention
 from tfgan_attention.spectral_norm import SNConv2D, SNDense, SNEmbedding, spectral_normalize
 from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
 from tfgan_attention.ylg_attention import YLGAttention
 from tfgan_attention.ylg_sparse import CompactAttention, densify_attention
+from tfgan_attention.word_attention import WordAttention
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SNDense",
            "SNEmbedding", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
+__all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss", "DamsmVariant", "damsm_loss"]
