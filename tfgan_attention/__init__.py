@@ -6,6 +6,9 @@
   YLGAttention           YLG local sparse attention (8 heads, ESA, sparse or dense-masked)
   esa_order, has_full_information, ylg_masks           YLG's patterns (module patterns)
   CompactAttention, densify_attention                  YLG sparse per-head attention maps
+  LadaAttention          LadaGAN's multi-head linear additive attention (map [B, heads, N])
+  GeneratorLadaformer, DiscriminatorLadaformer, SelfModulatedLayerNorm,
+  LocalEmbeddingExpansion, PositionalEmbedding         LadaGAN's blocks (module ladaformer)
 """
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.self_attention import SelfAttention
@@ -13,8 +16,14 @@ from tfgan_attention.spectral_norm import SNConv2D, SNDense, SNEmbedding, spectr
 from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
 from tfgan_attention.ylg_attention import YLGAttention
 from tfgan_attention.ylg_sparse import CompactAttention, densify_attention
+from tfgan_attention.lada_attention import LadaAttention
+from tfgan_attention.ladaformer import (DiscriminatorLadaformer, GeneratorLadaformer,
+                                        LocalEmbeddingExpansion, PositionalEmbedding,
+                                        SelfModulatedLayerNorm)
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SNDense",
            "SNEmbedding", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
+__all__ += ["LadaAttention", "GeneratorLadaformer", "DiscriminatorLadaformer",
+            "SelfModulatedLayerNorm", "LocalEmbeddingExpansion", "PositionalEmbedding"]
