@@ -2,6 +2,8 @@
 
   SelfModulatedLayerNorm    SLN(h, z) = gamma(z) * LN(h) + beta(z)                  (eq. 5)
   GeneratorLadaformer       a = x + MAA(SLN(x, z)); y = MLP(SLN(a, z))              (eqs. 6-7)
+                            (x holds the positional embedding: the code's residual; eq. 10's
+                            residual without it is the `shortcut` argument)
                             NO residual around the MLP (Table I's best; a switch turns it on)
   DiscriminatorLadaformer   a = x + MAA(LN(x)); y = a + MLP(LN(a))                  (Fig. 1b)
   LocalEmbeddingExpansion   LEE(h) = Conv3x3(PixelShuffle_2(h))                     (eq. 8)
@@ -77,6 +79,8 @@ class GeneratorLadaformer(tf.keras.layers.Layer):
     x: [B, N, C] tokens that already hold the positional embedding.
     z: [B, Z] the raw latent (SLN reads it directly; unused when not modulated).
     return_attention: also return the attention map [B, heads, N].
+    shortcut: what the attention output is added to, [B, N, C]; default x. The official code
+      adds x = h + E; the paper's eq. 10 adds h, without the positional embedding E.
   """
 
   def __init__(self, num_heads=4, mlp_dim=512, mlp_residual=False, modulated=True,
@@ -96,9 +100,9 @@ class GeneratorLadaformer(tf.keras.layers.Layer):
   def _norm(self, layer, x, z):
     return layer(x, z) if self.modulated else layer(x)
 
-  def call(self, x, z, return_attention=False):
+  def call(self, x, z, return_attention=False, shortcut=None):
     h, attn = self.attention(self._norm(self.norm1, x, z), return_attention=True)
-    a = x + h  # [B, N, C]
+    a = (x if shortcut is None else shortcut) + h  # [B, N, C]
     y = self.mlp(self._norm(self.norm2, a, z))
     if self.mlp_residual:
       y = a + y

@@ -49,6 +49,17 @@ def test_generator_block_has_no_mlp_residual_unless_asked(mlp_residual):
   assert attn.shape == (2, 2, 4)
 
 
+def test_generator_block_shortcut_replaces_the_attention_residual():
+  tf.keras.utils.set_random_seed(6)
+  h, e, z = tf.random.normal([2, 4, 8]), tf.random.normal([2, 4, 8]), tf.random.normal([2, 5])
+  block = GeneratorLadaformer(num_heads=2, mlp_dim=16)
+  y = block(h + e, z, shortcut=h)  # paper eq. 10: h + MAA(SLN(h + E))
+  a = h + block.attention(block.norm1(h + e, z))
+  np.testing.assert_allclose(y.numpy(), _mlp(block, block.norm2(a, z).numpy()), rtol=1e-4,
+                             atol=1e-5)
+  assert not np.allclose(y.numpy(), block(h + e, z).numpy())
+
+
 def test_unmodulated_generator_block_ignores_z():
   tf.keras.utils.set_random_seed(3)
   x = tf.random.normal([2, 4, 8])

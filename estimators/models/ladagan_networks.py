@@ -42,6 +42,9 @@ class LadaGANArch:
   g_mlp_residual: bool = False                 # Table I "Residual-MLP" (LadaGAN: off)
   g_lee_conv: bool = True                      # Table I "Convolutions" (the conv in LEE)
   g_modulation: bool = True                    # Table I "Modulation": SLN, or plain LN
+  # The attention residual adds the tokens WITH their positional embedding (official code:
+  # x = h + E; x + MAA(SLN(x))). False: the paper's eq. 10, h + MAA(SLN(h + E)).
+  g_residual_with_pos_emb: bool = True
   d_type: str = "lada"                         # Table II "D-type": lada or conv
   d_enc_dim: Tuple[int, ...] = (128, 256)      # stem width, then each down-block's width
   d_out_dim: Tuple[int, ...] = (512, 1024)     # the conv3x3 and conv1x1 of the head
@@ -155,7 +158,8 @@ class Generator(tf.keras.Model):
     x = tf.reshape(self.init_dense(z), [-1, 64, self.arch.g_dim[0]])  # [B, 64, C0]
     maps = []
     for i, (pos_emb, block) in enumerate(zip(self.pos_emb, self.blocks)):
-      x, attn = block(pos_emb(x), z, return_attention=True)  # [B, N, C], [B, heads, N]
+      shortcut = None if self.arch.g_residual_with_pos_emb else x
+      x, attn = block(pos_emb(x), z, return_attention=True, shortcut=shortcut)  # [B, N, C]
       maps.append(attn)
       if i < 2:
         x = _tokens(self.lee[i](_grid(x)))  # [B, 4N, C_next]

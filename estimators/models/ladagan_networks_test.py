@@ -111,6 +111,10 @@ def test_table_one_ablations():
   assert all("hidden" not in v.name for v in ln.weights)
   with pytest.raises(ValueError, match="quarter"):
     LadaGANArch(g_lee_conv=False, **TINY)
+  paper = Generator(LadaGANArch(g_residual_with_pos_emb=False, **TINY))
+  paper(z)
+  paper.set_weights(g.get_weights())
+  assert not np.allclose(g(z).numpy(), paper(z).numpy())
 
 
 def test_conv_discriminator_of_table_two():
