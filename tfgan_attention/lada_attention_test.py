@@ -77,3 +77,23 @@ def test_parameter_count_orthogonal_init_and_dynamic_batch():
 def test_width_must_divide_by_heads():
   with pytest.raises(ValueError, match="divisible by num_heads"):
     LadaAttention(num_heads=3)(tf.zeros([1, 4, 8]))
+
+
+def test_no_n_by_n_tensor_forward_or_backward():
+  """O(N): no tensor in the traced forward+backward graph has two token axes."""
+  layer = LadaAttention(num_heads=2)
+  n = 97  # a token count no other dimension has
+
+  @tf.function
+  def step(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y, alpha = layer(x, return_attention=True)
+      loss = tf.reduce_sum(y ** 2) + tf.reduce_sum(alpha ** 2)
+    return tape.gradient(loss, [x] + layer.trainable_variables)
+
+  graph = step.get_concrete_function(tf.TensorSpec([3, n, 8])).graph
+  shapes = [out.shape for op in graph.get_operations() for out in op.outputs
+            if out.shape.rank is not None]
+  assert any(n in s.as_list() for s in shapes)
+  assert not [s for s in shapes if s.as_list().count(n) > 1]
