@@ -14,12 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample")
-MODELS = ("sagan", "ylg_sagan")
+from estimators import model_flags  # pylint: disable=wrong-import-position
+from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", "train_and_eval", MODES, "What to do.")
-flags.DEFINE_enum("model", "sagan", MODELS, "Which GAN.")
+flags.DEFINE_enum("mode", "train_and_eval", model_flags.BASE_MODES + model_flags.extra_modes(),
+                  "What to do (models may add modes of their own).")
+flags.DEFINE_enum("model", "sagan", model_names(), "Which GAN (estimators/models/).")
 flags.DEFINE_string("dataset", "digits", "Dataset name (see data.DATASETS).")
 flags.DEFINE_string("data_dir", None, "Where the dataset's files are (not needed for digits).")
 flags.DEFINE_boolean("strict_data", False, "Fail at the first corrupt image or malformed "
@@ -31,32 +32,15 @@ flags.DEFINE_list("data_options", [], "Dataset-specific loader options as key=va
                   "parallel_reads=-1, crop_size=140 (image folders); README 'Datasets' lists "
                   "them. They also key the real-statistics cache.")
 flags.DEFINE_string("model_dir", "runs/digits_sagan", "Run directory: checkpoints, logs, samples.")
-flags.DEFINE_integer("image_size", 32, "Output resolution: 32, 64 or 128.")
+flags.DEFINE_integer("image_size", 32, "Output resolution (each model says which it builds; "
+                     "SAGAN: 32, 64 or 128).")
+model_flags.define_flags(FLAGS)  # one flag per model hyperparameter (--gf_dim, --ylg_esa, ...)
 flags.DEFINE_integer("max_steps", 1500, "Train until this global step.")
 flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-flags.DEFINE_integer("z_dim", 128, "Noise dimension.")
-flags.DEFINE_integer("gf_dim", 16, "Generator width unit (SAGAN: 64).")
-flags.DEFINE_integer("df_dim", 16, "Discriminator width unit (SAGAN: 64).")
 flags.DEFINE_float("generator_lr", 1e-4, "Adam learning rate of G (SAGAN TTUR: 1e-4).")
 flags.DEFINE_float("discriminator_lr", 4e-4, "Adam learning rate of D (SAGAN TTUR: 4e-4).")
 flags.DEFINE_float("beta1", 0.0, "Adam beta1 (SAGAN: 0).")
 flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example: 0.999).")
-flags.DEFINE_integer("attention_resolution", 16, "Feature-map size of the attention block "
-                     "(SAGAN Table 1 feat8..feat64).")
-flags.DEFINE_enum("attention_type", "self_attention", ("self_attention", "residual", "none"),
-                  "Attention block, or the Table 1 ablations: a residual block, or nothing.")
-flags.DEFINE_integer("num_heads", 1, "Attention heads (YLG's 8-head SAGAN ablation: 8).")
-flags.DEFINE_enum("ylg_layout", "ylg", ("ylg", "strided"), "ylg_sagan: 'ylg' (RTL on heads "
-                  "0-3, LTR on 4-7) or the Strided ablation.")
-flags.DEFINE_boolean("ylg_esa", True, "ylg_sagan: ESA enumeration (False: the No-ESA ablation).")
-flags.DEFINE_enum("ylg_nonsquare", "tile", ("tile", "shift"), "ylg_sagan: query/key grid mapping "
-                  "when they differ: the official tiling or the paper's block shift.")
-flags.DEFINE_enum("ylg_implementation", "sparse", ("sparse", "dense"),
-                  "ylg_sagan: sparse O(N sqrt N) compute or the dense masked reference.")
-flags.DEFINE_boolean("sn_update_in_eval", False, "Official-D quirk: update spectral-norm u "
-                     "vectors outside training too.")
-flags.DEFINE_float("bn_decay", 0.99, "Moving-average decay of G's batch-norm statistics used "
-                   "at inference (SAGAN: 0.999, which needs ~10k steps to settle).")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
 flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
@@ -108,9 +92,9 @@ flags.DEFINE_float("truncation", None, "sample: resample |z| entries above this 
 flags.DEFINE_string("sample_dir", None, "sample: output directory (default under model_dir).")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 
-_POSITIVE = ("max_steps", "batch_size", "z_dim", "gf_dim", "df_dim", "save_checkpoints_steps",
+_POSITIVE = ("max_steps", "batch_size", "save_checkpoints_steps",
              "save_summary_steps", "keep_checkpoint_max", "eval_every_steps",
-             "num_eval_samples", "eval_batch_size", "num_samples", "num_heads",
+             "num_eval_samples", "eval_batch_size", "num_samples",
              "num_real_eval_samples", "is_splits", "eval_feature_subset", "eval_timeout_secs")
 for _name in _POSITIVE:
   flags.register_validator(_name, lambda v: v is not None and v > 0,
@@ -119,8 +103,6 @@ for _name in ("generator_lr", "discriminator_lr"):
   flags.register_validator(_name, lambda v: v > 0, message=f"--{_name} must be positive.")
 for _name in ("beta1", "beta2"):
   flags.register_validator(_name, lambda v: 0.0 <= v < 1.0, message=f"--{_name} must be in [0, 1).")
-flags.register_validator("bn_decay", lambda v: 0.0 < v < 1.0,
-                         message="--bn_decay must be in (0, 1).")
 flags.register_validator("ema_decay", lambda v: 0.0 <= v < 1.0,
                          message="--ema_decay must be in [0, 1) (0 turns EMA off).")
 flags.register_validator(
@@ -154,10 +136,9 @@ def _is_dir(path):
 
 
 def _dataset_problem(values):
-  """Why dataset/data_dir/image_size/attention flags cannot work together, or None."""
+  """Why dataset, data and image-size flags cannot work together, or None."""
   from data import get_spec  # pylint: disable=import-outside-toplevel
   from data.registry import parse_options  # pylint: disable=import-outside-toplevel
-  from estimators.models import sagan_networks  # pylint: disable=import-outside-toplevel
   try:
     spec = get_spec(values["dataset"])
   except ValueError as e:
@@ -173,37 +154,30 @@ def _dataset_problem(values):
     parse_options(spec.name, values["data_options"])
   except ValueError as e:
     return f"--data_options: {e}"
-  size = values["image_size"]
-  if size not in sagan_networks.G_WIDTHS:
-    return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {size}."
-  valid = sagan_networks.valid_attention_resolutions(size)
-  if values["attention_type"] == "none":
-    return None
-  if values["attention_resolution"] not in valid:
-    return (f"--attention_resolution={values['attention_resolution']} is not a feature-map size "
-            f"of both networks at {size} px; choose one of {valid}.")
-  if values["attention_type"] == "self_attention":
-    heads = 8 if values["model"] == "ylg_sagan" else values["num_heads"]
-    channels = sagan_networks.attention_channels(size, values["gf_dim"], values["df_dim"],
-                                                 values["attention_resolution"])
-    if any(c % (8 * heads) for c in channels):
-      return (f"attention at {values['attention_resolution']}x{values['attention_resolution']} "
-              f"sees {channels[0]} (G) and {channels[1]} (D) channels; {heads} head(s) need "
-              f"multiples of {8 * heads}: raise --gf_dim/--df_dim or lower --num_heads.")
   return None
 
 
-def _check_dataset_flags(values):
+def _check_run_flags(values):
+  """Dataset flags, then the model's: its hyperparameters against the dataset and image size."""
   problem = _dataset_problem(values)
+  if problem is None:
+    from data import get_spec  # pylint: disable=import-outside-toplevel
+    problem = model_flags.problem(values, get_spec(values["dataset"]),
+                                  present=model_flags.present_flags(FLAGS))
   if problem:
     raise flags.ValidationError(problem)
   return True
 
 
 flags.register_multi_flags_validator(
-    ["dataset", "data_dir", "image_size", "attention_resolution", "attention_type", "model",
-     "num_heads", "gf_dim", "df_dim", "max_words", "data_options"],
-    _check_dataset_flags)
+    ["dataset", "data_dir", "image_size", "max_words", "data_options", "model", "mode"]
+    + model_flags.flag_names(), _check_run_flags)
+
+
+# The run-wide flags a model's own modes receive (as a dict).
+MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation")
+# Run-wide flags a model may default differently (ModelSpec.run_defaults).
+RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
 
 
 def config_from_flags():
@@ -211,19 +185,17 @@ def config_from_flags():
   from data.registry import parse_options  # pylint: disable=import-outside-toplevel
   from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
   spec = get_spec(FLAGS.dataset)
+  spec_defaults = get_model(FLAGS.model).run_defaults
+  run = {name: (spec_defaults[name] if name in spec_defaults and not FLAGS[name].present
+                else FLAGS[name].value) for name in RUN_FLAGS}
   return GANConfig(
-      model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+      model=FLAGS.model, hparams=model_flags.hparams_from_flags(FLAGS),
+      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       strict_data=FLAGS.strict_data, max_words=FLAGS.max_words,
       data_options=tuple(sorted(parse_options(spec.name, FLAGS.data_options).items())),
       model_dir=FLAGS.model_dir, image_size=FLAGS.image_size, num_classes=spec.num_classes,
-      z_dim=FLAGS.z_dim, gf_dim=FLAGS.gf_dim, df_dim=FLAGS.df_dim,
-      attention_resolution=FLAGS.attention_resolution, attention_type=FLAGS.attention_type,
-      num_heads=FLAGS.num_heads, sn_update_in_eval=FLAGS.sn_update_in_eval,
-      ylg_layout=FLAGS.ylg_layout, ylg_esa=FLAGS.ylg_esa, ylg_nonsquare=FLAGS.ylg_nonsquare,
-      ylg_implementation=FLAGS.ylg_implementation,
-      batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, generator_lr=FLAGS.generator_lr,
-      discriminator_lr=FLAGS.discriminator_lr, beta1=FLAGS.beta1, beta2=FLAGS.beta2,
-      ema_decay=FLAGS.ema_decay, bn_decay=FLAGS.bn_decay, seed=FLAGS.seed,
+      batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
+      **run,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
       use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution,
@@ -243,6 +215,7 @@ def main(argv):
   cfg = config_from_flags()
   if FLAGS.dry_run:
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    print(model_flags.parameter_table(cfg))
     return
   from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
   from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel
@@ -289,6 +262,8 @@ def _run_mode(cfg):
     experiment.run_continuous_eval(cfg)
   elif mode == "export":
     print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
+  elif mode in get_model(cfg.model).modes:
+    get_model(cfg.model).modes[mode](cfg, {name: FLAGS[name].value for name in MODE_OPTIONS})
   elif mode == "sample":
     out_dir, _ = experiment.run_sample(
         cfg, FLAGS.num_samples, out_dir=FLAGS.sample_dir, checkpoint=FLAGS.checkpoint,

@@ -1,15 +1,20 @@
-"""The frozen hyperparameter record every library function takes (built by run.py from flags).
+"""The frozen run configuration every library function takes (built by run.py from flags).
 
-Paper constants and their defaults live here once; configs/*.cfg set them per experiment.
+Run-wide settings (dataset, run directory, batch, steps, optimiser, EMA, seed, cadence, engines,
+evaluation) are fields here; the model's own hyperparameters are `hparams`, the frozen dataclass
+its ModelSpec declares (estimators/models/<model>.py), with the paper's defaults.
 """
 import dataclasses
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
+
+from estimators.models import get_model
 
 
 @dataclasses.dataclass(frozen=True)
 class GANConfig:
   """Everything that defines a run. Library code reads this, never absl flags."""
   model: str = "sagan"
+  hparams: Any = None              # the model's hyperparameters (None: its paper defaults)
   dataset: str = "digits"
   data_dir: Optional[str] = None
   strict_data: bool = False        # fail at the first corrupt record instead of skip-and-count
@@ -18,20 +23,6 @@ class GANConfig:
   model_dir: str = "runs/digits_sagan"
   image_size: int = 32
   num_classes: int = 10            # 0: unconditional (plain BN in G, no projection in D)
-  # Architecture (SAGAN sec. 5: gf = df = 64 at 128 px; z 128).
-  z_dim: int = 128
-  gf_dim: int = 64
-  df_dim: int = 64
-  attention_resolution: int = 64   # feature-map size of the attention block (SAGAN Table 1 "feat64")
-  attention_type: str = "self_attention"  # self_attention | residual (Table 1 ablation) | none
-  num_heads: int = 1
-  bn_decay: float = 0.999          # G batch-norm moving-average decay (SAGAN's CBN: 0.999)
-  sn_update_in_eval: bool = False  # official-D quirk: refresh spectral-norm u outside training
-  # YLG (model='ylg_sagan'): Daras et al. 2020; only the attention layer differs from SAGAN.
-  ylg_layout: str = "ylg"          # 'ylg' (RTL heads 0-3, LTR 4-7) or 'strided' (ablation)
-  ylg_esa: bool = True             # False: raster order instead of ESA (the No-ESA ablation)
-  ylg_nonsquare: str = "tile"      # official tiling of the 16x16 mask; 'shift': paper's wording
-  ylg_implementation: str = "sparse"  # 'dense': the masked reference path
   # Optimisation (SAGAN sec. 5: Adam beta1 0, beta2 0.9, TTUR lr_G 1e-4, lr_D 4e-4, 1:1 steps).
   batch_size: int = 256
   max_steps: int = 1_000_000
@@ -71,8 +62,27 @@ class GANConfig:
   real_stats_cache_dir: Optional[str] = None  # default: <cache>/real_stats
   eval_timeout_secs: int = 3600    # continuous_eval: stop after this long without a checkpoint
 
+  def __post_init__(self):
+    spec = get_model(self.model)
+    if self.hparams is None:
+      object.__setattr__(self, "hparams", spec.hparams_class())
+    elif not isinstance(self.hparams, spec.hparams_class):
+      raise TypeError(f"model {self.model!r} takes {spec.hparams_class.__name__} hyperparameters, "
+                      f"got {type(self.hparams).__name__}")
+
   def replace(self, **changes) -> "GANConfig":
+    """A copy with run settings changed; a new `model` without `hparams` gets its defaults."""
+    if "model" in changes and "hparams" not in changes and changes["model"] != self.model:
+      changes["hparams"] = None
     return dataclasses.replace(self, **changes)
 
+  def with_hparams(self, **changes) -> "GANConfig":
+    """A copy with some of the model's hyperparameters changed."""
+    return dataclasses.replace(self, hparams=dataclasses.replace(self.hparams, **changes))
+
   def to_dict(self):
-    return dataclasses.asdict(self)
+    """Run settings, with the model's name and hyperparameters nested under `model`."""
+    values = {f.name: dataclasses.asdict(self)[f.name] for f in dataclasses.fields(self)
+              if f.name not in ("model", "hparams")}
+    values["model"] = {"name": self.model, "hparams": dataclasses.asdict(self.hparams)}
+    return values

@@ -32,8 +32,6 @@ import tensorflow_gan as tfgan
 from tensorflow_gan.python import contrib_utils
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
-from estimators import losses
-
 DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
 
 
@@ -178,49 +176,44 @@ def mean_over_replicas(value):
   return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
-def _loss_summaries(gan_model, gan_loss):
-  """The losses and mean D outputs of the global batch, under GANEstimator's tags."""
-  values = {
-      "generator_wasserstein_loss/generator_wass_loss": gan_loss.generator_loss,
-      "discriminator_wasserstein_hinge_loss/discriminator_wass_hinge_loss":
-          gan_loss.discriminator_loss,
-      "discriminator/mean_real_output": tf.reduce_mean(gan_model.discriminator_real_outputs),
-      "discriminator/mean_fake_output": tf.reduce_mean(gan_model.discriminator_gen_outputs),
-  }
-  values = {tag: mean_over_replicas(v) for tag, v in values.items()}
+def _loss_summaries(scalars):
+  """The model's loss scalars ({tag: value}: the losses and its own terms) of the global batch."""
+  values = {tag: mean_over_replicas(v) for tag, v in scalars.items()}
   if is_first_replica():
     with tf.compat.v1.name_scope(""):
       for tag, value in values.items():
         tf.compat.v1.summary.scalar(tag, value)
   # Every replica must run its side of these all-reduces whenever replica 0's summaries are
   # fetched, or a collective all-reduce waits forever for the replicas that skipped it: the train
-  # op depends on them (four scalars per step).
+  # op depends on them (a few scalars per step).
   return list(values.values())
 
 
 def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_inputs,
-                         g_optimizer, d_optimizer, resample_noise):
+                         g_optimizer, d_optimizer, resample_noise, model_loss):
   """One D update, then one G update on a fresh forward pass, then global_step += 1.
 
   Returns (train_op, discriminator_loss of the D sub-step). `resample_noise(inputs)` gives the
-  G sub-step's generator inputs (new noise, as each TF-GAN hook run draws a new batch).
+  G sub-step's generator inputs (new noise, as each TF-GAN hook run draws a new batch);
+  `model_loss(which, gan_model)` the model's (loss, {tag: scalar}) for 'generator' or
+  'discriminator' (estimators.losses.model_loss).
   """
   mode = tf.estimator.ModeKeys.TRAIN
   before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   d_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
-  d_loss = tfgan.gan_loss(d_model, losses.hinge_generator_loss, losses.hinge_discriminator_loss,
-                          add_summaries=False)  # per-replica values; the global ones below
-  reduced = _loss_summaries(d_model, d_loss)
+  d_loss, d_scalars = model_loss("discriminator", d_model)
+  _, g_scalars = model_loss("generator", d_model)  # logged: G's loss against the D it stepped on
+  reduced = _loss_summaries({**g_scalars, **d_scalars})
   d_updates = _new_update_ops(before, d_model.discriminator_scope.name.rstrip("/"))
   with tf.compat.v1.name_scope("discriminator_train"):
     d_train = contrib_utils.create_train_op(
-        d_loss.discriminator_loss, d_optimizer, global_step=None,
+        d_loss, d_optimizer, global_step=None,
         variables_to_train=d_model.discriminator_variables, update_ops=d_updates)
   with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
     before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
     g_model = _build_gan_model(generator_fn, discriminator_fn, real_data,
                                resample_noise(generator_inputs), mode)
-    g_loss = losses.hinge_generator_loss(g_model)
+    g_loss, _ = model_loss("generator", g_model)
     g_updates = _new_update_ops(before, g_model.generator_scope.name.rstrip("/"))
     with tf.compat.v1.name_scope("generator_train"):
       g_train = contrib_utils.create_train_op(
@@ -228,21 +221,21 @@ def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_in
           variables_to_train=g_model.generator_variables, update_ops=g_updates)
   with tf.control_dependencies([g_train] + reduced):
     step = tf.compat.v1.train.get_or_create_global_step().assign_add(1)
-  return step, d_loss.discriminator_loss
+  return step, d_loss
 
 
-def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise):
+def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise, model_loss):
   """An Estimator model_fn: TF-GAN's GAN model, losses and specs; the in-graph train step."""
   def model_fn(features, labels, mode):
     if mode == tf.estimator.ModeKeys.TRAIN:
       g_opt, d_opt = make_optimizers()
       train_op, loss = alternating_train_op(generator_fn, discriminator_fn, labels, features,
-                                            g_opt, d_opt, resample_noise)
+                                            g_opt, d_opt, resample_noise, model_loss)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     gan_model = _build_gan_model(generator_fn, discriminator_fn, labels, features, mode)
     if mode == tf.estimator.ModeKeys.PREDICT:
       return tfgan_estimator.get_predict_estimator_spec(gan_model)
-    gan_loss = tfgan.gan_loss(gan_model, losses.hinge_generator_loss,
-                              losses.hinge_discriminator_loss)
+    gan_loss = tfgan.GANLoss(model_loss("generator", gan_model)[0],
+                             model_loss("discriminator", gan_model)[0])
     return tfgan_estimator.get_eval_estimator_spec(gan_model, gan_loss)
   return model_fn

@@ -15,7 +15,7 @@ import data
 from estimators import export, run_dir
 from estimators.config import GANConfig
 from estimators.gan_estimator import load_options, prepare_run_data
-from estimators.summaries import fixed_noise_and_labels
+from estimators.models import get_model
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -97,9 +97,10 @@ def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
 
 
 def write_sample_grid(cfg, generate_fn, step, tag="step"):
-  noise, labels = fixed_noise_and_labels(cfg)
-  images = np.asarray(generate_fn(tf.constant(noise), tf.constant(labels)))
-  cols = cfg.num_classes if cfg.num_classes and len(images) % cfg.num_classes == 0 else 8
+  spec = get_model(cfg.model)
+  inputs = {k: tf.constant(v) for k, v in spec.fixed_inputs(cfg).items()}
+  images = np.asarray(generate_fn(inputs))
+  cols = spec.grid_columns(cfg, len(images))
   path = os.path.join(cfg.model_dir, "samples", f"{tag}_{step:08d}.png")
   run_dir.write_png(path, run_dir.grid(images, cols))
   return path, images, cols
@@ -123,8 +124,8 @@ def run_eval(cfg: GANConfig, checkpoint=None, saved_model=None, seed=None, class
     step, source = export.checkpoint_step(ckpt), ckpt
   t0 = time.time()
   sample_seed = seed + 1000  # evaluation noise, apart from the training seed's streams
-  batches = export.generate(generate_fn, cfg.num_eval_samples, cfg.z_dim, cfg.num_classes,
-                            seed=sample_seed, batch_size=cfg.eval_batch_size)
+  inputs = get_model(cfg.model).sample_inputs(cfg, cfg.num_eval_samples, seed=sample_seed)
+  batches = export.generate(generate_fn, inputs, batch_size=cfg.eval_batch_size)
   provenance = {"seed": sample_seed, "checkpoint_step": step, "ema_weights": ema,
                 "source": source, "truncation": None, "model": cfg.model}
   metrics, protocol, timing = quality_metrics(cfg, batches, provenance, classifier)

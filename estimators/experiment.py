@@ -22,6 +22,7 @@ from estimators.evaluation import (evaluated_steps, inception_wanted, load_class
                                    use_ema)
 from estimators.gan_estimator import build_estimator, make_train_input_fn, prepare_run_data
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
+from estimators.models import get_model
 
 
 class NoTrainingDataError(ValueError):
@@ -178,9 +179,9 @@ def run_sample(cfg: GANConfig, num, out_dir=None, checkpoint=None, saved_model=N
     generate_fn = export.generator_fn_from_checkpoint(cfg, ckpt, use_ema(cfg, ckpt))
     tag = f"step{export.checkpoint_step(ckpt)}"
   out_dir = out_dir or os.path.join(cfg.model_dir, "samples", f"{tag}_seed{seed}")
-  images = np.concatenate(list(export.generate(
-      generate_fn, num, cfg.z_dim, cfg.num_classes, seed, cfg.eval_batch_size, truncation,
-      labels)))
+  inputs = get_model(cfg.model).sample_inputs(cfg, num, seed, truncation=truncation,
+                                              labels=labels)
+  images = np.concatenate(list(export.generate(generate_fn, inputs, cfg.eval_batch_size)))
   for i, img in enumerate(images):
     run_dir.write_png(os.path.join(out_dir, f"{i:06d}.png"), img)
   run_dir.write_png(os.path.join(out_dir, "grid.png"),

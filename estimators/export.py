@@ -1,5 +1,8 @@
 """Generator out of the estimator: eager restore from a checkpoint, SavedModel export, sampling.
 
+What the generator takes and which output is the image are the model's (its ModelSpec): export
+serves `serving_signature` -> {'images'}, and sampling feeds `sample_inputs`.
+
 The estimator's checkpoint keys are the Keras variable names under the 'Generator/' scope, so an
 eagerly built generator maps onto them one to one; with EMA, trainable weights are read from
 their `/ExponentialMovingAverage` shadows. Any missing key is an error (never a silent partial
@@ -13,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from estimators.config import GANConfig
+from estimators.models import get_model
 from estimators.networks import make_generator
 from estimators.optimizers import EMA_SUFFIX
 
@@ -42,18 +46,34 @@ def has_ema(checkpoint_path):
   return any(n.endswith("/" + EMA_SUFFIX) for n in names)
 
 
+def checkpoint_key(generator, var, available, ema=False):
+  """The estimator checkpoint's key of an eagerly built generator's variable.
+
+  In the estimator graph every variable sits under TF-GAN's 'Generator/' scope. A subclassed
+  Keras model names its variables '<model name>/...' eagerly too; a Sequential or functional
+  model does so only in a graph, so the key may carry the model's name where the eager variable
+  does not.
+  """
+  name = var.name.split(":")[0]
+  suffix = f"/{EMA_SUFFIX}" if ema else ""
+  plain = f"{GENERATOR_SCOPE}/{name}{suffix}"
+  prefixed = f"{GENERATOR_SCOPE}/{generator.name}/{name}{suffix}"
+  if plain not in available and prefixed in available:
+    return prefixed
+  return plain
+
+
 def restore_generator(cfg: GANConfig, checkpoint_path, use_ema=False):
   """Builds the generator eagerly and loads the checkpoint's (or its EMA's) weights."""
+  spec = get_model(cfg.model)
   generator = make_generator(cfg)
-  z = tf.zeros([1, cfg.z_dim])
-  generator(z, tf.zeros([1], tf.int32) if cfg.num_classes else None)  # create variables
+  inputs = {k: tf.constant(v) for k, v in spec.sample_inputs(cfg, 1, seed=0).items()}
+  spec.generate(cfg, generator, inputs, training=False)  # create variables
   reader = tf.train.load_checkpoint(checkpoint_path)
   available = reader.get_variable_to_shape_map()
   missing = []
   for var in generator.variables:
-    key = f"{GENERATOR_SCOPE}/{var.name.split(':')[0]}"
-    if use_ema and var.trainable:
-      key = f"{key}/{EMA_SUFFIX}"
+    key = checkpoint_key(generator, var, available, use_ema and var.trainable)
     if key not in available:
       missing.append(key)
       continue
@@ -62,25 +82,26 @@ def restore_generator(cfg: GANConfig, checkpoint_path, use_ema=False):
     hint = " (was the run trained with --ema_decay > 0?)" if use_ema else ""
     raise ValueError(f"checkpoint {checkpoint_path} does not match the configured generator"
                      f"{hint}; missing {len(missing)} keys, e.g. {missing[:3]}. Check that "
-                     "--image_size, --gf_dim, --attention_* and --num_classes match the run.")
+                     f"--image_size, --dataset and the {cfg.model} hyperparameters match the run "
+                     "(its run_config.json lists them).")
   return generator
 
 
 class ServingModule(tf.Module):
-  """serving_default: noise [N, z] float32 (+ labels [N] int32) -> images [N, H, W, 3] in [-1, 1]."""
+  """serving_default: the model's serving inputs (SAGAN: noise [N, z] float32 (+ labels [N]
+  int32)) -> {'images': [N, H, W, 3] float32 in [-1, 1]}."""
 
   def __init__(self, generator, cfg: GANConfig):
     super().__init__()
     self.generator = generator
-    noise_spec = tf.TensorSpec([None, cfg.z_dim], tf.float32, name="noise")
-    if cfg.num_classes:
-      self.serve = tf.function(
-          lambda noise, labels: {"images": self.generator(noise, labels, training=False)},
-          input_signature=[noise_spec, tf.TensorSpec([None], tf.int32, name="labels")])
-    else:
-      self.serve = tf.function(
-          lambda noise: {"images": self.generator(noise, None, training=False)},
-          input_signature=[noise_spec])
+    spec = get_model(cfg.model)
+    signature = spec.serving_signature(cfg)
+    names = list(signature)
+
+    def serve(*args):
+      inputs = dict(zip(names, args))
+      return {"images": spec.images(spec.generate(cfg, self.generator, inputs, training=False))}
+    self.serve = tf.function(serve, input_signature=list(signature.values()))
 
 
 def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=False):
@@ -99,47 +120,35 @@ def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=Fal
   return final
 
 
-def truncated_noise(num, z_dim, seed, truncation=None):
-  """Standard normal noise; with `truncation` t, entries beyond +/- t are resampled."""
-  rng = np.random.RandomState(seed)
-  z = rng.standard_normal((num, z_dim))
-  if truncation:
-    if truncation <= 0:
-      raise ValueError(f"truncation must be positive, got {truncation}")
-    bad = np.abs(z) > truncation
-    while bad.any():
-      z[bad] = rng.standard_normal(bad.sum())
-      bad = np.abs(z) > truncation
-  return z.astype(np.float32)
-
-
-def generate(generate_fn, num, z_dim, num_classes, seed, batch_size=100, truncation=None,
-             labels=None):
-  """Yields image batches [b, H, W, 3] in [-1, 1] from `generate_fn(noise, labels)`."""
-  noise = truncated_noise(num, z_dim, seed, truncation)
-  if labels is None:
-    labels = (np.random.RandomState(seed + 1).randint(0, max(num_classes, 1), num)
-              .astype(np.int32))
+def generate(generate_fn, inputs, batch_size=100):
+  """Yields image batches [b, H, W, 3] in [-1, 1] from `generate_fn(inputs)`, `inputs` a dict of
+  numpy arrays of N rows (a ModelSpec's sample_inputs), taken batch_size rows at a time."""
+  num = len(next(iter(inputs.values())))
   for start in range(0, num, batch_size):
-    z = noise[start:start + batch_size]
-    y = labels[start:start + batch_size]
-    yield np.asarray(generate_fn(tf.constant(z), tf.constant(y)))
+    batch = {k: tf.constant(v[start:start + batch_size]) for k, v in inputs.items()}
+    yield np.asarray(generate_fn(batch))
 
 
 def generator_fn_from_checkpoint(cfg, checkpoint_path, use_ema=False):
+  """fn(inputs dict) -> images, the restored generator in inference mode."""
+  spec = get_model(cfg.model)
   generator = restore_generator(cfg, checkpoint_path, use_ema)
-  conditional = bool(cfg.num_classes)
-  call = tf.function(lambda z, y: generator(z, y if conditional else None, training=False))
-  return call
+  return tf.function(
+      lambda inputs: spec.images(spec.generate(cfg, generator, inputs, training=False)))
 
 
 def generator_fn_from_saved_model(path):
+  """fn(inputs dict) -> images through a SavedModel's serving_default. Inputs it does not take
+  are left out (labels for an unconditional model); one it takes that `inputs` lacks is an
+  error."""
   loaded = tf.saved_model.load(path)
   serve = loaded.signatures["serving_default"]
-  takes_labels = "labels" in serve.structured_input_signature[1]
+  takes = set(serve.structured_input_signature[1])
 
-  def call(z, y):
-    out = serve(noise=z, labels=y) if takes_labels else serve(noise=z)
-    return out["images"]
+  def call(inputs):
+    missing = takes - set(inputs)
+    if missing:
+      raise ValueError(f"SavedModel {path} takes {sorted(takes)}; missing {sorted(missing)}")
+    return serve(**{k: v for k, v in inputs.items() if k in takes})["images"]
   call.loaded = loaded  # keep the SavedModel alive
   return call

@@ -1,10 +1,12 @@
-"""SAGAN wired into TF-GAN's GANEstimator / TPUGANEstimator, with every DESIGN.md trap handled.
+"""Any registered model wired into TF-GAN's GANEstimator / TPUGANEstimator (DESIGN.md traps).
 
-  input_fn        -> features {'noise' [B, z]}, labels = real data {'images', 'labels'}
-  generator_fn    -> {'images' [B, S, S, 3], 'labels' [B]}; fake labels are sampled uniformly
-                     inside the generator (TF-GAN's SAGAN) unless features carry 'labels'.
-  discriminator_fn-> logits [B] for either dict; one network per graph (trap 4).
-Losses: hinge; optimisers: Adam TTUR (+ optional G EMA); one D step per G step.
+  input_fn        -> features: the model's generator inputs (SAGAN: 'noise' [B, z], fake 'labels'
+                     [B]) twice over ('g_' prefix: the in-graph G step's draw); labels = the real
+                     batch {'images', 'labels', captions...}
+  generator_fn    -> the model's outputs ({'images' [B, S, S, 3], ...}); one network per graph
+  discriminator_fn-> the model's logits (any structure) for real or generated data
+Losses, summaries and inputs come from the model's ModelSpec (estimators/models/); optimisers
+are run-wide: Adam with TTUR (+ optional G EMA); one D step per G step.
 """
 from estimators import compat  # noqa: F401  (must precede TF-GAN use: trap 1)
 
@@ -15,15 +17,11 @@ import tensorflow as tf
 import tensorflow_gan as tfgan
 
 import data
-from estimators import distribution, losses, precision, summaries
+from estimators import distribution, losses, precision
 from estimators.config import GANConfig
+from estimators.models import get_model
 from estimators.networks import network_for_graph
 from estimators.optimizers import make_optimizers
-
-
-def _sample_labels(batch_size, num_classes):
-  logits = tf.zeros([batch_size, num_classes])
-  return tf.cast(tf.random.categorical(logits, 1)[:, 0], tf.int32)  # uniform [B]
 
 
 _SUMMARISED = weakref.WeakKeyDictionary()  # graph -> kinds whose summaries it has
@@ -40,33 +38,27 @@ def first_summary_call(kind):
 
 
 def make_generator_fn(cfg: GANConfig):
+  spec = get_model(cfg.model)
+
   def generator_fn(features, mode):
     generator, _ = network_for_graph("generator", cfg)
     training = mode == tf.estimator.ModeKeys.TRAIN
-    noise = features["noise"] if isinstance(features, dict) else features  # [B, z]
-    batch = tf.shape(noise)[0]
-    if not cfg.num_classes:
-      labels = tf.zeros([batch], tf.int32)
-    elif isinstance(features, dict) and "labels" in features:
-      labels = tf.cast(features["labels"], tf.int32)
-    else:
-      labels = _sample_labels(batch, cfg.num_classes)
-    images = generator(noise, labels if cfg.num_classes else None, training=training)
+    outputs = spec.generate(cfg, generator, features, training=training)
     if training and not cfg.use_tpu and first_summary_call("generator"):
-      summaries.add_generator_summaries(generator, cfg)
-    return {"images": images, "labels": labels}
+      spec.generator_summaries(cfg, generator)
+    return outputs
   return generator_fn
 
 
 def make_discriminator_fn(cfg: GANConfig):
-  def discriminator_fn(data_dict, unused_generator_inputs, mode):
+  spec = get_model(cfg.model)
+
+  def discriminator_fn(data_dict, generator_inputs, mode):
     discriminator, _ = network_for_graph("discriminator", cfg)
-    labels = data_dict.get("labels") if cfg.num_classes else None
-    logits = discriminator(data_dict["images"], labels,
-                           training=mode == tf.estimator.ModeKeys.TRAIN)
-    if mode == tf.estimator.ModeKeys.TRAIN and not cfg.use_tpu and first_summary_call(
-        "discriminator"):
-      summaries.add_discriminator_summaries(discriminator)
+    training = mode == tf.estimator.ModeKeys.TRAIN
+    logits = spec.discriminate(cfg, discriminator, data_dict, generator_inputs, training=training)
+    if training and not cfg.use_tpu and first_summary_call("discriminator"):
+      spec.discriminator_summaries(cfg, discriminator)
     return logits
   return discriminator_fn
 
@@ -99,24 +91,6 @@ def prepare_run_data(cfg: GANConfig):
     spec.vocabulary(cfg.data_dir, **dict(cfg.data_options)).save(vocabulary_path(cfg))
 
 
-def element_draws(rows, z_dim, num_classes, seed):
-  """Generator inputs for examples `rows` [B]: noise [B, z] ~ N(0, 1) and fake class labels [B]
-  ~ uniform (TF-GAN's SAGAN), row i a function of (seed, rows[i]) only.
-
-  Draws tied to the example, not to the batch, make a run reproducible and independent of how
-  the batch is split: replica r of a mirrored run draws exactly what one device draws for the
-  same examples.
-  """
-  def one(row):
-    row_seed = tf.random.experimental.stateless_fold_in(seed, row)
-    noise = tf.random.stateless_normal([z_dim], seed=row_seed)
-    label = tf.random.stateless_uniform(
-        [], seed=tf.random.experimental.stateless_fold_in(row_seed, 1), minval=0,
-        maxval=max(num_classes, 1), dtype=tf.int32)
-    return noise, label
-  return tf.map_fn(one, rows, fn_output_signature=(tf.float32, tf.int32))
-
-
 def tpu_input_context(params):
   """This TPU host's share of the input, from the TPUContext TPUEstimator puts in params['context']
   of each input_fn invocation (one per host), or None elsewhere. params' batch_size already is
@@ -134,11 +108,14 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
   graph) replaces data.load when given. Multi-worker input is sharded by `input_context`, TPU
   hosts' input by the TPUContext in params (`tpu_input_context`).
 
-  Features: 'noise' [B, z] and (class-conditional sets) fake 'labels' [B] for the (D step's)
-  generator pass, 'g_noise'/'g_labels' for the in-graph G step; all drawn per example from
-  (--seed, input pipeline, start step, example index), so a resumed run draws new inputs rather
-  than replaying the first steps'.
+  Features: the model's generator inputs (`ModelSpec.generator_inputs`; SAGAN: 'noise' [B, z]
+  and, on class-conditional sets, fake 'labels' [B]) for the (D step's) generator pass, and the
+  same keys prefixed 'g_' for the in-graph G step; all drawn per example from (--seed, input
+  pipeline, start step, example index), so a resumed run draws new inputs rather than replaying
+  the first steps'.
   """
+  spec = get_model(cfg.model)
+
   def input_fn(params=None, input_context=None):
     batch_size = (params or {}).get("batch_size", cfg.batch_size)  # TPU: per-core batch
     if input_context is None:
@@ -163,15 +140,14 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
 
     def add_noise(index, real):
       rows = index * batch_size + tf.range(batch_size, dtype=tf.int64)
-      labels = (tf.cast(real["labels"], tf.int32) if "labels" in real
-                else tf.zeros([batch_size], tf.int32))  # unconditional sets: unused zeros
+      real = dict(real)
+      real["labels"] = (tf.cast(real["labels"], tf.int32) if "labels" in real
+                        else tf.zeros([batch_size], tf.int32))  # unconditional sets: unused
       features = {}
       for prefix, seed in (("", d_seed), ("g_", g_seed)):
-        noise, fake_labels = element_draws(rows, cfg.z_dim, cfg.num_classes, seed)
-        features[prefix + "noise"] = noise
-        if cfg.num_classes:
-          features[prefix + "labels"] = fake_labels
-      return features, {"images": real["images"], "labels": labels}
+        for key, value in spec.generator_inputs(cfg, rows, seed, real).items():
+          features[prefix + key] = value
+      return features, real
     return ds.enumerate().map(add_noise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
   return input_fn
 
@@ -188,10 +164,11 @@ def run_config_kwargs(cfg: GANConfig):
 def build_estimator(cfg: GANConfig):
   """A GANEstimator (or TPUGANEstimator when cfg.use_tpu) for the configured model."""
   # Optimisers as callables: TF-GAN builds them inside each estimator graph.
+  spec = get_model(cfg.model)
   kwargs = dict(generator_fn=make_generator_fn(cfg),
                 discriminator_fn=make_discriminator_fn(cfg),
-                generator_loss_fn=losses.hinge_generator_loss,
-                discriminator_loss_fn=losses.hinge_discriminator_loss,
+                generator_loss_fn=losses.tfgan_loss_fn(spec, cfg, "generator"),
+                discriminator_loss_fn=losses.tfgan_loss_fn(spec, cfg, "discriminator"),
                 generator_optimizer=lambda: make_optimizers(cfg)[0],
                 discriminator_optimizer=lambda: make_optimizers(cfg)[1])
   run_kwargs = run_config_kwargs(cfg)
@@ -209,7 +186,8 @@ def build_estimator(cfg: GANConfig):
     distribution.per_replica_batch_size(cfg.batch_size, strategy.num_replicas_in_sync)
     model_fn = distribution.make_model_fn(
         kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
-        resample_noise=_resample_noise)
+        resample_noise=_resample_noise,
+        model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model))
     config = tf.estimator.RunConfig(
         train_distribute=strategy,
         session_config=precision.configure_session(cfg, distribution.session_config()),
@@ -223,9 +201,9 @@ def build_estimator(cfg: GANConfig):
 
 def _resample_noise(generator_inputs):
   """The G sub-step's inputs: the input pipeline's second draw (new noise and fake labels, as
-  each TF-GAN hook run reads a new batch)."""
+  each TF-GAN hook run reads a new batch): every 'g_<key>' replaces '<key>'."""
   inputs = {k: v for k, v in generator_inputs.items() if not k.startswith("g_")}
-  for key in ("noise", "labels"):
-    if "g_" + key in generator_inputs:
-      inputs[key] = generator_inputs["g_" + key]
+  for key, value in generator_inputs.items():
+    if key.startswith("g_"):
+      inputs[key[2:]] = value
   return inputs

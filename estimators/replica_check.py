@@ -58,8 +58,8 @@ def _copy_checkpoint(src_dir, step, dst_dir):
     f.write(f'model_checkpoint_path: "model.ckpt-{step}"\n')
 
 
-LOSS_TAGS = ("discriminator_wasserstein_hinge_loss/discriminator_wass_hinge_loss",
-             "generator_wasserstein_loss/generator_wass_loss", "loss")
+LOSS_TAGS = ("loss/discriminator",
+             "loss/generator", "loss")
 
 
 def one_step_comparison(cfg, dataset_fn, root, reference=None):

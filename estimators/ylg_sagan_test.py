@@ -23,12 +23,12 @@ def _ylg_config(path, **kw):
 def test_ylg_networks_use_ylg_attention_with_sagan_parameter_count(tmp_path, overrides):
   cfg = _ylg_config(tmp_path, **overrides)
   g, d = make_generator(cfg), make_discriminator(cfg)
-  z, y = tf.zeros([2, cfg.z_dim]), tf.constant([1, 2])
+  z, y = tf.zeros([2, cfg.hparams.z_dim]), tf.constant([1, 2])
   images, attn = g(z, y, return_attention=True)
   d(images, y)
   assert isinstance(g.attention, YLGAttention) and isinstance(d.attention, YLGAttention)
   assert g.attention.esa == overrides.get("ylg_esa", True)
-  sagan8 = cfg.replace(model="sagan", num_heads=8)
+  sagan8 = tiny_config(tmp_path, model="sagan", gf_dim=16, df_dim=32, num_heads=8)
   g8, d8 = make_generator(sagan8), make_discriminator(sagan8)
   d8(g8(z, y), y)
   assert isinstance(g8.attention, SelfAttention) and not isinstance(g8.attention, YLGAttention)
@@ -42,7 +42,8 @@ def test_tiny_ylg_sagan_trains_through_the_estimator_and_exports(tmp_path):
   assert export.checkpoint_step(ckpt) == 4
   path = experiment.run_export(cfg)
   serve = tf.saved_model.load(path).signatures["serving_default"]
-  out = serve(noise=tf.random.normal([3, cfg.z_dim]), labels=tf.constant([0, 1, 2]))["images"]
+  out = serve(noise=tf.random.normal([3, cfg.hparams.z_dim]),
+              labels=tf.constant([0, 1, 2]))["images"]
   assert out.shape == (3, 32, 32, 3)
   assert np.isfinite(out.numpy()).all() and np.abs(out.numpy()).max() <= 1.0
   reader = tf.train.load_checkpoint(ckpt)

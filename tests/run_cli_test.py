@@ -89,7 +89,11 @@ def test_train_eval_export_reload_sample_cycle(tmp_path):
     assert r["metrics"]["digits_score"] >= 1.0
     assert r["protocol"]["num_generated"] == 200 and r["protocol"]["checkpoint_step"] == r["step"]
   config = json.load(open(model_dir / "run_config.json"))
-  assert config["config"]["gf_dim"] == 8 and "tensorflow-gan" in config["versions"]
+  assert config["config"]["model"] == {"name": "sagan", "hparams": {
+      "z_dim": 16, "gf_dim": 8, "df_dim": 8, "attention_resolution": 16,
+      "attention_type": "self_attention", "bn_decay": 0.99, "sn_update_in_eval": False,
+      "num_heads": 1}}
+  assert "tensorflow-gan" in config["versions"]
   assert json.load(open(model_dir / "bad_records.json"))["total_skipped"] == 0  # said, not implied
   assert sorted(os.listdir(model_dir / "samples")) == [
       "step_00000000.png", "step_00000010.png", "step_00000020.png"]
@@ -112,8 +116,9 @@ def test_train_eval_export_reload_sample_cycle(tmp_path):
   labels = tf.constant([0, 3, 5, 7, 9])
   images = serve(noise=noise, labels=labels)["images"].numpy()
   assert images.shape == (5, 32, 32, 3) and np.abs(images).max() <= 1.0
-  cfg = GANConfig(model_dir=str(model_dir), image_size=32, gf_dim=8, df_dim=8, z_dim=16,
-                  attention_resolution=16)
+  from estimators.models.sagan import SAGANHParams  # pylint: disable=import-outside-toplevel
+  cfg = GANConfig(model_dir=str(model_dir), image_size=32, hparams=SAGANHParams(
+      gf_dim=8, df_dim=8, z_dim=16, attention_resolution=16, bn_decay=0.99))
   eager = export.restore_generator(cfg, str(model_dir / "model.ckpt-20"))
   np.testing.assert_allclose(eager(noise, labels).numpy(), images, atol=1e-5)
 

@@ -1,0 +1,126 @@
+"""run.py's model flags, generated from the registry: adding a model adds no line to run.py.
+
+Every field of every registered model's hyperparameter dataclass becomes one absl flag of the
+same name (`--gf_dim`, `--ylg_esa`, ...). Models that share a field share its flag (its type must
+agree). A flag's absl default is None: a value not given on the command line or in a flagfile is
+the chosen model's own (`hparam(cli_default=...)`, else the paper default), so `--z_dim` can mean
+128 for one model and 100 for another. A model flag given for a model that does not have it is
+an error (it would silently do nothing).
+
+The functions take the FlagValues to work on; none reads absl's global FLAGS.
+"""
+import dataclasses
+from typing import Dict, Optional
+
+from absl import flags
+
+from estimators import model_registry
+from estimators.models import get_model, names
+
+BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample")
+
+
+def _fields():
+  """{flag name: [(model name, field)]} over every registered model."""
+  fields = {}
+  for model in names():
+    for field in dataclasses.fields(get_model(model).hparams_class):
+      fields.setdefault(field.name, []).append((model, field))
+  return fields
+
+
+def _kind(field):
+  """'bool', 'int', 'float' or 'str': the flag type of a field (annotated as a type or a name)."""
+  kind = {bool: "bool", int: "int", float: "float", str: "str"}.get(field.type)
+  if kind is None and field.type in ("bool", "int", "float", "str"):
+    kind = field.type
+  if kind is None:
+    raise TypeError(f"hyperparameter {field.name!r} has type {field.type!r}; flags can be bool, "
+                    "int, float or str")
+  return kind
+
+
+def flag_names():
+  return sorted(_fields())
+
+
+def extra_modes():
+  """Every model's extra modes (run.py's --mode enum)."""
+  modes = []
+  for model in names():
+    modes.extend(m for m in get_model(model).modes if m not in modes and m not in BASE_MODES)
+  return tuple(modes)
+
+
+def define_flags(flag_values=flags.FLAGS):
+  """Defines one flag per hyperparameter name (default None: the model's own default)."""
+  for name, owners in sorted(_fields().items()):
+    kinds = {_kind(field) for _, field in owners}
+    if len(kinds) > 1:
+      raise TypeError(f"models disagree on the type of hyperparameter {name!r}: "
+                      + ", ".join(f"{m}: {_kind(f)}" for m, f in owners))
+    kind = kinds.pop()
+    first = owners[0][1]
+    defaults = "; ".join(f"{m}: {model_registry.cli_default(f)!r}" for m, f in owners)
+    help_text = f"{first.metadata.get('help', '')} [model hyperparameter; {defaults}]"
+    if kind == "bool":
+      flags.DEFINE_boolean(name, None, help_text, flag_values=flag_values)
+    elif kind == "int":
+      flags.DEFINE_integer(name, None, help_text, flag_values=flag_values)
+    elif kind == "float":
+      flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
+    else:
+      choices = [c for _, f in owners for c in (f.metadata.get("choices") or ())]
+      if choices and all(f.metadata.get("choices") for _, f in owners):
+        flags.DEFINE_enum(name, None, list(dict.fromkeys(choices)), help_text,
+                          flag_values=flag_values)
+      else:
+        flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
+
+
+def present_flags(flag_values=flags.FLAGS):
+  """Names of the model flags given on the command line or in a flagfile."""
+  return {name for name in flag_names() if flag_values[name].present}
+
+
+def hparams_of(model: str, values: Dict[str, object]):
+  """The model's hyperparameters from flag values (None: the model's default)."""
+  own = {f.name for f in dataclasses.fields(get_model(model).hparams_class)}
+  return model_registry.cli_hparams(model, {k: v for k, v in values.items() if k in own})
+
+
+def hparams_from_flags(flag_values=flags.FLAGS):
+  return hparams_of(flag_values["model"].value,
+                    {name: flag_values[name].value for name in flag_names()})
+
+
+def problem(values, dataset, present=()) -> Optional[str]:
+  """Why the model flags in `values` (flag name -> value) cannot run on `dataset` (a
+  DatasetSpec) at values['image_size'], or None."""
+  model = values["model"]
+  spec = get_model(model)
+  mode = values.get("mode")
+  if mode and mode not in BASE_MODES and mode not in spec.modes:
+    owners = [m for m in names() if mode in get_model(m).modes]
+    return f"--mode={mode} belongs to --model={'/'.join(owners)}, not {model}."
+  own = {f.name for f in dataclasses.fields(spec.hparams_class)}
+  foreign = sorted(set(present) - own)
+  if foreign:
+    return (f"--{foreign[0]} is not a hyperparameter of --model={model} (it would do nothing); "
+            f"{model} takes: {', '.join('--' + n for n in sorted(own))}.")
+  try:
+    hparams = hparams_of(model, values)
+  except (TypeError, ValueError) as e:
+    return f"{model} hyperparameters: {e}"
+  return model_registry.check_hparams(hparams) or spec.validate(hparams, values["image_size"],
+                                                                dataset)
+
+
+def parameter_table(cfg) -> str:
+  """A markdown table of every network of cfg's model: trainable and total parameters (built
+  eagerly with the model's own inputs; no data is read)."""
+  networks = get_model(cfg.model).build_networks(cfg)
+  rows = ["| network | trainable | total |", "|---|---:|---:|"]
+  for name, trainable, total in model_registry.parameter_counts(networks):
+    rows.append(f"| {name} | {trainable:,} | {total:,} |")
+  return "\n".join(rows)

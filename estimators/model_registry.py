@@ -1,0 +1,261 @@
+"""Model registry: each model is one module that registers a `ModelSpec` here by name.
+
+A spec bundles everything specific to a model, so the engines (GANEstimator, TPUGANEstimator,
+the tf.distribute step), export, evaluation and run.py never name one:
+
+  hparams_class         frozen dataclass of the model's hyperparameters, paper defaults, each
+                        field made with `hparam(...)` (help text, choices, checks); run.py turns
+                        every field into an absl flag
+  validate              the hyperparameters against the dataset and image size (flag parsing)
+  make_generator /      Keras networks, built once per graph (estimators.networks)
+  make_discriminator
+  generator_inputs      per-example generator inputs the training input_fn draws (noise, labels..)
+  sample_inputs         the same for evaluation, sampling and sample grids (numpy)
+  generate /            the forward passes TF-GAN's generator_fn / discriminator_fn run
+  discriminate
+  generator_loss /      (loss, {tag: scalar}) from TF-GAN's GANModel: every extra term included
+  discriminator_loss
+  *_summaries           TensorBoard summaries of the train graph (attention maps...)
+  serving_signature     the SavedModel's serving_default inputs; `images` is the output
+  modes                 extra run.py modes (name -> fn(cfg, options))
+
+The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
+contract that SAGAN, YLG-SAGAN and an unconditional GAN share; a model with other inputs or
+outputs overrides the methods concerned. Models register in `estimators.models` (imported by
+`estimators.models.get_model`), so this module imports none of them.
+"""
+import dataclasses
+from typing import Callable, Dict, Mapping, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+IMAGES = "images"  # the generator output key evaluation, grids and export read
+
+
+def hparam(default, help_text, *, choices=None, check=None, cli_default=dataclasses.MISSING):
+  """A hyperparameter field: its paper default, its flag's help text, allowed values.
+
+  Args:
+    default: the paper's value (the dataclass default; configs/*.cfg restate it).
+    help_text: the flag's help.
+    choices: allowed values of a string field (the flag becomes an enum).
+    check: (predicate, message) a value must satisfy, e.g. `POSITIVE`.
+    cli_default: the value `python run.py` uses when the flag is not given, when it differs from
+      the paper's (the embedded digits job is small); it is validated like any value.
+  """
+  metadata = {"help": help_text, "choices": tuple(choices) if choices else None, "check": check}
+  if cli_default is not dataclasses.MISSING:
+    metadata["cli_default"] = cli_default
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+POSITIVE = (lambda v: v > 0, "must be positive")
+UNIT_INTERVAL = (lambda v: 0.0 < v < 1.0, "must be in (0, 1)")
+
+
+def hparam_fields(hparams_class):
+  return dataclasses.fields(hparams_class)
+
+
+def check_hparams(hparams) -> Optional[str]:
+  """The first field that breaks its declared choices or check, as a message, or None."""
+  for field in dataclasses.fields(hparams):
+    value = getattr(hparams, field.name)
+    choices = field.metadata.get("choices")
+    if choices and value not in choices:
+      return f"--{field.name}={value!r} is not one of {choices}."
+    check = field.metadata.get("check")
+    if check and not check[0](value):
+      return f"--{field.name}={value!r} {check[1]}."
+  return None
+
+
+def cli_default(field):
+  return field.metadata.get("cli_default", field.default)
+
+
+class ModelSpec:
+  """A model: subclass, set `name`, `description` and `hparams_class`, then `register(...)`."""
+  name: str = ""
+  description: str = ""
+  hparams_class: type = None
+  conditional: bool = True   # takes class labels when the dataset has classes
+  # Run-wide flags this model defaults differently (used when the flag is not given).
+  run_defaults: Mapping[str, object] = {}
+  # Extra run.py modes: name -> fn(cfg, options) with options the run-wide mode flags.
+  modes: Mapping[str, Callable] = {}
+
+  # --- hyperparameters ------------------------------------------------------------------------
+  def validate(self, hparams, image_size: int, dataset) -> Optional[str]:
+    """Why these hyperparameters cannot train on `dataset` (a DatasetSpec) at `image_size`."""
+    del hparams, image_size, dataset
+    return None
+
+  def z_dim(self, cfg) -> int:
+    return cfg.hparams.z_dim
+
+  def num_classes(self, cfg) -> int:
+    return cfg.num_classes if self.conditional else 0
+
+  # --- networks -------------------------------------------------------------------------------
+  def make_generator(self, cfg) -> tf.keras.Model:
+    raise NotImplementedError
+
+  def make_discriminator(self, cfg) -> tf.keras.Model:
+    raise NotImplementedError
+
+  def build_networks(self, cfg) -> Dict[str, tf.keras.Model]:
+    """Every network, built eagerly with variables (--dry_run's parameter table)."""
+    generator = self.make_generator(cfg)
+    inputs = {k: tf.constant(v) for k, v in self.sample_inputs(cfg, 2, seed=0).items()}
+    outputs = self.generate(cfg, generator, inputs, training=False)
+    discriminator = self.make_discriminator(cfg)
+    self.discriminate(cfg, discriminator, outputs, inputs, training=False)
+    return {"generator": generator, "discriminator": discriminator}
+
+  # --- inputs ---------------------------------------------------------------------------------
+  def generator_inputs(self, cfg, rows, seed, real) -> Dict[str, tf.Tensor]:
+    """Training inputs of examples `rows` [B]: noise [B, z] ~ N(0, 1) and (class-conditional)
+    fake labels [B] ~ uniform, row i a function of (seed, rows[i]) only, so draws do not depend
+    on how a batch is split over replicas. `real` is the real batch (caption models read it)."""
+    del real
+    num_classes = self.num_classes(cfg)
+    z_dim = self.z_dim(cfg)
+
+    def one(row):
+      row_seed = tf.random.experimental.stateless_fold_in(seed, row)
+      noise = tf.random.stateless_normal([z_dim], seed=row_seed)
+      label = tf.random.stateless_uniform(
+          [], seed=tf.random.experimental.stateless_fold_in(row_seed, 1), minval=0,
+          maxval=max(num_classes, 1), dtype=tf.int32)
+      return noise, label
+    noise, labels = tf.map_fn(one, rows, fn_output_signature=(tf.float32, tf.int32))
+    return {"noise": noise, "labels": labels} if num_classes else {"noise": noise}
+
+  def sample_inputs(self, cfg, num, seed, truncation=None, labels=None) -> Dict[str, np.ndarray]:
+    """Evaluation / sampling inputs: noise (entries beyond +/- truncation resampled) and, for
+    class-conditional models, `labels` or uniform ones."""
+    rng = np.random.RandomState(seed)
+    z = rng.standard_normal((num, self.z_dim(cfg)))
+    if truncation:
+      if truncation <= 0:
+        raise ValueError(f"truncation must be positive, got {truncation}")
+      bad = np.abs(z) > truncation
+      while bad.any():
+        z[bad] = rng.standard_normal(bad.sum())
+        bad = np.abs(z) > truncation
+    inputs = {"noise": z.astype(np.float32)}
+    num_classes = self.num_classes(cfg)
+    if num_classes:
+      if labels is None:
+        labels = np.random.RandomState(seed + 1).randint(0, num_classes, num)
+      inputs["labels"] = np.asarray(labels, np.int32)
+    return inputs
+
+  def fixed_inputs(self, cfg) -> Dict[str, np.ndarray]:
+    """The same inputs at every step and on every rerun, so sample grids are comparable."""
+    num_classes = self.num_classes(cfg)
+    num = min(64, max(16, 4 * max(num_classes, 1)))
+    rng = np.random.RandomState(cfg.seed + 12345)
+    inputs = {"noise": rng.standard_normal((num, self.z_dim(cfg))).astype(np.float32)}
+    if num_classes:
+      inputs["labels"] = (np.arange(num) % num_classes).astype(np.int32)
+    return inputs
+
+  def grid_columns(self, cfg, num) -> int:
+    num_classes = self.num_classes(cfg)
+    return num_classes if num_classes and num % num_classes == 0 else 8
+
+  # --- forward passes (TF-GAN's generator_fn / discriminator_fn call these) -------------------
+  def generate(self, cfg, generator, inputs, training) -> Dict[str, tf.Tensor]:
+    """{'images' [B, S, S, 3] in [-1, 1], ...}: what the discriminator and the losses see."""
+    raise NotImplementedError
+
+  def discriminate(self, cfg, discriminator, data, inputs, training):
+    """Logits (any structure) for `data`: the real batch or `generate`'s output."""
+    raise NotImplementedError
+
+  def images(self, outputs) -> tf.Tensor:
+    return outputs[IMAGES]
+
+  # --- losses ---------------------------------------------------------------------------------
+  def generator_loss(self, cfg, gan_model) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    raise NotImplementedError
+
+  def discriminator_loss(self, cfg, gan_model) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    raise NotImplementedError
+
+  # --- summaries (train graph; once per graph and network, first replica, not on TPU) ---------
+  def generator_summaries(self, cfg, generator) -> None:
+    """Default: the fixed-input image grid."""
+    from estimators import summaries  # pylint: disable=import-outside-toplevel
+    inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
+    images = self.images(self.generate(cfg, generator, inputs, training=False))
+    summaries.add_image_grid("fixed_noise_grid", images,
+                             self.grid_columns(cfg, int(images.shape[0])))
+
+  def discriminator_summaries(self, cfg, discriminator) -> None:
+    del cfg, discriminator
+
+  # --- serving --------------------------------------------------------------------------------
+  def serving_signature(self, cfg) -> Dict[str, tf.TensorSpec]:
+    """serving_default's inputs, by name, in order."""
+    signature = {"noise": tf.TensorSpec([None, self.z_dim(cfg)], tf.float32, name="noise")}
+    if self.num_classes(cfg):
+      signature["labels"] = tf.TensorSpec([None], tf.int32, name="labels")
+    return signature
+
+
+MODELS: Dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+  """Adds `spec` under spec.name (a second model of the same name is an error)."""
+  if not spec.name:
+    raise ValueError(f"{type(spec).__name__} has no name")
+  if spec.name in MODELS:
+    raise ValueError(f"model {spec.name!r} is registered twice")
+  if spec.hparams_class is None or not dataclasses.is_dataclass(spec.hparams_class):
+    raise ValueError(f"model {spec.name!r} needs a frozen dataclass as hparams_class")
+  MODELS[spec.name] = spec
+  return spec
+
+
+def unregister(name: str) -> None:
+  """Removes a model (tests that register a throwaway model clean up with this)."""
+  MODELS.pop(name, None)
+
+
+def get_model(name: str) -> ModelSpec:
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
+  return MODELS[name]
+
+
+def names() -> Tuple[str, ...]:
+  return tuple(sorted(MODELS))
+
+
+def default_hparams(name: str, **changes):
+  """The model's hyperparameters at their paper defaults, with `changes`."""
+  return get_model(name).hparams_class(**changes)
+
+
+def cli_hparams(name: str, given: Mapping[str, object]):
+  """The hyperparameters run.py builds: `given` flag values over each field's cli_default."""
+  spec = get_model(name)
+  values = {f.name: cli_default(f) for f in dataclasses.fields(spec.hparams_class)}
+  values.update({k: v for k, v in given.items() if v is not None})
+  return spec.hparams_class(**values)
+
+
+def parameter_counts(networks: Mapping[str, tf.keras.Model]):
+  """[(name, trainable, total)] of built networks (total includes BN moving statistics and
+  spectral-norm vectors, as Keras counts them)."""
+  rows = []
+  for name, net in networks.items():
+    trainable = int(sum(np.prod(v.shape) for v in net.trainable_variables))
+    total = int(sum(np.prod(v.shape) for v in net.variables))
+    rows.append((name, trainable, total))
+  return rows

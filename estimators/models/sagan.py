@@ -1,0 +1,222 @@
+"""SAGAN (Zhang et al. 2019) and YLG-SAGAN (Daras et al. 2020): hyperparameters, networks, hinge
+losses, summaries. YLG-SAGAN is SAGAN with only the attention layer replaced, so both live here.
+
+Networks: estimators/models/sagan_networks.py (TF-GAN's self_attention_estimator layout).
+Inputs: noise [B, z] and, on class-conditional sets, labels [B] (fake labels drawn uniformly, as
+TF-GAN's SAGAN); outputs {'images' [B, S, S, 3] in [-1, 1], 'labels' [B]}; D: logits [B].
+"""
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_gan as tfgan
+
+from estimators import summaries
+from estimators.model_registry import POSITIVE, UNIT_INTERVAL, ModelSpec, hparam, register
+from estimators.models import sagan_networks
+from tfgan_attention import CompactAttention, YLGAttention, densify_attention
+
+
+@dataclasses.dataclass(frozen=True)
+class _SAGANArchitecture:
+  """What SAGAN and YLG-SAGAN share (SAGAN sec. 5: gf = df = 64 at 128 px, z 128)."""
+  z_dim: int = hparam(128, "Noise dimension.", check=POSITIVE)
+  gf_dim: int = hparam(64, "Generator width unit (SAGAN: 64).", check=POSITIVE, cli_default=16)
+  df_dim: int = hparam(64, "Discriminator width unit (SAGAN: 64).", check=POSITIVE,
+                       cli_default=16)
+  attention_resolution: int = hparam(
+      64, "Feature-map size of the attention block (SAGAN Table 1 feat8..feat64; the headline "
+      "IS 52.52 / FID 18.65 is feat64, TF-GAN's example uses feat32).", check=POSITIVE,
+      cli_default=16)
+  attention_type: str = hparam(
+      "self_attention", "Attention block, or the Table 1 ablations: a residual block, or nothing.",
+      choices=sagan_networks.ATTENTION_TYPES)
+  bn_decay: float = hparam(
+      0.999, "Moving-average decay of G's batch-norm statistics used at inference (SAGAN's CBN: "
+      "0.999, which needs ~10k steps to settle; the digits default uses 0.99).",
+      check=UNIT_INTERVAL, cli_default=0.99)
+  sn_update_in_eval: bool = hparam(
+      False, "Official-D quirk: update spectral-norm u vectors outside training too.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SAGANHParams(_SAGANArchitecture):
+  num_heads: int = hparam(1, "Attention heads (YLG's 8-head SAGAN ablation: 8).", check=POSITIVE)
+
+
+@dataclasses.dataclass(frozen=True)
+class YLGSAGANHParams(_SAGANArchitecture):
+  """YLG: 8 heads of local 2-step sparse attention; everything else is SAGAN's."""
+  ylg_layout: str = hparam("ylg", "'ylg' (RTL on heads 0-3, LTR on 4-7) or the Strided ablation.",
+                           choices=("ylg", "strided"))
+  ylg_esa: bool = hparam(True, "ESA enumeration (False: the No-ESA ablation).")
+  ylg_nonsquare: str = hparam("tile", "Query/key grid mapping when they differ: the official "
+                              "tiling or the paper's block shift.", choices=("tile", "shift"))
+  ylg_implementation: str = hparam("sparse", "Sparse O(N sqrt N) compute or the dense masked "
+                                   "reference.", choices=("sparse", "dense"))
+
+
+YLG_HEADS = 8
+
+
+class SAGAN(ModelSpec):
+  """Class-conditional SAGAN: SN in G and D, CBN in G, projection D, hinge loss."""
+  name = "sagan"
+  description = "SAGAN: dense self-attention (Zhang et al. 2019)"
+  hparams_class = SAGANHParams
+
+  def heads(self, hparams):
+    return hparams.num_heads
+
+  def attention_layer_fn(self, hparams, update_u_in_eval=False):
+    """None: sagan_networks builds SAGAN's SelfAttention."""
+    del hparams, update_u_in_eval
+    return None
+
+  # --- hyperparameters ------------------------------------------------------------------------
+  def validate(self, hparams, image_size, dataset):
+    del dataset
+    if image_size not in sagan_networks.G_WIDTHS:
+      return f"--image_size must be one of {sorted(sagan_networks.G_WIDTHS)}, got {image_size}."
+    if hparams.attention_type == "none":
+      return None
+    valid = sagan_networks.valid_attention_resolutions(image_size)
+    if hparams.attention_resolution not in valid:
+      return (f"--attention_resolution={hparams.attention_resolution} is not a feature-map size "
+              f"of both networks at {image_size} px; choose one of {valid}.")
+    if hparams.attention_type == "self_attention":
+      heads = self.heads(hparams)
+      channels = sagan_networks.attention_channels(image_size, hparams.gf_dim, hparams.df_dim,
+                                                   hparams.attention_resolution)
+      if any(c % (8 * heads) for c in channels):
+        return (f"attention at {hparams.attention_resolution}x{hparams.attention_resolution} "
+                f"sees {channels[0]} (G) and {channels[1]} (D) channels; {heads} head(s) need "
+                f"multiples of {8 * heads}: raise --gf_dim/--df_dim"
+                + (" or lower --num_heads." if hasattr(hparams, "num_heads") else "."))
+    return None
+
+  def suggested_hparams(self, image_size):
+    """Attention where the paper configs put it at this size (bench defaults): SAGAN's feat64
+    headline at 128 px, else the largest size both networks have."""
+    if image_size == 128:
+      return {"attention_resolution": 64}
+    return {"attention_resolution": max(sagan_networks.valid_attention_resolutions(image_size))}
+
+  # --- networks -------------------------------------------------------------------------------
+  def make_generator(self, cfg):
+    hp = cfg.hparams
+    return sagan_networks.Generator(
+        cfg.image_size, hp.gf_dim, self.num_classes(cfg),
+        attention_resolution=hp.attention_resolution, attention_type=hp.attention_type,
+        num_heads=self.heads(hp), attention_layer_fn=self.attention_layer_fn(hp),
+        bn_decay=hp.bn_decay, cross_replica_bn=cfg.cross_replica_bn)
+
+  def make_discriminator(self, cfg):
+    hp = cfg.hparams
+    return sagan_networks.Discriminator(
+        cfg.image_size, hp.df_dim, self.num_classes(cfg),
+        attention_resolution=hp.attention_resolution, attention_type=hp.attention_type,
+        num_heads=self.heads(hp), update_u_in_eval=hp.sn_update_in_eval,
+        attention_layer_fn=self.attention_layer_fn(hp, hp.sn_update_in_eval))
+
+  # --- forward passes -------------------------------------------------------------------------
+  def generate(self, cfg, generator, inputs, training, return_attention=False):
+    noise = inputs["noise"] if isinstance(inputs, dict) else inputs  # [B, z]
+    batch = tf.shape(noise)[0]
+    num_classes = self.num_classes(cfg)
+    if not num_classes:
+      labels = tf.zeros([batch], tf.int32)
+    elif isinstance(inputs, dict) and "labels" in inputs:
+      labels = tf.cast(inputs["labels"], tf.int32)
+    else:  # TF-GAN's SAGAN samples fake labels uniformly inside the generator
+      labels = tf.cast(tf.random.categorical(tf.zeros([batch, num_classes]), 1)[:, 0], tf.int32)
+    out = generator(noise, labels if num_classes else None, training=training,
+                    return_attention=return_attention)
+    if return_attention:
+      images, attention = out
+      return {"images": images, "labels": labels}, attention
+    return {"images": out, "labels": labels}
+
+  def discriminate(self, cfg, discriminator, data, inputs, training):
+    labels = data.get("labels") if self.num_classes(cfg) else None
+    return discriminator(data["images"], labels, training=training)  # [B]
+
+  # --- losses (SAGAN eq. 4, through TF-GAN's hinge losses) ------------------------------------
+  def generator_loss(self, cfg, gan_model):
+    """L_G = -E[D(G(z), y)]."""
+    return tfgan.losses.wargs.wasserstein_hinge_generator_loss(
+        gan_model.discriminator_gen_outputs, add_summaries=False), {}
+
+  def discriminator_loss(self, cfg, gan_model):
+    """L_D = E[relu(1 - D(x, y))] + E[relu(1 + D(G(z), y))]; mean D(real), D(fake) logged."""
+    real, fake = gan_model.discriminator_real_outputs, gan_model.discriminator_gen_outputs
+    loss = tfgan.losses.wargs.wasserstein_hinge_discriminator_loss(real, fake,
+                                                                   add_summaries=False)
+    return loss, {"discriminator/mean_real_output": tf.reduce_mean(real),
+                  "discriminator/mean_fake_output": tf.reduce_mean(fake)}
+
+  # --- summaries ------------------------------------------------------------------------------
+  def generator_summaries(self, cfg, generator):
+    """Fixed-noise grid, attention gate and attention maps of a few query pixels."""
+    inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
+    outputs, attn = self.generate(cfg, generator, inputs, training=False, return_attention=True)
+    images = outputs["images"]
+    summaries.add_image_grid("fixed_noise_grid", images,
+                             self.grid_columns(cfg, int(images.shape[0])))
+    hp = cfg.hparams
+    if isinstance(attn, CompactAttention):  # YLG sparse: sample 0 only, [1, 8, Nq, K] -> dense
+      attn = densify_attention(CompactAttention(attn.weights[:1], attn.key_index),
+                               (hp.attention_resolution // 2) ** 2)
+    with tf.compat.v1.name_scope(""):  # tags without the 'Generator/' scope prefix
+      sigma = getattr(generator.attention, "sigma", None)
+      if sigma is not None:
+        tf.compat.v1.summary.scalar("attention/generator_gate", sigma)
+      if attn is not None:
+        maps = attention_query_maps(attn, cfg.image_size, hp.attention_resolution)
+        tf.compat.v1.summary.image("attention/generator_query_maps", maps, max_outputs=4)
+
+  def discriminator_summaries(self, cfg, discriminator):
+    if getattr(discriminator.attention, "sigma", None) is not None:
+      with tf.compat.v1.name_scope(""):
+        tf.compat.v1.summary.scalar("attention/discriminator_gate", discriminator.attention.sigma)
+
+
+class YLGSAGAN(SAGAN):
+  """SAGAN with YLG's 8-head local sparse attention in G and D."""
+  name = "ylg_sagan"
+  description = "YLG-SAGAN: local 2-step sparse attention (Daras et al. 2020)"
+  hparams_class = YLGSAGANHParams
+
+  def heads(self, hparams):
+    del hparams
+    return YLG_HEADS
+
+  def attention_layer_fn(self, hparams, update_u_in_eval=False):
+    return lambda name: YLGAttention(
+        layout=hparams.ylg_layout, esa=hparams.ylg_esa, nonsquare=hparams.ylg_nonsquare,
+        implementation=hparams.ylg_implementation, update_u_in_eval=update_u_in_eval, name=name)
+
+  def suggested_hparams(self, image_size):
+    """YLG's code keeps TF-GAN's feat32 (its 16x16 key masks) at 128 px."""
+    if image_size == 128:
+      return {"attention_resolution": 32}
+    return super().suggested_hparams(image_size)
+
+
+def attention_query_maps(attn, image_size, feature_size, num_queries=4):
+  """Attention rows of a few query pixels of sample 0, as heat maps at image resolution.
+
+  attn: [B, heads, Nq, Nk] with Nq = feature_size**2 and keys on the 2x2-pooled grid.
+  Returns [num_queries, image_size, image_size, 1] in [0, 1] (head 0).
+  """
+  key_side = feature_size // 2
+  q = feature_size
+  picks = [(q // 4) * q + q // 4, (q // 4) * q + 3 * q // 4, (3 * q // 4) * q + q // 4,
+           (3 * q // 4) * q + 3 * q // 4][:num_queries]
+  rows = tf.gather(attn[0, 0], picks)  # [num_queries, Nk]
+  rows = rows / (tf.reduce_max(rows, axis=1, keepdims=True) + 1e-12)
+  maps = tf.reshape(rows, [-1, key_side, key_side, 1])
+  return tf.image.resize(maps, [image_size, image_size], method="nearest")
+
+
+register(SAGAN())
+register(YLGSAGAN())
