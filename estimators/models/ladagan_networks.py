@@ -57,6 +57,8 @@ class LadaGANArch:
   cross_replica_bn: bool = True
 
   def __post_init__(self):
+    for name in ("g_dim", "g_decoder", "d_enc_dim", "d_out_dim"):  # lists -> hashable tuples
+      object.__setattr__(self, name, tuple(int(w) for w in getattr(self, name)))
     s = self.image_size
     if s < 32 or s & (s - 1):
       raise ValueError(f"LadaGAN image_size must be 32 * 2^k, got {s}")

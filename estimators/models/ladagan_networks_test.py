@@ -174,3 +174,4 @@ def test_bad_architectures_fail_clearly():
   with pytest.raises(ValueError, match="unknown LadaGAN preset"):
     preset("imagenet")
   assert preset("lsun128", d_type="conv").d_type == "conv"
+  assert LadaGANArch(g_dim=[1024, 256, 64]) == LadaGANArch()  # lists become tuples
