@@ -41,3 +41,8 @@ def test_each_test_target_tests_one_module():
   for rule, name, srcs in _targets():
     if rule == "py_test":
       assert len(srcs) == 1 and srcs[0].endswith(f"{name}.py"), (name, srcs)
+
+
+def test_target_names_are_unique():
+  names = [name for _, name, _ in _targets()]
+  assert len(names) == len(set(names)), sorted(n for n in set(names) if names.count(n) > 1)

@@ -9,6 +9,9 @@
   WordAttention          AttnGAN's word attention F_attn (eq. 2), padding masked per example
   ConditioningAugmentation, kl_loss                    AttnGAN's F_ca and its KL penalty
   damsm_loss, DamsmVariant  AttnGAN's DAMSM matching scores and loss (eqs. 7-14); module damsm
+  LadaAttention          LadaGAN's multi-head linear additive attention (map [B, heads, N])
+  GeneratorLadaformer, DiscriminatorLadaformer, SelfModulatedLayerNorm,
+  LocalEmbeddingExpansion, PositionalEmbedding         LadaGAN's blocks (module ladaformer)
 """
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.conditioning_augmentation import ConditioningAugmentation, kl_loss
@@ -19,9 +22,15 @@ from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
 from tfgan_attention.ylg_attention import YLGAttention
 from tfgan_attention.ylg_sparse import CompactAttention, densify_attention
 from tfgan_attention.word_attention import WordAttention
+from tfgan_attention.lada_attention import LadaAttention
+from tfgan_attention.ladaformer import (DiscriminatorLadaformer, GeneratorLadaformer,
+                                        LocalEmbeddingExpansion, PositionalEmbedding,
+                                        SelfModulatedLayerNorm)
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SNDense",
            "SNEmbedding", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
 __all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss", "DamsmVariant", "damsm_loss"]
+__all__ += ["LadaAttention", "GeneratorLadaformer", "DiscriminatorLadaformer",
+            "SelfModulatedLayerNorm", "LocalEmbeddingExpansion", "PositionalEmbedding"]
