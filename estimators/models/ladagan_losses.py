@@ -8,6 +8,7 @@ batch AND patches, as the official code's reduce_mean does.
   r1_penalty          weight * mean_b sum_pixels (d sum_patches D(x) / dx)^2
                       no 1/2, weight 1e-4 (code only; the paper's gamma is unstated), taken on the
                       same (augmented) reals whose logits the D loss uses: it returns those logits
+  r1_from_logits      the same from logits a TF1 graph already holds (one D forward for both)
   bcr_consistency     weight * (mean (D(x) - D(T(x)))^2 + mean (D(G(z)) - D(T(G(z))))^2)
                       T = DiffAugment with its output under stop_gradient (Zhao et al. 2021 bCR,
                       as the official code: one lambda for real and fake)
@@ -38,6 +39,14 @@ def r1_penalty(discriminator_fn, real_images, weight=1e-4):
   grads = tape.gradient(logits, real_images)  # d(sum of all logits)/dx, [B, H, W, C]
   per_example = tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
   return logits, weight * tf.reduce_mean(per_example)
+
+
+def r1_from_logits(logits, images, weight=1e-4):
+  """r1_penalty's value from logits already computed on `images` (graph mode: one D forward
+  serves the D loss and R1): weight * mean_b sum_pixels (d sum(logits) / d images)^2."""
+  grads, = tf.gradients(tf.reduce_sum(logits), images)  # [B, H, W, C]
+  per_example = tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
+  return weight * tf.reduce_mean(per_example)
 
 
 def consistency(logits, augmented_logits):
