@@ -69,7 +69,8 @@ def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str,
 
 
 def _read_examples(files, split, image_size, *, image_key, label_key, label_offset, source,
-                   shard, seed, strict, shuffle, resize_method, jpeg_downscale, parallel_reads):
+                   shard, seed, strict, shuffle, resize_method, jpeg_downscale, parallel_reads,
+                   expected_records=None):
   """tf.train.Example files (ImageNet TFRecord shards or a prepared TFDS split) -> elements."""
   def decode(record):
     example = tf.io.parse_single_example(record, {
@@ -88,7 +89,8 @@ def _read_examples(files, split, image_size, *, image_key, label_key, label_offs
       deterministic=True if seed is not None else None,
       parallel_reads=None if parallel_reads == 1 else parallel_reads, check=label_in_range,
       check_error=f"ImageNet {source} label out of range: {{value}} in {{where}} (expected "
-                  f"{label_offset}..{NUM_CLASSES - 1 + label_offset})")
+                  f"{label_offset}..{NUM_CLASSES - 1 + label_offset})",
+      expected_records=expected_records, expected_from="dataset_info.json")
 
 
 def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
@@ -121,7 +123,8 @@ def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shar
       tfds_source.split_files(builder, split), split, image_size, image_key="image",
       label_key="label", label_offset=0, source="TFDS", shard=shard, seed=seed, strict=strict,
       shuffle=shuffle, resize_method=resize_method, jpeg_downscale=jpeg_downscale,
-      parallel_reads=parallel_reads)
+      parallel_reads=parallel_reads,
+      expected_records=tfds_source.split_record_counts(builder, split))
 
 
 def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = Shard(),
