@@ -5,12 +5,20 @@ line instead of crashing mid-epoch; each skip is recorded here once per distinct
 met again in the next epoch is not counted twice). With `strict=True` the same call raises
 `StrictDataError` naming the record instead, which fails the run (--strict_data).
 
-The run directory gets the counts through `write_report(model_dir)`, an atomic JSON write.
+The run directory gets the counts through `write_report(model_dir)`, an atomic JSON write. A
+run directory is trained into by one process after another (a run resumed after a stop or a
+crash, an evaluation run): each process is a run segment, and the report keeps one entry per
+segment with its counts, plus their totals, so a resumed run's counts add up instead of showing
+the last process's only. A process rewrites its own entry (matched by segment id) each time.
 """
 import collections
+import contextlib
+import datetime
 import json
 import os
+import socket
 import threading
+import uuid
 from typing import Dict, List, Optional
 
 from absl import logging
@@ -66,6 +74,7 @@ class BadRecordLog:
     self._seen = set()
     self._counts: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     self._examples: Dict[tuple, List[str]] = collections.defaultdict(list)
+    self.segment = _new_segment()
 
   def record(self, dataset: str, reason: str, key: str, *, strict: bool = False,
              detail: str = "") -> bool:
@@ -106,10 +115,22 @@ class BadRecordLog:
     return sum(sum(c.values()) for c in self.counts().values())
 
   def reset(self):
+    """Forgets the counts and starts a new run segment (as a new process would)."""
     with self._lock:
       self._seen.clear()
       self._counts.clear()
       self._examples.clear()
+      self.segment = _new_segment()
+
+
+def _now() -> str:
+  return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _new_segment() -> Dict[str, object]:
+  """What identifies one process's part of a run: a random id, its start, pid and host."""
+  return {"segment": uuid.uuid4().hex[:12], "started": _now(), "pid": os.getpid(),
+          "host": socket.gethostname()}
 
 
 LOG = BadRecordLog()
@@ -138,7 +159,15 @@ def log_summary():
 def write_report(model_dir: str, counts: Optional[Dict[str, Dict[str, int]]] = None,  # pylint: disable=redefined-outer-name
                  examples: Optional[Dict[str, Dict[str, List[str]]]] = None,
                  filename: str = REPORT_FILENAME) -> str:
-  """Writes `<model_dir>/<filename>` (bad_records.json) atomically and returns its path.
+  """Writes this segment's counts into `<model_dir>/<filename>` (bad_records.json) atomically,
+  keeping the other segments' entries, and returns its path.
+
+  The file: {"total_skipped", "counts", "examples"} summed over every segment (a record skipped
+  by two processes counts once in each), "segments": one entry per process that wrote the file
+  ({"segment", "started", "pid", "host", "last_written", "total_skipped", "counts",
+  "examples"}, in the order they first wrote), and a "note". A file written before segments
+  existed becomes one entry with segment "before_segments"; an unreadable one is replaced (with
+  a warning).
 
   Args:
     model_dir: the run directory (created if missing).
@@ -150,14 +179,83 @@ def write_report(model_dir: str, counts: Optional[Dict[str, Dict[str, int]]] = N
     counts = LOG.counts()
   if examples is None:
     examples = LOG.examples() if counts == LOG.counts() else {}
-  report = {
-      "total_skipped": int(sum(sum(r.values()) for r in counts.values())),
-      "counts": counts,
-      "examples": examples,
-      "note": "distinct records skipped by the data pipelines of the latest process of this "
-              "run (each counted once, over all epochs); run with --strict_data to stop at the "
-              "first one instead",
-  }
+  entry = {**LOG.segment, "last_written": _now(), "total_skipped": _total(counts),
+           "counts": counts, "examples": examples}
   path = os.path.join(model_dir, filename)
-  atomic_io.atomic_write_bytes(path, (json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
+  os.makedirs(model_dir, exist_ok=True)
+  with _report_lock(model_dir):
+    segments = _read_segments(path)
+    ids = [s.get("segment") for s in segments]
+    if entry["segment"] in ids:
+      segments[ids.index(entry["segment"])] = entry
+    else:
+      segments.append(entry)
+    atomic_io.atomic_write_bytes(path, (json.dumps(_report(segments), indent=2, sort_keys=True)
+                                        + "\n").encode())
   return path
+
+
+def _total(counts) -> int:
+  return int(sum(sum(r.values()) for r in counts.values()))
+
+
+def _report(segments: List[dict]) -> dict:
+  """The whole file: totals over the segments, then the segments."""
+  total: Dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+  examples: Dict[str, Dict[str, List[str]]] = collections.defaultdict(dict)
+  for segment in segments:
+    for dataset, reasons in segment["counts"].items():
+      total[dataset].update(reasons)
+    for dataset, reasons in segment.get("examples", {}).items():
+      for reason, keys in reasons.items():
+        kept = examples[dataset].setdefault(reason, [])
+        kept.extend(k for k in keys if k not in kept and len(kept) < _MAX_EXAMPLES)
+  counts = {d: dict(c) for d, c in total.items()}  # pylint: disable=redefined-outer-name
+  return {
+      "total_skipped": _total(counts),
+      "counts": counts,
+      "examples": dict(examples),
+      "segments": segments,
+      "note": "distinct records skipped by the data pipelines of each process that read data for "
+              "this run (one entry per run segment, each record counted once per segment over "
+              "all its epochs) and their sums; run with --strict_data to stop at the first one "
+              "instead",
+  }
+
+
+def _read_segments(path: str) -> List[dict]:
+  """The segment entries already in the report at `path` ([] when there is none)."""
+  if not os.path.exists(path):
+    return []
+  try:
+    with open(path) as f:
+      report = json.load(f)
+    if "segments" in report:
+      return list(report["segments"])
+    return [{"segment": "before_segments", "total_skipped": _total(report["counts"]),
+             "counts": report["counts"], "examples": report.get("examples", {})}]
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    logging.warning("replacing unreadable %s (%s): earlier run segments' counts are lost",
+                    path, e)
+    return []
+
+
+@contextlib.contextmanager
+def _report_lock(model_dir: str):
+  """Serialises read-modify-write of the reports: threads by a lock, processes (e.g. a trainer
+  and an evaluator on one run directory) by flock on the directory, where the OS has it."""
+  with _WRITE_LOCK:
+    try:
+      import fcntl  # pylint: disable=import-outside-toplevel
+      fd = os.open(model_dir, os.O_RDONLY)
+    except (ImportError, OSError):
+      yield
+      return
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX)
+      yield
+    finally:
+      os.close(fd)  # releases the lock
+
+
+_WRITE_LOCK = threading.Lock()

@@ -6,23 +6,24 @@ then 1024 red, 1024 green, 1024 blue bytes, each plane row-major 32x32. A file w
 multiple of 3073 fails at start; a label byte above 9 fails with the file and record. A record
 cannot be corrupt on its own (no encoding: every byte is a valid pixel), so nothing is skipped here
 and `strict` has nothing to act on; damage that changes a file's length is the size check's.
-TFDS version: the PNG images are decoded here, not by TFDS, so a corrupt or truncated one is
-skipped, counted and named (data.bad_records; the name is `<tfrecord file> record <i>` for a split
-in one file, as TFDS writes cifar10), or fails the run with strict=True; a label outside 0..9 is
-an error naming the record. A damaged TFRecord file (bad checksum, truncated, record count not
-that of dataset_info.json) fails at start, naming the file: it is read through once to check.
+TFDS version: the split's TFRecord files are read by data.tfrecord_reader, as ImageNet's are, not
+by tfds.as_dataset: a corrupt or truncated PNG is skipped, counted and named `<tfrecord file>
+record <i>` (data.bad_records), a damaged file (bad checksum, truncated, a record count other
+than dataset_info.json's) is read up to the damage and reported, both or fail the run with
+strict=True; a label outside 0..9 is an error naming the file and the record's byte offset.
 The 60k decoded images fit in memory (180 MB as uint8), so they are cached by default.
 Elements: images float32 [S, S, 3] in [-1, 1] (resized bilinearly when S != 32), labels int32.
 """
+import io
 import os
 from typing import Optional, Union
 
+from PIL import Image
 import tensorflow as tf
 
-from data import bad_records
 from data import image_ops
-from data import resilient_decode
 from data import tfds_source
+from data import tfrecord_reader
 from data.layout import DataLayoutError, require_file
 from data.registry import DatasetSpec, register
 from data.sharding import Shard
@@ -97,85 +98,43 @@ def load_binary(data_dir: str, split: str, image_size: int = 32, *, shard: Shard
                 num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def _decode_png(record):
-  """{'image': PNG bytes, ...} -> the same with image uint8 [32, 32, 3] (raises on a corrupt or
-  truncated PNG, or one of another size)."""
-  return dict(record, image=tf.ensure_shape(tf.io.decode_png(record["image"], channels=3),
-                                            [32, 32, 3]))
+def _tiny_example() -> bytes:
+  """A serialized black 32x32 PNG Example, label 0: stands in for end markers and other
+  pipelines' records in the TFRecord reader (built with PIL: input_fns may run in a TF1 graph)."""
+  buf = io.BytesIO()
+  Image.new("RGB", (32, 32)).save(buf, format="PNG")
+  return tf.train.Example(features=tf.train.Features(feature={
+      "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[buf.getvalue()])),
+      "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0]))})
+  ).SerializeToString()
 
 
-def _tfds_record_names(builder, split: str, shard: Shard, length: Optional[int]):
-  """(prefix, step, offset, suffix): position p in this pipeline's read is the record named
-  prefix + str(p * step + offset) + suffix. Exact (`<file> record <i>`) when the split is one
-  file, as TFDS writes cifar10, and the read is whole or every n-th record of it (known length);
-  otherwise the position in this pipeline's read order (with several files shuffled each epoch
-  and cache=False, a bad record met again at another position is counted again)."""
-  split_info = builder.info.splits[split]
-  if split_info.num_shards == 1 and length is not None:
-    return f"{split_info.filepaths[0]} record ", shard.num_shards, shard.index, ""
-  return (f"tfds cifar10 {split} example #", 1, 0,
-          f" of this input pipeline's read order ({split_info.num_shards} files)")
-
-
-def check_tfds_files(split_info) -> None:
-  """Reads a prepared split's TFRecord files once (0.2 s per 100 MB), checking every record's
-  framing and checksums and each file's record count against dataset_info.json, so that a
-  damaged or truncated file fails here, before training, naming the file. Needed because TFDS's
-  reader under the skipping decode's ignore_errors retries such a file's error forever (a hang)
-  instead of stopping, and a short file would otherwise be reported as missing images.
-
-  Raises:
-    DataLayoutError: the file, how far it was readable and what is wrong.
-  """
-  for path, expected in zip(split_info.filepaths, split_info.shard_lengths):
-    path, count = os.fspath(path), 0
-    try:
-      for _ in tf.compat.v1.io.tf_record_iterator(path):
-        count += 1
-    except tf.errors.DataLossError as e:
-      raise DataLayoutError(f"{path} is damaged after its first {count} records ({e.message}): "
-                            f"copy it again or rebuild the dataset\n{HOW_TO_PREPARE}") from e
-    if count != expected:
-      raise DataLayoutError(f"{path} holds {count} records where dataset_info.json says "
-                            f"{expected}: copy it again or rebuild the dataset\n{HOW_TO_PREPARE}")
+def _decode_example(record: tf.Tensor):
+  """A TFDS cifar10 tf.train.Example -> {'image': uint8 [32, 32, 3], 'label': int32}; raises on a
+  corrupt or truncated PNG, or one of another size (the reader then skips and names it)."""
+  example = tf.io.parse_single_example(record, {
+      "image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)})
+  image = tf.ensure_shape(tf.io.decode_png(example["image"], channels=3), [32, 32, 3])
+  return {"image": image, "label": tf.cast(example["label"], tf.int32)}
 
 
 def load_tfds(data_dir: str, split: str, image_size: int = 32, *, shard: Shard = Shard(),
               seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
               cache: Union[bool, str] = True) -> tf.data.Dataset:
-  """Prepared TFDS cifar10 -> elements; the PNGs stay encoded until our decode, which skips and
-  counts a corrupt one (or raises under strict) instead of failing mid-epoch."""
+  """Prepared TFDS cifar10 -> elements, through the resilient TFRecord reader (module docstring).
+  The label check runs on decoded records and fails the run: a bad label is not skipped."""
   builder = tfds_source.open_prepared("cifar10", data_dir, HOW_TO_PREPARE)
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  ds, length = tfds_source.as_dataset(builder, split, shard=shard, shuffle=shuffle, seed=seed,
-                                      decoders={"image": tfds.decode.SkipDecoding()})
-  check_tfds_files(builder.info.splits[split])
-  prefix, step, offset, suffix = _tfds_record_names(builder, split, shard, length)
-  tag = f"cifar10/{split}"
 
-  def on_skipped(first, count):
-    for pos in range(first, first + count):
-      bad_records.record(tag, bad_records.CORRUPT_IMAGE, f"{prefix}{pos * step + offset}{suffix}",
-                         strict=strict)
+  def label_in_range(e):
+    return tf.logical_and(e["label"] >= 0, e["label"] < NUM_CLASSES), e["label"]
 
-  def check_label(e):
-    name = tf.strings.join([prefix, tf.strings.as_string(e["pos"] * step + offset), suffix])
-    return {"image": e["image"], "label": _checked_label(e["label"], name)}
-
-  def payload(e):
-    return {"image": e["image"], "label": tf.cast(e["label"], tf.int32)}
-
-  if length is not None:  # one stream of known length: the cheaper form
-    ds = ds.enumerate().map(lambda pos, e: dict(payload(e), pos=pos))
-    ds = resilient_decode.decode_list_skipping_bad(ds, _decode_png, length=length,
-                                                   on_skipped=on_skipped)
-  else:                   # whole files per pipeline: length unknown, ends with an end marker
-    ds = resilient_decode.with_positions(
-        ds.map(lambda e: dict(payload(e), pos=tf.constant(-1, tf.int64))))
-    ds = resilient_decode.decode_skipping_bad(ds, _decode_png, on_skipped=on_skipped,
-                                              validate=lambda e, pos: dict(e, pos=pos))
-  # After the skipping, so a bad label fails the run instead of being skipped as a bad image.
-  ds = ds.map(check_label)
+  ds = tfrecord_reader.read_and_decode(
+      tfds_source.split_files(builder, split), _decode_example, tiny_record=_tiny_example(),
+      tag=f"cifar10/{split}", shard=shard, shuffle=shuffle, seed=seed, strict=strict,
+      deterministic=True if seed is not None else None, check=label_in_range,
+      check_error="CIFAR-10 TFDS label out of range 0..9: {value} in {where}",
+      expected_records=tfds_source.split_record_counts(builder, split),
+      expected_from="dataset_info.json")
   if cache:
     ds = ds.cache("" if cache is True else cache)
   return ds.map(lambda e: _finish(e["image"], e["label"], image_size),

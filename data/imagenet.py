@@ -8,11 +8,12 @@ Two sources, picked by what --data_dir holds (or `source=`):
   tfds      a prepared TFDS imagenet2012 (labels already 0-based), read without downloading.
 Preprocessing (TF-GAN self_attention_estimator): the largest central square (odd margins rounded
 up), corner-to-corner bilinear resize to the target size (its crop_and_resize), x * 2/255 - 1.
-The JPEG is decoded with decode_and_crop_jpeg, so only the square is decoded; by default
-(`jpeg_downscale`) it is also decoded at 1/2, 1/4 or 1/8 scale when the square stays >= S, a
+The JPEG is decoded with decode_and_crop_jpeg, so only the square is decoded, at full resolution
+by default: TF-GAN's exact pixels (faithful by default, issue 17). The opt-in speed option
+`jpeg_downscale=True` decodes it at 1/2, 1/4 or 1/8 scale when the square stays >= S, a
 DCT-domain low-pass that makes decoding cheaper and the final bilinear step less aliased (the
-original SAGAN data, made with PIL's antialiased resize, was not aliased either). TF-GAN's exact
-pixels: jpeg_downscale=False. A corrupt image or record is skipped, counted
+original SAGAN data, made with PIL's antialiased resize, was not aliased either); its pixels are
+not TF-GAN's. A corrupt image or record is skipped, counted
 and named (see data.bad_records), or fails the run with strict=True.
 Elements: images float32 [S, S, 3] in [-1, 1], labels int32 in [0, 1000).
 """
@@ -59,7 +60,7 @@ def _tiny_example(label: int, image_key: str = "image/encoded",
 
 
 def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str,
-                  jpeg_downscale: bool = True) -> tf.Tensor:
+                  jpeg_downscale: bool = False) -> tf.Tensor:
   """JPEG bytes -> float32 [S, S, 3] in [-1, 1]: central square, resized."""
   square = image_ops.decode_window(encoded, image_ops.central_square,
                                    min_side=image_size if jpeg_downscale else None,
@@ -68,7 +69,8 @@ def decode_square(encoded: tf.Tensor, image_size: int, resize_method: str,
 
 
 def _read_examples(files, split, image_size, *, image_key, label_key, label_offset, source,
-                   shard, seed, strict, shuffle, resize_method, jpeg_downscale, parallel_reads):
+                   shard, seed, strict, shuffle, resize_method, jpeg_downscale, parallel_reads,
+                   expected_records=None):
   """tf.train.Example files (ImageNet TFRecord shards or a prepared TFDS split) -> elements."""
   def decode(record):
     example = tf.io.parse_single_example(record, {
@@ -87,12 +89,13 @@ def _read_examples(files, split, image_size, *, image_key, label_key, label_offs
       deterministic=True if seed is not None else None,
       parallel_reads=None if parallel_reads == 1 else parallel_reads, check=label_in_range,
       check_error=f"ImageNet {source} label out of range: {{value}} in {{where}} (expected "
-                  f"{label_offset}..{NUM_CLASSES - 1 + label_offset})")
+                  f"{label_offset}..{NUM_CLASSES - 1 + label_offset})",
+      expected_records=expected_records, expected_from="dataset_info.json")
 
 
 def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
                    seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-                   resize_method: str = "tfgan", jpeg_downscale: bool = True,
+                   resize_method: str = "tfgan", jpeg_downscale: bool = False,
                    parallel_reads: Optional[int] = None) -> tf.data.Dataset:
   """ImageNet TFRecord shards -> elements (see module docstring)."""
   files = _shard_files(data_dir, split)
@@ -106,7 +109,7 @@ def load_tfrecords(data_dir: str, split: str, image_size: int, *, shard: Shard =
 
 def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shard(),
               seed: Optional[int] = None, strict: bool = False, shuffle: bool = False,
-              resize_method: str = "tfgan", jpeg_downscale: bool = True,
+              resize_method: str = "tfgan", jpeg_downscale: bool = False,
               parallel_reads: Optional[int] = None) -> tf.data.Dataset:
   """Prepared TFDS imagenet2012 -> elements.
 
@@ -120,16 +123,18 @@ def load_tfds(data_dir: str, split: str, image_size: int, *, shard: Shard = Shar
       tfds_source.split_files(builder, split), split, image_size, image_key="image",
       label_key="label", label_offset=0, source="TFDS", shard=shard, seed=seed, strict=strict,
       shuffle=shuffle, resize_method=resize_method, jpeg_downscale=jpeg_downscale,
-      parallel_reads=parallel_reads)
+      parallel_reads=parallel_reads,
+      expected_records=tfds_source.split_record_counts(builder, split))
 
 
 def load_imagenet(data_dir=None, split="train", image_size=128, shard: Shard = Shard(),
                   seed: Optional[int] = None, strict: bool = False, source: str = "auto",
                   shuffle: Optional[bool] = None, resize_method: str = "tfgan",
-                  jpeg_downscale: bool = True, parallel_reads: Optional[int] = None):
+                  jpeg_downscale: bool = False, parallel_reads: Optional[int] = None):
   """Registry loader. Options: source ('auto'|'tfrecord'|'tfds'), shuffle (shard files;
   default: split == 'train'), resize_method ('tfgan' default | 'bilinear' | 'area'),
-  jpeg_downscale (DCT-domain 1/2..1/8 decode when the square stays >= S; default True),
+  jpeg_downscale (DCT-domain 1/2..1/8 decode when the square stays >= S, faster
+  but not TF-GAN's pixels; default False: TF-GAN's full decode),
   parallel_reads (threads reading TFRecord shards; default None: 1 for a local data_dir, where
   one thread cycling through 16 shards costs least, tf.data.AUTOTUNE (-1) for remote storage,
   e.g. gs://). data_dir may be local or on any filesystem tf.io.gfile reads."""

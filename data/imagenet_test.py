@@ -124,18 +124,33 @@ def test_a_truncated_shard_keeps_its_good_records_and_is_counted(shards, tmp_pat
   assert bad_records.counts() == {"imagenet/train": {bad_records.CORRUPT_SHARD: 1}}
 
 
-def test_default_decodes_at_reduced_dct_scale_and_exact_tfgan_is_an_option(tmp_path):
+def test_default_is_tfgan_exact_pixels_and_the_dct_downscale_is_opt_in(tmp_path):
   jpeg = format_writers.jpeg_bytes(format_writers.smooth_image(100, 70, seed=8))
   format_writers.write_imagenet_shards(str(tmp_path), "train", [[(jpeg, 1)]])
-  (fast,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE))
+  (default,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE))
   (exact,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE,
                             jpeg_downscale=False))
-  np.testing.assert_allclose(exact["images"].numpy(), _tfgan_reference(jpeg), atol=2e-5)
+  (fast,) = list(data.load("imagenet", str(tmp_path), "train", image_size=SIZE,
+                           jpeg_downscale=True))
+  np.testing.assert_allclose(default["images"].numpy(), _tfgan_reference(jpeg), atol=2e-5)
+  np.testing.assert_array_equal(default["images"].numpy(), exact["images"].numpy())
   # side 70 >= 4 * 16: square [15, 0, 70, 70] at 1/4 is [4, 0, 18, 18] (rounded, centred)
   quarter = tf.io.decode_jpeg(jpeg, channels=3, ratio=4)[4:22, :18]
   want = tf.compat.v1.image.resize_bilinear(quarter[None], [SIZE, SIZE], align_corners=True)[0]
   np.testing.assert_allclose(fast["images"].numpy(), want.numpy() * (2 / 255) - 1, atol=2e-5)
   assert np.abs(fast["images"].numpy() - exact["images"].numpy()).mean() > 1e-3
+
+
+def test_prepared_tfds_default_is_tfgan_exact_pixels_too(tmp_path):
+  jpegs = {"n01440764": [format_writers.jpeg_bytes(format_writers.smooth_image(100, 70, seed=8))]}
+  format_writers.prepare_tfds_imagenet(str(tmp_path / "tfds"), str(tmp_path / "manual"), jpegs,
+                                       jpegs["n01440764"])
+  (default,) = list(data.load("imagenet", str(tmp_path / "tfds"), "train", image_size=SIZE))
+  (fast,) = list(data.load("imagenet", str(tmp_path / "tfds"), "train", image_size=SIZE,
+                           jpeg_downscale=True))
+  reference = _tfgan_reference(jpegs["n01440764"][0])
+  np.testing.assert_allclose(default["images"].numpy(), reference, atol=2e-5)
+  assert np.abs(fast["images"].numpy() - reference).mean() > 1e-3
 
 
 def test_missing_tfds_imagenet_fails_in_under_a_second_with_instructions(tmp_path):

@@ -2,18 +2,31 @@
 import dataclasses
 import inspect
 import typing
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from data import pipeline
 from data import sharding
 
 # Options every dataset accepts through `load` (a loader that has no use for one ignores it).
-COMMON_OPTIONS = ("seed", "strict", "input_context", "num_shards", "shard_index")
+COMMON_OPTIONS = ("seed", "strict", "input_context", "num_shards", "shard_index",
+                  "shuffle_buffer_mb")
 # Loader parameters that `load` itself fills in, not dataset-specific options.
 _LOAD_ARGUMENTS = ("data_dir", "split", "image_size", "shard", "seed", "strict")
 # Options run.py sets from its own flags and files (--max_words, the run's vocab.txt).
 RUN_SET_OPTIONS = {"max_words": "--max_words", "vocabulary": "the run's vocab.txt"}
+
+
+def _pipeline_options(shuffle_buffer_mb: float = pipeline.DEFAULT_SHUFFLE_BUFFER_MB):
+  """Options of the input pipeline, not of a loader, that every dataset accepts through `load`
+  and --data_options: shuffle_buffer_mb, the training shuffle buffer's memory budget in MiB
+  (see data.pipeline)."""
+  del shuffle_buffer_mb
+
+
+# name -> inspect.Parameter (annotation and default), as parse_options reads loader parameters.
+PIPELINE_OPTIONS = dict(inspect.signature(_pipeline_options).parameters)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +79,11 @@ def get_spec(name: str) -> DatasetSpec:
   return DATASETS[name]
 
 
+def is_registered(name: str) -> bool:
+  _ensure_builtin_registered()
+  return name in DATASETS
+
+
 def load(name: str, data_dir: Optional[str] = None, split: str = "train",
          image_size: Optional[int] = None, **kwargs) -> tf.data.Dataset:
   """Returns an unbatched tf.data.Dataset of dict elements (see the package docstring).
@@ -80,6 +98,8 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
         strict: bool; fail at the first corrupt record instead of skipping and counting it.
         input_context: tf.distribute.InputContext, or num_shards + shard_index: read only this
           input pipeline's shard (shards partition the data).
+        shuffle_buffer_mb: the training shuffle buffer's memory budget in MiB (default 512),
+          attached to the returned dataset for data.batch_pipeline.
       -- and dataset-specific options (documented on each loader; unknown ones are an error).
   Raises:
     ValueError: unknown name, split or option, or a missing data_dir, with what to do about it.
@@ -97,6 +117,7 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
     raise ValueError(f"image_size must be positive, got {size}")
   shard = sharding.resolve(kwargs.pop("input_context", None), kwargs.pop("num_shards", None),
                            kwargs.pop("shard_index", None))
+  shuffle_buffer_mb = kwargs.pop("shuffle_buffer_mb", pipeline.DEFAULT_SHUFFLE_BUFFER_MB)
   params = inspect.signature(spec.loader).parameters
   for option in ("seed", "strict"):
     if option in kwargs and option not in params:
@@ -104,10 +125,13 @@ def load(name: str, data_dir: Optional[str] = None, split: str = "train",
   unknown = sorted(k for k in kwargs if k not in params)
   if unknown:
     raise ValueError(f"dataset {name!r} takes no option {', '.join(unknown)}; "
-                     f"its own options: {', '.join(own_options(name)) or 'none'}")
+                     f"its own options: {', '.join(own_options(name)) or 'none'}; "
+                     f"every dataset's: {', '.join(PIPELINE_OPTIONS)}")
   if "shard" in params:
-    return spec.loader(data_dir=data_dir, split=split, image_size=size, shard=shard, **kwargs)
-  return shard.apply(spec.loader(data_dir=data_dir, split=split, image_size=size, **kwargs))
+    ds = spec.loader(data_dir=data_dir, split=split, image_size=size, shard=shard, **kwargs)
+  else:
+    ds = shard.apply(spec.loader(data_dir=data_dir, split=split, image_size=size, **kwargs))
+  return pipeline.with_shuffle_buffer_mb(ds, shuffle_buffer_mb)
 
 
 def own_options(name: str) -> List[str]:
@@ -144,13 +168,12 @@ def parse_options(name: str, pairs: Sequence[str]) -> Dict[str, object]:
   """'key=value' strings (the --data_options flag) -> loader options of dataset `name`.
 
   Values become bool (true/false), None (none), int, float or str. Keys must be the loader's own
-  options; a value must have a type the option's annotation (or default) allows; ints pass for
-  floats.
+  options (but those run.py sets) or a pipeline option (PIPELINE_OPTIONS: shuffle_buffer_mb); a
+  value must have a type the option's annotation (or default) allows; ints pass for floats.
   Raises:
     ValueError: naming the bad pair and what the dataset accepts.
   """
-  params = inspect.signature(get_spec(name).loader).parameters
-  own = own_options(name)
+  params = _option_parameters(name)
   options = {}
   for pair in pairs:
     key, sep, text = pair.partition("=")
@@ -160,9 +183,8 @@ def parse_options(name: str, pairs: Sequence[str]) -> Dict[str, object]:
     if key in RUN_SET_OPTIONS:
       raise ValueError(f"dataset option {key!r} is set by {RUN_SET_OPTIONS[key]}, "
                        f"not --data_options")
-    if key not in own:
-      raise ValueError(f"dataset {name!r} takes no option {key!r}; its own options: "
-                       f"{', '.join(o for o in own if o not in RUN_SET_OPTIONS) or 'none'}")
+    if key not in params:
+      raise _unknown_option(name, key)
     value, kinds = _parse_value(text), _allowed_types(params[key])
     if kinds and isinstance(value, int) and not isinstance(value, bool) and int not in kinds \
         and float in kinds:
@@ -174,6 +196,48 @@ def parse_options(name: str, pairs: Sequence[str]) -> Dict[str, object]:
                        f"(default {params[key].default!r})")
     options[key] = value
   return options
+
+
+def _option_parameters(name: str) -> Dict[str, inspect.Parameter]:
+  """What --data_options may set for dataset `name`: its loader's own options (but those run.py
+  sets itself) and the pipeline options, each with its annotation and default."""
+  params = inspect.signature(get_spec(name).loader).parameters
+  own = {k: params[k] for k in own_options(name) if k not in RUN_SET_OPTIONS}
+  return {**own, **PIPELINE_OPTIONS}
+
+
+def _unknown_option(name: str, key: str) -> ValueError:
+  own = [o for o in own_options(name) if o not in RUN_SET_OPTIONS]
+  return ValueError(f"dataset {name!r} takes no option {key!r}; its own options: "
+                    f"{', '.join(own) or 'none'}; every dataset's: {', '.join(PIPELINE_OPTIONS)}")
+
+
+def resolved_options(name: str,
+                     given: Union[Sequence[str], Mapping[str, object]] = ()) -> Dict[str, object]:
+  """Every option --data_options may set for dataset `name`, with its value: the given one, else
+  the loader's default (for --dry_run and run_config.json).
+
+  A default of None is shown as None: the loader decides it from the split or the data_dir (e.g.
+  imagenet's shuffle: split == 'train'; parallel_reads: 1 locally, -1 remote), as its docstring
+  says.
+  Args:
+    name: a registered dataset name.
+    given: 'key=value' strings (the --data_options flag, parsed and checked by `parse_options`)
+      or an already parsed {key: value} (e.g. GANConfig.data_options as a dict).
+  Returns:
+    {option: value} for exactly the keys parse_options accepts, sorted by key.
+  Raises:
+    ValueError: an unknown or badly typed option, as parse_options says it.
+  """
+  params = _option_parameters(name)
+  if isinstance(given, Mapping):
+    for key in given:
+      if key not in params:
+        raise _unknown_option(name, key)
+    values = dict(given)
+  else:
+    values = parse_options(name, given)
+  return {k: values.get(k, params[k].default) for k in sorted(params)}
 
 
 _builtin_done = False

@@ -3,15 +3,16 @@
 `tfds.load` with no prepared data retries the network for minutes (DESIGN.md, trap 7). Here the
 prepared files are looked for first (`<data_dir>/<name>/<version>/dataset_info.json`); when they are
 missing the loader fails at once, without importing tfds, saying how to prepare them. Only then is
-the builder opened, with download=False semantics (as_dataset on the local files).
+the builder opened, for its dataset_info.json only: the split's TFRecord files are read by
+data.tfrecord_reader (which skips and names damaged records and files), not by tfds.as_dataset,
+whose reader retries a damaged file's DataLossError forever under a skipping decode.
 """
 import os
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 from data.layout import DataLayoutError
-from data.sharding import Shard
 
 
 def find_prepared(name: str, data_dir: str) -> Optional[Tuple[str, str]]:
@@ -69,31 +70,7 @@ def split_files(builder, split: str) -> List[str]:
   return files
 
 
-def as_dataset(builder, split: str, *, shard: Shard, shuffle: bool, seed: Optional[int],
-               decoders=None) -> Tuple[tf.data.Dataset, Optional[int]]:
-  """The split's examples for this shard: TFDS file sharding when there are enough files,
-  otherwise every n-th example of a deterministic read (so shards still partition the data).
-
-  Returns:
-    (dataset, its number of examples when known in advance, else None).
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  if split not in builder.info.splits:
-    raise DataLayoutError(f"the prepared {builder.info.name} has no split {split!r} (it has "
-                          f"{', '.join(builder.info.splits)}) in {builder.data_dir}")
-  num_files = builder.info.splits[split].num_shards
-  by_file = not shard.is_whole and num_files >= shard.num_shards
-  by_record = not shard.is_whole and not by_file
-  read_config = tfds.ReadConfig(
-      shuffle_seed=seed, try_autocache=False,
-      # Reading files one after the other keeps the order fixed, whatever tf.data options say
-      # later, so every n-th example of it is a true partition.
-      interleave_cycle_length=1 if by_record else 16,
-      input_context=(tf.distribute.InputContext(shard.num_shards, shard.index) if by_file
-                     else None))
-  ds = builder.as_dataset(split=split, shuffle_files=shuffle and not by_record,
-                          decoders=decoders, read_config=read_config)
-  total = builder.info.splits[split].num_examples
-  if by_record:
-    return ds.shard(shard.num_shards, shard.index), len(range(shard.index, total, shard.num_shards))
-  return ds, None if by_file else total
+def split_record_counts(builder, split: str) -> Dict[str, int]:
+  """{file: number of records} of a prepared split, as its dataset_info.json lists them."""
+  info = builder.info.splits[split]
+  return {str(p): int(n) for p, n in zip(info.filepaths, info.shard_lengths)}

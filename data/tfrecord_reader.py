@@ -7,7 +7,9 @@ Both are caught by one cheap check per shard: the bytes of its records that came
 framing bytes each, must add up to the file size when its end marker arrives. Only when they do
 not (rare) is the shard read again in Python, record by record, to name exactly which records
 failed to decode and where the file is damaged, in `data.bad_records` (or to fail the run under
-strict mode). The comparison itself runs in Python at each end marker (once per shard and epoch),
+strict mode). Given the number of records each file should hold (a TFDS split's shard lengths),
+an intact file with another count is reported as a damaged shard too.
+The comparison itself runs in Python at each end marker (once per shard and epoch),
 so records pay only for adding their bytes. Checks of decoded values (e.g. a label's range) are computed in the decode map and
 fail the run, naming the shard, when one does not hold.
 
@@ -50,7 +52,9 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
                     deterministic: Optional[bool] = None, check: Optional[Check] = None,
                     check_error: str = "{value} in {where}", cycle_length: int = 16,
                     parallel_reads: Optional[int] = None,
-                    num_parallel_calls: Optional[int] = None) -> tf.data.Dataset:
+                    num_parallel_calls: Optional[int] = None,
+                    expected_records: Optional[Dict[str, int]] = None,
+                    expected_from: str = "its index") -> tf.data.Dataset:
   """Decoded records of this pipeline's part of `files`.
 
   Args:
@@ -75,6 +79,11 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
       the cheapest for local files; tf.data.AUTOTUNE or a number for remote storage).
     num_parallel_calls: decodes in flight (default `resilient_decode.ordered_decodes_in_flight()`:
       the decode map keeps its order, since end markers must follow their records).
+    expected_records: optional {file: number of records it holds} (e.g. a TFDS split's shard
+      lengths); a file whose bytes add up but that holds another number of records (an intact
+      but short or foreign copy) is reported as a damaged shard, "holds <k> records where
+      <expected_from> says <m>". Costs one more addition per record.
+    expected_from: see expected_records.
   """
   files = sorted(files)
   if len(files) >= shard.num_shards:
@@ -83,6 +92,7 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
     mine, inner = files, shard
   sizes = file_sizes(mine)
   n, i = inner.num_shards, inner.index
+  expected = None if expected_records is None else [expected_records[f] for f in mine]
 
   def recheck(source, consumed):
     """Python: reads the shard again to name what was lost (only for shards that came short)."""
@@ -106,15 +116,21 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
       bad_records.record(tag, bad_records.CORRUPT_SHARD, path, strict=strict,
                          detail=f"{consumed} of {sizes[source]} bytes accounted for")
 
-  def report(source, totals, nbytes, is_end, failed, value):
+  def report(source, totals, records, nbytes, is_end, failed, value):
     """Python, only at a shard's end marker (once per shard and epoch) or a failed check."""
     source, total = int(source), int(totals[int(source)])
     if bool(failed):
       failed_check.add(source)  # its bytes are not counted: a prefetch may still reach the end
       raise RecordCheckError(check_error.format(
           value=int(value), where=f"{mine[source]}, record at byte {total - int(nbytes[0])}"))
-    if bool(is_end) and total != sizes[source] and source not in failed_check:
+    if not bool(is_end) or source in failed_check:
+      return np.int64(0)
+    if total != sizes[source]:
       recheck(source, total)
+    elif expected is not None and int(records[source]) != expected[source]:
+      bad_records.record(tag, bad_records.CORRUPT_SHARD, mine[source], strict=strict,
+                         detail=f"holds {int(records[source])} records where {expected_from} "
+                                f"says {expected[source]}")
     return np.int64(0)
 
   failed_check = set()
@@ -147,12 +163,16 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
     return (source, tf.reshape(source, [1, 1]), tf.reshape(nbytes, [1]), is_end, failed,
             tf.logical_or(is_end, failed), value, keep, out)
 
-  def count(totals, element):  # totals: [sources] bytes accounted so far
-    source, index, nbytes, is_end, failed, alarm, value, keep, out = element
+  def count(state, element):  # state: [sources] bytes accounted so far, [sources] records
+    (totals, records), (source, index, nbytes, is_end, failed, alarm, value, keep, out) = (
+        state, element)
     totals = tf.tensor_scatter_nd_add(totals, index, nbytes)
-    done = call_if(alarm, report, [source, totals, nbytes, is_end, failed, value])
+    if expected is not None:
+      records = tf.tensor_scatter_nd_add(
+          records, index, tf.reshape(tf.cast(tf.logical_not(is_end), tf.int64), [1]))
+    done = call_if(alarm, report, [source, totals, records, nbytes, is_end, failed, value])
     with tf.control_dependencies([done]):
-      return totals, (tf.identity(keep), out)
+      return (totals, records), (tf.identity(keep), out)
 
   files_ds = tf.data.Dataset.from_tensor_slices((np.arange(len(mine), dtype=np.int32), mine))
   if shuffle:
@@ -164,5 +184,5 @@ def read_and_decode(files: List[str], decode_fn: Callable[[tf.Tensor], Decoded],
   if num_parallel_calls is None:
     num_parallel_calls = ordered_decodes_in_flight()
   ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True).ignore_errors()
-  ds = ds.scan(tf.zeros([len(mine)], tf.int64), count)
+  ds = ds.scan((tf.zeros([len(mine)], tf.int64), tf.zeros([len(mine)], tf.int64)), count)
   return ds.filter(flag).map(drop_flag)  # drop end markers and other pipelines' records

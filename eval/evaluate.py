@@ -25,6 +25,7 @@ from typing import Callable, Iterable, NamedTuple, Union
 import numpy as np
 import tensorflow as tf
 
+from data import registry
 from eval import metrics
 from eval import real_stats_cache
 from eval import streaming
@@ -45,6 +46,32 @@ class EvalResult(NamedTuple):
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "metrics": dict(self.metrics), "protocol": dict(self.protocol),
             "timing": dict(self.timing)}
+
+
+def with_resolved_data_options(cache_key_parts: dict) -> dict:
+  """The key parts plus 'resolved_data_options': every loader option of a registered dataset
+  with its value, defaults included (data.registry.resolved_options of the given
+  'data_options'), so that a changed default changes the key: statistics cached when
+  `jpeg_downscale` defaulted to true (issue 17) are not reused now that it defaults to false.
+  'data_options' keeps the given options that differ from the defaults, so giving a default
+  explicitly reuses the default's entry. Pipeline options (shuffle_buffer_mb) are left out of
+  both: they shape training batches only. A dataset that is not registered gets no resolved
+  options.
+  """
+  parts = dict(cache_key_parts)
+  given = {k: v for k, v in (parts.pop("data_options", None) or {}).items()
+           if k not in registry.PIPELINE_OPTIONS}
+  resolved = None
+  if registry.is_registered(parts["dataset"]):
+    resolved = {k: v for k, v in registry.resolved_options(parts["dataset"], given).items()
+                if k not in registry.PIPELINE_OPTIONS}
+    defaults = registry.resolved_options(parts["dataset"])
+    given = {k: v for k, v in given.items() if v != defaults[k]}
+  if given:
+    parts["data_options"] = given
+  if resolved is not None:
+    parts["resolved_data_options"] = resolved
+  return parts
 
 
 def evaluate(sample_batches: Union[Iterable, Callable[[], object]], real_dataset: tf.data.Dataset,
@@ -81,7 +108,8 @@ def evaluate(sample_batches: Union[Iterable, Callable[[], object]], real_dataset
     raise ValueError(f"evaluate() needs provenance keys {missing}")
   timing = {}
   start = time.perf_counter()
-  real_key = {**cache_key_parts,  # the classifier by content, not by where it was loaded from
+  real_key = {**with_resolved_data_options(cache_key_parts),
+              # the classifier by content, not by where it was loaded from
               **{k: v for k, v in classifier.protocol.items() if k != "classifier_source"},
               "real_image_spec": str(real_dataset.element_spec["images"]),
               "num_real_samples_requested": num_real_samples,

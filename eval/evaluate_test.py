@@ -1,4 +1,6 @@
 """End-to-end `evaluate` with stand-in classifiers: values, provenance, streaming, real-stats cache."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,6 +8,7 @@ import tensorflow as tf
 from eval import evaluate as evaluate_lib
 from eval import inception
 from eval import metrics
+from eval import real_stats_cache
 from eval import standin_classifier
 
 PROVENANCE = {"seed": 7, "checkpoint_step": 1200, "ema_weights": True}
@@ -144,6 +147,44 @@ def test_real_stats_cache_is_reused_and_invalidated(small_classifier, tmp_path):
   moved.protocol = {**small_classifier.protocol, "classifier_source": "tfhub_cache:/elsewhere"}
   result = _run(moved, fake, _real_dataset(), cache_dir=str(tmp_path))
   assert result.protocol["real_stats_cached"]  # same bytes loaded from another place
+
+
+def test_stats_cached_under_the_old_jpeg_downscale_default_are_not_reused(small_classifier,
+                                                                          tmp_path):
+  """Issue 17: ImageNet's jpeg_downscale default went from true to false. An entry cached by a
+  default run before (its key parts then: no data_options, nothing resolved) or by a run given
+  jpeg_downscale=true is not reused for the new default; the new default's own entry is."""
+  counting = CountingClassifier(small_classifier)
+  fake = _images(0, 30)
+  parts = {"dataset": "imagenet128", "split": "validation", "image_size": 12,
+           "data_dir": "/data/imagenet", "shuffle_seed": 0}
+
+  def run(key_parts, cache_dir=tmp_path):
+    before = counting.images_seen
+    result = _run(counting, fake, _real_dataset(), cache_key_parts=key_parts,
+                  cache_dir=str(cache_dir))
+    return result.protocol, counting.images_seen - before
+
+  protocol, _ = run(parts, cache_dir=tmp_path / "scratch")
+  new_key = protocol["real_data_key"]
+  assert new_key["resolved_data_options"] == {
+      "jpeg_downscale": False, "parallel_reads": None, "resize_method": "tfgan", "shuffle": None,
+      "source": "auto"}
+  old_default_key = {k: v for k, v in new_key.items() if k != "resolved_data_options"}
+  stale = real_stats_cache.RealStats(150, np.zeros(8), np.eye(8), np.zeros((10, 8), np.float32))
+  real_stats_cache.load_or_compute(str(tmp_path), old_default_key, lambda: stale)
+  protocol, seen = run(parts)
+  assert not protocol["real_stats_cached"] and seen == 30 + 150
+  protocol, seen = run(parts)                                   # the new default's own entry
+  assert protocol["real_stats_cached"] and seen == 30
+  old_given = {**parts, "data_options": {"jpeg_downscale": True}}
+  protocol, seen = run(old_given)
+  assert not protocol["real_stats_cached"] and seen == 30 + 150
+  assert protocol["real_data_key"]["resolved_data_options"]["jpeg_downscale"] is True
+  protocol, seen = run({**parts, "data_options": {"jpeg_downscale": False,
+                                                  "shuffle_buffer_mb": 64}})
+  assert protocol["real_stats_cached"] and seen == 30          # the same images: reused
+  assert len([f for f in os.listdir(tmp_path) if f.endswith(".npz")]) == 3
 
 
 def test_loaded_inception_standin_end_to_end(tmp_path):
