@@ -13,13 +13,14 @@ Spectral-norm bound (`sn_bound`, issue #19): "paper" divides every kernel by its
 divides the convolutions, linears and the class embedding by max(1, sigma) and keeps W / sigma for
 the attention block's 1x1 convolutions, exactly as TF-GAN's example (ops.py: snconv2d, snlinear,
 sn_embedding with equality_constrained=False; sn_conv1x1 with the default True) and the official
-YLG code (ylg/ops.py, the same split) do. The bound changes no variable: checkpoints load either way.
+YLG code (ylg/ops.py, the same split) do. The bound changes no variable: a checkpoint loads under
+either bound.
 """
 import tensorflow as tf
 
-from tfgan_attention import (BatchNorm, ConditionalBatchNorm, SelfAttention, SNConv2D, SNDense,
-                             SNEmbedding)
-from tfgan_attention.spectral_norm import SN_BOUNDS, check_bound
+from tfgan_attention import (SN_BOUNDS, BatchNorm, ConditionalBatchNorm, SelfAttention, SNConv2D,
+                             SNDense, SNEmbedding)
+from tfgan_attention.spectral_norm import check_bound
 
 # Generator: width of the 4x4 input, then each up-block's output width, in units of gf.
 # 128 px is TF-GAN's SAGAN; 64 px follows BigGAN-64; 32 px is SNGAN/BigGAN's CIFAR layout (4gf).

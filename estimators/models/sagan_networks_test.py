@@ -141,7 +141,7 @@ def test_tfgan_bound_reaches_ylg_attention_and_residual_ablation_as_tfgan_does()
   for net in (g, d):
     assert isinstance(net.attention, YLGAttention)
     att = {n: b for n, b in _sn_bounds(net).items() if "_ops/" in n}
-    assert len(att) == 4 and set(att.values()) == {"paper"}  # YLG's sn_conv1x1: equality_constrained
+    assert len(att) == 4 and set(att.values()) == {"paper"}  # as YLG's sn_conv1x1
   # A residual block in the attention slot is made of convolutions: it takes the network's bound.
   g, d = _built("tfgan", attention_type="residual")
   for net in (g, d):

@@ -51,8 +51,9 @@ def _our_name(tfgan_name):
 
 def _build_tfgan():
   """TF-GAN's networks in a TF1 graph: (graph, tensors, {variable name: variable})."""
-  from tensorflow_gan.examples.self_attention_estimator import discriminator as tfgan_d  # pylint: disable=import-outside-toplevel
-  from tensorflow_gan.examples.self_attention_estimator import generator as tfgan_g  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from tensorflow_gan.examples.self_attention_estimator import discriminator as tfgan_d
+  from tensorflow_gan.examples.self_attention_estimator import generator as tfgan_g
   graph = tf.Graph()
   with graph.as_default():
     z = tf.compat.v1.placeholder(tf.float32, [BATCH, Z])
