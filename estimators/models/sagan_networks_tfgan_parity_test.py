@@ -161,6 +161,11 @@ def test_sagan128_with_tfgan_bound_matches_tfgan_example_networks():
   rng = np.random.RandomState(0)
   z = rng.standard_normal([BATCH, Z]).astype(np.float32)
   x = rng.uniform(-1, 1, [BATCH, SIZE, SIZE, 3]).astype(np.float32)
+  # Why pairing goes by name: the two sides create a conditional BN's variables in opposite orders.
+  theirs_order, ours_order = list(tfgan_vars), [v.name[:-2] for v in g.variables]
+  cbn = "generator/g_block1/cbn_0/"
+  assert theirs_order.index(cbn + "beta") < theirs_order.index(cbn + "gamma")
+  assert ours_order.index(cbn + "cbn/gamma") < ours_order.index(cbn + "cbn/beta")
   loads, sigmas = copy_weights(nets, tfgan_vars, rng)
   with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
     sess.run(tf.compat.v1.global_variables_initializer())
