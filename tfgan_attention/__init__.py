@@ -2,6 +2,7 @@
 
   SelfAttention          SAGAN's dense non-local block (optional heads, attention map on request)
   SNConv2D, SNDense, SNEmbedding, spectral_normalize   graph-safe spectral normalisation
+  SN_BOUNDS              its bounds: "paper" (W / sigma), "tfgan" (W / max(1, sigma))
   BatchNorm, ConditionalBatchNorm                      BN whose moving stats update in TF1 graphs
   YLGAttention           YLG local sparse attention (8 heads, ESA, sparse or dense-masked)
   esa_order, has_full_information, ylg_masks           YLG's patterns (module patterns)
@@ -17,7 +18,8 @@ from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.conditioning_augmentation import ConditioningAugmentation, kl_loss
 from tfgan_attention.damsm import DamsmVariant, damsm_loss
 from tfgan_attention.self_attention import SelfAttention
-from tfgan_attention.spectral_norm import SNConv2D, SNDense, SNEmbedding, spectral_normalize
+from tfgan_attention.spectral_norm import (SN_BOUNDS, SNConv2D, SNDense, SNEmbedding,
+                                           spectral_normalize)
 from tfgan_attention.patterns import esa_order, has_full_information, ylg_masks
 from tfgan_attention.ylg_attention import YLGAttention
 from tfgan_attention.ylg_sparse import CompactAttention, densify_attention
@@ -28,7 +30,7 @@ from tfgan_attention.ladaformer import (DiscriminatorLadaformer, GeneratorLadafo
                                         SelfModulatedLayerNorm)
 
 __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SNDense",
-           "SNEmbedding", "spectral_normalize"]
+           "SNEmbedding", "SN_BOUNDS", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
 __all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss", "DamsmVariant", "damsm_loss"]

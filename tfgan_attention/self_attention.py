@@ -6,9 +6,13 @@
   A     = softmax_k(theta phi^T)          no 1/sqrt(d) scaling        [B, heads, N, N/4]
   y     = x + sigma * SNconv1x1(A g -> C) sigma a scalar initialised to 0
 
-All 1x1 convolutions are bias-free. With `num_heads` > 1 the C/8 and C/2 channels are split into
-equal head-major groups (channel = head * d + i), each head attending on its own (the 8-head
-ablation of the YLG paper); one head is the paper's layer.
+All 1x1 convolutions are bias-free and divide by sigma (bound "paper") whatever bound the
+surrounding network uses: TF-GAN's example and the YLG code build them with
+equality_constrained=True while their other layers use W / max(1, sigma).
+
+With `num_heads` > 1 the C/8 and C/2 channels are split into equal head-major groups
+(channel = head * d + i), each head attending on its own (the 8-head ablation of the YLG paper);
+one head is the paper's layer.
 """
 import tensorflow as tf
 
@@ -39,7 +43,8 @@ class SelfAttention(tf.keras.layers.Layer):
                        f"({8 * self.num_heads}), got {c}")
     if h % 2 or w % 2:
       raise ValueError(f"SelfAttention pools keys 2x2 and needs even H, W; got {h}x{w}")
-    sn = dict(use_bias=False, update_u_in_eval=self.update_u_in_eval)
+    # W / sigma here even in a "tfgan"-bound network (TF-GAN's sn_conv1x1: equality_constrained).
+    sn = dict(use_bias=False, update_u_in_eval=self.update_u_in_eval, bound="paper")
     self.theta = SNConv2D(c // 8, 1, name="sn_conv_theta", **sn)
     self.phi = SNConv2D(c // 8, 1, name="sn_conv_phi", **sn)
     self.g = SNConv2D(c // 2, 1, name="sn_conv_g", **sn)

@@ -11,6 +11,15 @@ In a TF1 graph, successive calls of one layer (D on real, then on fake data) are
 reads u after the previous call's update, as they would run eagerly. Unchained, the second call
 may read u before or after the first writes it, so the same step gives different sigmas from run
 to run (and one device differs from several).
+
+Bound (`bound`, the divisor applied to W):
+  "paper"  W / sigma: every kernel's spectral norm is 1 (Miyato et al.; the SAGAN paper). Default.
+  "tfgan"  W / max(1, sigma): a kernel whose sigma is already below 1 is left as it is, so the
+           norm is at most 1. TF-GAN's SAGAN example (`equality_constrained=False` in ops.py:
+           snconv2d, snlinear, sn_embedding) and the official YLG code (ylg/ops.py) build their
+           convolutions, linears and class embedding this way; their attention 1x1 convolutions
+           divide by sigma. YLG's published numbers were trained with it.
+Either way the layer's `last_sigma` is the estimate of the raw kernel's largest singular value.
 """
 import weakref
 
@@ -18,6 +27,13 @@ import tensorflow as tf
 
 # TF-GAN's SAGAN initialiser: VarianceScaling(1.0, fan_avg, uniform), i.e. Glorot uniform.
 DEFAULT_KERNEL_INIT = "glorot_uniform"
+SN_BOUNDS = ("paper", "tfgan")  # W / sigma; W / max(1, sigma) (see the module docstring)
+
+
+def check_bound(bound):
+  if bound not in SN_BOUNDS:
+    raise ValueError(f"spectral-norm bound must be one of {SN_BOUNDS}, got {bound!r}")
+  return bound
 
 
 _LAST_U_UPDATE = weakref.WeakKeyDictionary()  # TF1 graph -> {(layer id, replica): assign op}
@@ -34,8 +50,9 @@ def _chain_key(layer):
   return chain, (id(layer), -1 if replica is None else int(replica))
 
 
-def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, after=None):
-  """Returns (kernel / sigma, sigma), updating u_var when `training`.
+def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, after=None,
+                       bound="paper"):
+  """Returns (normalised kernel, sigma, update), updating u_var when `training`.
 
   Args:
     kernel: any-rank weight tensor whose last axis is the output axis.
@@ -43,10 +60,13 @@ def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, a
     training: Python bool; True writes the refined u back into u_var.
     power_iterations: rounds of power iteration per call (SAGAN: 1).
     after: an op that must run before u_var is read (the previous call's update).
+    bound: "paper" divides by sigma, "tfgan" by max(1, sigma).
 
   Returns:
-    (kernel / sigma, sigma, the u update op or None).
+    (kernel / sigma or kernel / max(1, sigma), sigma (the estimate, whichever the bound),
+     the u update op or None).
   """
+  check_bound(bound)
   w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [K, C_out]
   with tf.control_dependencies([after] if after is not None else []):
     u = tf.convert_to_tensor(u_var)  # [1, C_out]
@@ -57,11 +77,12 @@ def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, a
   u = tf.stop_gradient(u)
   v = tf.stop_gradient(v)
   sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
+  divisor = sigma if bound == "paper" else tf.maximum(tf.constant(1.0, sigma.dtype), sigma)
   if training:
     update = u_var.assign(u, read_value=False)
     with tf.control_dependencies([update]):
-      return kernel / sigma, tf.identity(sigma), update
-  return kernel / sigma, sigma, None
+      return kernel / divisor, tf.identity(sigma), update
+  return kernel / divisor, sigma, None
 
 
 class _SpectralNormMixin:
@@ -75,12 +96,13 @@ class _SpectralNormMixin:
         aggregation=tf.VariableAggregation.MEAN)
 
   def normalized_kernel(self, training=False):
-    """The kernel divided by its estimated largest singular value."""
+    """The kernel divided by sigma ("paper") or max(1, sigma) ("tfgan"), sigma its estimated
+    largest singular value (kept in `last_sigma`)."""
     update = bool(training) or self.update_u_in_eval
     chain, key = _chain_key(self)
     after = chain.get(key) if chain is not None else None
     w, sigma, assign = spectral_normalize(self.kernel, self.u, update, self.power_iterations,
-                                          after=after)
+                                          after=after, bound=self.bound)
     if chain is not None and assign is not None:
       chain[key] = assign
     self.last_sigma = sigma
@@ -96,11 +118,14 @@ class SNConv2D(_SpectralNormMixin, tf.keras.layers.Layer):
     power_iterations: power-iteration rounds per call.
     update_u_in_eval: also refresh u when not training. The official SAGAN discriminator never
       passes `training`, so its u updates during evaluation too; True reproduces that quirk.
+    bound: "paper" (W / sigma, default) or "tfgan" (W / max(1, sigma)); see the module docstring.
   """
 
   def __init__(self, filters, kernel_size=3, strides=1, use_bias=True, power_iterations=1,
-               update_u_in_eval=False, kernel_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+               update_u_in_eval=False, kernel_initializer=DEFAULT_KERNEL_INIT, bound="paper",
+               **kwargs):
     super().__init__(**kwargs)
+    self.bound = check_bound(bound)
     self.filters = int(filters)
     self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     self.strides = int(strides)
@@ -125,11 +150,12 @@ class SNConv2D(_SpectralNormMixin, tf.keras.layers.Layer):
 
 
 class SNDense(_SpectralNormMixin, tf.keras.layers.Layer):
-  """Spectrally normalised dense layer (TF-GAN's `snlinear`)."""
+  """Spectrally normalised dense layer (TF-GAN's `snlinear`); arguments as SNConv2D."""
 
   def __init__(self, units, use_bias=True, power_iterations=1, update_u_in_eval=False,
-               kernel_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+               kernel_initializer=DEFAULT_KERNEL_INIT, bound="paper", **kwargs):
     super().__init__(**kwargs)
+    self.bound = check_bound(bound)
     self.units = int(units)
     self.use_bias = use_bias
     self.power_iterations = power_iterations
@@ -153,12 +179,13 @@ class SNEmbedding(_SpectralNormMixin, tf.keras.layers.Layer):
   """Spectrally normalised class embedding [num_classes, dim] (the projection discriminator's).
 
   As TF-GAN's `sn_embedding`, the matrix is normalised as its transpose [dim, num_classes]; the
-  largest singular value is the same either way.
+  largest singular value is the same either way. Other arguments as SNConv2D.
   """
 
   def __init__(self, num_classes, dim, power_iterations=1, update_u_in_eval=False,
-               embeddings_initializer=DEFAULT_KERNEL_INIT, **kwargs):
+               embeddings_initializer=DEFAULT_KERNEL_INIT, bound="paper", **kwargs):
     super().__init__(**kwargs)
+    self.bound = check_bound(bound)
     self.num_classes = int(num_classes)
     self.dim = int(dim)
     self.power_iterations = power_iterations

@@ -1,7 +1,8 @@
 """YLG local sparse attention (Daras et al. 2020): SAGAN's attention block with 8 masked heads.
 
 Everything but the attention map is SAGAN's (SelfAttention: SN 1x1 projections theta/phi/g, 2x2
-max-pooled keys and values, SN output conv attn_out, zero-initialised gate sigma); the C/8 query/key
+max-pooled keys and values, SN output conv attn_out, zero-initialised gate sigma; the 1x1 convs
+divide by their sigma in any network, as the official ylg/ops.py sn_conv1x1); the C/8 query/key
 and C/2 value channels are split over 8 heads (G at C=256: 4 and 16 per head; D at C=128: 2 and 8).
 Each head attends through one step of a two-step pattern placed on the key grid with ESA
 (`patterns.ylg_masks`); official head order: heads 0-3 RTL (floor, repetitive, ...), 4-7 LTR.

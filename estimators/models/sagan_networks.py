@@ -8,11 +8,19 @@ Discriminator: optimized block -> down-blocks (ReLU, SNconv3x3, ReLU, SNconv3x3,
             H, W -> SNDense(1) + <h, SNEmbedding(y)> (projection).
 Widths are multiples of gf / df, per resolution below. Layer names are explicit so checkpoint keys
 are the same in the estimator's train, eval and predict graphs and in an eager rebuild.
+
+Spectral-norm bound (`sn_bound`, issue #19): "paper" divides every kernel by its sigma; "tfgan"
+divides the convolutions, linears and the class embedding by max(1, sigma) and keeps W / sigma for
+the attention block's 1x1 convolutions, exactly as TF-GAN's example (ops.py: snconv2d, snlinear,
+sn_embedding with equality_constrained=False; sn_conv1x1 with the default True) and the official
+YLG code (ylg/ops.py, the same split) do. The bound changes no variable: a checkpoint loads under
+either bound.
 """
 import tensorflow as tf
 
-from tfgan_attention import (BatchNorm, ConditionalBatchNorm, SelfAttention, SNConv2D, SNDense,
-                             SNEmbedding)
+from tfgan_attention import (SN_BOUNDS, BatchNorm, ConditionalBatchNorm, SelfAttention, SNConv2D,
+                             SNDense, SNEmbedding)
+from tfgan_attention.spectral_norm import check_bound
 
 # Generator: width of the 4x4 input, then each up-block's output width, in units of gf.
 # 128 px is TF-GAN's SAGAN; 64 px follows BigGAN-64; 32 px is SNGAN/BigGAN's CIFAR layout (4gf).
@@ -24,6 +32,7 @@ D_BLOCKS = {
     32: ((2, True), (2, True), (2, False), (2, False)),
 }
 ATTENTION_TYPES = ("self_attention", "residual", "none")
+SN_BOUND_CHOICES = SN_BOUNDS  # ("paper", "tfgan"): see the module docstring
 
 
 def generator_resolutions(image_size):
@@ -77,18 +86,20 @@ class _GNorm(tf.keras.layers.Layer):
 
 
 class GBlock(tf.keras.layers.Layer):
-  """Generator residual block; `upsample=False` is the Table 1 'residual instead of attention'."""
+  """Generator residual block; `upsample=False` is the Table 1 'residual instead of attention'.
+  `sn_bound` is its convolutions' spectral-norm bound ("paper" or "tfgan")."""
 
   def __init__(self, out_channels, num_classes, upsample=True, bn_decay=0.999,
-               cross_replica_bn=True, **kwargs):
+               cross_replica_bn=True, sn_bound="paper", **kwargs):
     super().__init__(**kwargs)
     self.upsample = upsample
     norm = dict(decay=bn_decay, cross_replica=cross_replica_bn)
+    sn = dict(bound=check_bound(sn_bound))
     self.bn0 = _GNorm(num_classes, name="cbn_0", **norm)
-    self.conv1 = SNConv2D(out_channels, 3, name="snconv1")
+    self.conv1 = SNConv2D(out_channels, 3, name="snconv1", **sn)
     self.bn1 = _GNorm(num_classes, name="cbn_1", **norm)
-    self.conv2 = SNConv2D(out_channels, 3, name="snconv2")
-    self.shortcut = SNConv2D(out_channels, 1, name="snconv3")
+    self.conv2 = SNConv2D(out_channels, 3, name="snconv2", **sn)
+    self.shortcut = SNConv2D(out_channels, 1, name="snconv3", **sn)
 
   def call(self, x, labels, training=False):
     h = tf.nn.relu(self.bn0(x, labels, training=training))
@@ -101,14 +112,15 @@ class GBlock(tf.keras.layers.Layer):
 
 
 class DBlock(tf.keras.layers.Layer):
-  """Discriminator residual block; `optimized` is the first block (no pre-activation)."""
+  """Discriminator residual block; `optimized` is the first block (no pre-activation).
+  `sn_bound` is its convolutions' spectral-norm bound ("paper" or "tfgan")."""
 
   def __init__(self, out_channels, downsample=True, optimized=False, in_channels=None,
-               update_u_in_eval=False, **kwargs):
+               update_u_in_eval=False, sn_bound="paper", **kwargs):
     super().__init__(**kwargs)
     self.downsample = downsample
     self.optimized = optimized
-    sn = dict(update_u_in_eval=update_u_in_eval)
+    sn = dict(update_u_in_eval=update_u_in_eval, bound=check_bound(sn_bound))
     self.conv1 = SNConv2D(out_channels, 3, name="sn_conv1", **sn)
     self.conv2 = SNConv2D(out_channels, 3, name="sn_conv2", **sn)
     self.learned_shortcut = optimized or downsample or in_channels != out_channels
@@ -148,18 +160,24 @@ def _attention_layer(attention_type, num_heads, make_residual, update_u_in_eval,
 
 
 class Generator(tf.keras.Model):
-  """G(z, y) -> images [B, S, S, 3] in [-1, 1]."""
+  """G(z, y) -> images [B, S, S, 3] in [-1, 1].
+
+  `sn_bound`: "paper" (W / sigma everywhere) or "tfgan" (W / max(1, sigma) for the linear and the
+  convolutions, including a residual block in the attention slot; W / sigma for the attention
+  block's 1x1 convolutions, which its own layer keeps). See the module docstring.
+  """
 
   def __init__(self, image_size, gf_dim, num_classes, attention_resolution=32,
                attention_type="self_attention", num_heads=1, attention_layer_fn=None,
-               bn_decay=0.999, cross_replica_bn=True, name="generator"):
+               bn_decay=0.999, cross_replica_bn=True, sn_bound="paper", name="generator"):
     super().__init__(name=name)
     _check_arch(image_size, attention_type, attention_resolution)
+    self.sn_bound = check_bound(sn_bound)
     widths = [gf_dim * m for m in G_WIDTHS[image_size]]
     self.num_classes = num_classes
     self.initial_channels = widths[0]
-    self.linear = SNDense(4 * 4 * widths[0], name="g_snh0")
-    norm = dict(bn_decay=bn_decay, cross_replica_bn=cross_replica_bn)
+    self.linear = SNDense(4 * 4 * widths[0], name="g_snh0", bound=sn_bound)
+    norm = dict(bn_decay=bn_decay, cross_replica_bn=cross_replica_bn, sn_bound=sn_bound)
     self.blocks = [GBlock(w, num_classes, name=f"g_block{i + 1}", **norm)
                    for i, w in enumerate(widths[1:])]
     self.attention_after = None
@@ -173,7 +191,7 @@ class Generator(tf.keras.Model):
       else:
         self.attention = _attention_layer(attention_type, num_heads, make_res, False, "g_ops")
     self.final_bn = BatchNorm(decay=bn_decay, cross_replica=cross_replica_bn, name="g_bn")
-    self.final_conv = SNConv2D(3, 3, name="g_snconv_last")
+    self.final_conv = SNConv2D(3, 3, name="g_snconv_last", bound=sn_bound)
 
   def call(self, z, labels=None, training=False, return_attention=False):
     h = self.linear(z, training=training)
@@ -192,34 +210,41 @@ class Generator(tf.keras.Model):
 
 
 class Discriminator(tf.keras.Model):
-  """D(x, y) -> logits [B]; projection on the class embedding when num_classes > 0."""
+  """D(x, y) -> logits [B]; projection on the class embedding when num_classes > 0.
+
+  `sn_bound`: "paper" or "tfgan" (W / max(1, sigma) for the convolutions, the linear and the
+  class embedding; the attention block keeps W / sigma), as Generator.
+  """
 
   def __init__(self, image_size, df_dim, num_classes, attention_resolution=32,
                attention_type="self_attention", num_heads=1, update_u_in_eval=False,
-               attention_layer_fn=None, name="discriminator"):
+               attention_layer_fn=None, sn_bound="paper", name="discriminator"):
     super().__init__(name=name)
     _check_arch(image_size, attention_type, attention_resolution)
+    self.sn_bound = check_bound(sn_bound)
     sn = dict(update_u_in_eval=update_u_in_eval)
+    block_sn = dict(sn, sn_bound=sn_bound)
     self.blocks = []
     in_ch = 3
     for i, (mult, down) in enumerate(D_BLOCKS[image_size]):
       name_i = "d_optimized_block1" if i == 0 else f"d_block{i + 1}"
       self.blocks.append(DBlock(df_dim * mult, downsample=down, optimized=(i == 0),
-                                in_channels=in_ch, name=name_i, **sn))
+                                in_channels=in_ch, name=name_i, **block_sn))
       in_ch = df_dim * mult
     self.attention_after = None
     self.attention = None
     if attention_type != "none":
       self.attention_after = discriminator_resolutions(image_size).index(attention_resolution)
       channels = df_dim * D_BLOCKS[image_size][self.attention_after][0]
-      make_res = lambda n: DBlock(channels, downsample=False, in_channels=channels, name=n, **sn)
+      make_res = lambda n: DBlock(channels, downsample=False, in_channels=channels, name=n,
+                                  **block_sn)
       if attention_layer_fn is not None and attention_type == "self_attention":
         self.attention = attention_layer_fn("d_ops")
       else:
         self.attention = _attention_layer(attention_type, num_heads, make_res, update_u_in_eval,
                                           "d_ops")
-    self.linear = SNDense(1, name="d_sn_linear", **sn)
-    self.embedding = (SNEmbedding(num_classes, in_ch, name="d_embedding", **sn)
+    self.linear = SNDense(1, name="d_sn_linear", bound=sn_bound, **sn)
+    self.embedding = (SNEmbedding(num_classes, in_ch, name="d_embedding", bound=sn_bound, **sn)
                       if num_classes else None)
 
   def call(self, images, labels=None, training=False):

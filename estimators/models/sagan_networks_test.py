@@ -1,11 +1,12 @@
-"""SAGAN networks: exact parameter counts, attention placement, ablations, output contracts."""
+"""SAGAN networks: exact parameter counts, attention placement, ablations, output contracts,
+where the spectral-norm bound applies."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from estimators.models.sagan_networks import (Discriminator, Generator, GBlock, DBlock,
                                        valid_attention_resolutions)
-from tfgan_attention import SelfAttention
+from tfgan_attention import SelfAttention, SNConv2D, SNDense, SNEmbedding, YLGAttention
 
 
 def _count(model):
@@ -92,3 +93,66 @@ def test_outputs_in_range_and_bad_settings_refused():
     Generator(32, 8, 10, attention_resolution=32)
   with pytest.raises(ValueError, match="image sizes"):
     Discriminator(48, 8, 10)
+
+
+def _sn_bounds(model):
+  """{variable path of each SN layer's kernel: its bound}."""
+  out = {}
+  for m in model.submodules:
+    if isinstance(m, (SNConv2D, SNDense, SNEmbedding)):
+      var = m.embeddings if isinstance(m, SNEmbedding) else m.kernel
+      out[var.name] = m.bound
+  return out
+
+
+def _built(bound, attention_type="self_attention", attention_layer_fn=None, gf=8, df=8):
+  """32 px networks, attention at feat16."""
+  g = Generator(32, gf, 10, attention_resolution=16, attention_type=attention_type,
+                attention_layer_fn=attention_layer_fn, sn_bound=bound)
+  d = Discriminator(32, df, 10, attention_resolution=16, attention_type=attention_type,
+                    attention_layer_fn=attention_layer_fn, sn_bound=bound)
+  labels = tf.constant([0, 1])
+  d(g(tf.zeros([2, 128]), labels), labels)
+  return g, d
+
+
+def test_tfgan_bound_sits_where_tfgan_and_ylg_put_it_and_keeps_every_variable():
+  """"tfgan": W / max(1, sigma) on every conv, linear and the class embedding; W / sigma on the
+  attention 1x1 convs. Variable names and shapes (checkpoint keys) equal the "paper" networks'."""
+  paper, tfgan = _built("paper"), _built("tfgan")
+  for p_net, t_net in zip(paper, tfgan):
+    assert [(v.name, v.shape) for v in p_net.variables] == [(v.name, v.shape)
+                                                               for v in t_net.variables]
+    assert set(_sn_bounds(p_net).values()) == {"paper"}
+    bounds = _sn_bounds(t_net)
+    inside = {n: b for n, b in bounds.items() if "_ops/sn_conv_" in n}
+    assert len(inside) == 4 and set(inside.values()) == {"paper"}
+    outside = {n: b for n, b in bounds.items() if n not in inside}
+    assert set(outside.values()) == {"tfgan"}
+  g, d = tfgan
+  assert len(_sn_bounds(g)) == 1 + 3 * 3 + 1 + 4  # linear, 3 up-blocks, RGB conv, attention
+  assert len(_sn_bounds(d)) == 3 + 3 + 2 + 2 + 1 + 1 + 4  # 4 blocks, linear, embedding, attention
+  assert d.embedding.bound == "tfgan" and d.linear.bound == "tfgan" and g.linear.bound == "tfgan"
+
+
+def test_tfgan_bound_reaches_ylg_attention_and_residual_ablation_as_tfgan_does():
+  ylg = lambda name: YLGAttention(implementation="dense", name=name)
+  g, d = _built("tfgan", attention_layer_fn=ylg, gf=16, df=32)  # 64 channels at feat16
+  for net in (g, d):
+    assert isinstance(net.attention, YLGAttention)
+    att = {n: b for n, b in _sn_bounds(net).items() if "_ops/" in n}
+    assert len(att) == 4 and set(att.values()) == {"paper"}  # as YLG's sn_conv1x1
+  # A residual block in the attention slot is made of convolutions: it takes the network's bound.
+  g, d = _built("tfgan", attention_type="residual")
+  for net in (g, d):
+    att = {n: b for n, b in _sn_bounds(net).items() if "_ops/" in n}
+    assert len(att) >= 2 and set(att.values()) == {"tfgan"}
+
+
+def test_sn_bound_default_is_the_papers_and_bad_values_are_refused():
+  assert Generator(32, 8, 10, attention_resolution=16).sn_bound == "paper"
+  assert Discriminator(32, 8, 10, attention_resolution=16).sn_bound == "paper"
+  with pytest.raises(ValueError, match="'paper', 'tfgan'"):
+    Generator(32, 8, 10, attention_resolution=16, sn_bound="TF-GAN")
+  with pytest.raises(ValueError, match="'paper', 'tfgan'"):
+    Discriminator(32, 8, 10, attention_resolution=16, sn_bound=None)
