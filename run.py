@@ -182,7 +182,7 @@ RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
 
 def config_from_flags():
   from data import get_spec  # pylint: disable=import-outside-toplevel
-  from data.registry import parse_options  # pylint: disable=import-outside-toplevel
+  from data.registry import resolved_options  # pylint: disable=import-outside-toplevel
   from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
   spec = get_spec(FLAGS.dataset)
   spec_defaults = get_model(FLAGS.model).run_defaults
@@ -192,7 +192,7 @@ def config_from_flags():
       model=FLAGS.model, hparams=model_flags.hparams_from_flags(FLAGS),
       dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
       strict_data=FLAGS.strict_data, max_words=FLAGS.max_words,
-      data_options=tuple(sorted(parse_options(spec.name, FLAGS.data_options).items())),
+      data_options=tuple(resolved_options(spec.name, FLAGS.data_options).items()),
       model_dir=FLAGS.model_dir, image_size=FLAGS.image_size, num_classes=spec.num_classes,
       batch_size=FLAGS.batch_size, max_steps=FLAGS.max_steps, seed=FLAGS.seed,
       **run,
@@ -214,8 +214,8 @@ def main(argv):
   del argv
   cfg = config_from_flags()
   if FLAGS.dry_run:
-    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    print(model_flags.parameter_table(cfg))
+    print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
+    print(model_flags.parameter_table(cfg), file=sys.stderr)
     return
   from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
   from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel

@@ -2,7 +2,9 @@
 
 Every .jpg/.jpeg/.png below --data_dir (any depth, sorted paths) is an example: the largest central
 square (or a central `crop_size` square, e.g. 140 for CelebA faces) is cut, resized to S (bilinear
-with antialiasing by default) and scaled to [-1, 1]. JPEGs are decoded only inside the square,
+with antialiasing by default) and scaled to [-1, 1]. `resize_to_square=true` resizes the whole
+image straight to S x S instead (no crop, aspect not kept), as LadaGAN's official code prepares
+CelebA, FFHQ and LSUN (with resize_method=plain_bilinear, jpeg_downscale=false for its pixels). JPEGs are decoded only inside the square,
 at 1/2, 1/4 or 1/8 scale (DCT domain) when it stays >= S (`jpeg_downscale`).
 Splits: 'all' is every file; 'train'/'test'/'validation' use <data_dir>/<split>/ when it exists, or
 CelebA's list_eval_partition.txt (0 train, 1 validation, 2 test) when it is in <data_dir> or its
@@ -80,10 +82,13 @@ def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard 
                       shuffle: Optional[bool] = None, crop_size: Optional[int] = None,
                       resize_method: str = "bilinear", jpeg_downscale: bool = True,
                       cache: Union[bool, str] = False, index_dir: Optional[str] = None,
-                      name: str = "image_folder"):
+                      resize_to_square: bool = False, name: str = "image_folder"):
   """Registry loader. Options: shuffle (file order; default split == 'train'), crop_size (central
   crop before resizing; default the largest square), resize_method, jpeg_downscale (JPEGs decoded
-  at 1/2..1/8 scale in the DCT domain while the square stays >= S), cache."""
+  at 1/2..1/8 scale in the DCT domain while the square stays >= S), cache, resize_to_square
+  (the whole image resized to S x S, LadaGAN's preparation; not with crop_size)."""
+  if resize_to_square and crop_size:
+    raise ValueError("resize_to_square resizes the whole image; it takes no crop_size")
   if resize_method not in image_ops.RESIZE_METHODS:
     raise ValueError(f"resize_method must be one of {image_ops.RESIZE_METHODS}")
   tag = f"{name}/{split}"
@@ -95,7 +100,8 @@ def load_image_folder(data_dir=None, split="train", image_size=64, shard: Shard 
                          detail="tab or newline in the file name")
       continue
     records.append(index_file.ImageRecord(path))
-  window = image_ops.centre_crop_of(crop_size) if crop_size else image_ops.central_square
+  window = (image_ops.whole_image if resize_to_square else
+            image_ops.centre_crop_of(crop_size) if crop_size else image_ops.central_square)
 
   def decode(line):
     square = image_ops.decode_window(tf.io.read_file(index_file.path_of(line)), window,
@@ -115,10 +121,10 @@ def _named(name: str):
              seed: Optional[int] = None, strict: bool = False, shuffle: Optional[bool] = None,
              crop_size: Optional[int] = None, resize_method: str = "bilinear",
              jpeg_downscale: bool = True, cache: Union[bool, str] = False,
-             index_dir: Optional[str] = None):
+             index_dir: Optional[str] = None, resize_to_square: bool = False):
     return load_image_folder(data_dir, split, image_size, shard, seed, strict, shuffle,
                              crop_size, resize_method, jpeg_downscale, cache, index_dir,
-                             name=name)
+                             resize_to_square=resize_to_square, name=name)
   return loader
 
 

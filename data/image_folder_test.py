@@ -129,3 +129,19 @@ def test_an_empty_split_directory_is_a_layout_error_naming_it(tmp_path):
   assert str(error.value) == (
       f"image_folder/test: the split has no images (no .jpg, .jpeg, .png file in "
       f"{tmp_path}/test)\nexpected layout:\n{data.image_folder.LAYOUT}")
+
+
+def test_resize_to_square_keeps_the_whole_image_as_ladagans_official_code(tmp_path):
+  wide = format_writers.smooth_image(10, 16, seed=7)  # 10 x 16: no crop, squeezed to 8 x 8
+  format_writers.write_bytes(str(tmp_path / "wide.png"), format_writers.png_bytes(wide))
+  ds = data.load("celeba", data_dir=str(tmp_path), split="all", image_size=8, seed=0,
+                 resize_to_square=True, resize_method="plain_bilinear")
+  got = next(iter(ds))["images"].numpy()
+  want = tf.image.resize(wide.astype(np.float32), [8, 8], method="bilinear").numpy()
+  np.testing.assert_allclose(got, want * (2.0 / 255.0) - 1.0, atol=1e-6)
+  cropped = next(iter(data.load("celeba", data_dir=str(tmp_path), split="all", image_size=8,
+                                seed=0, resize_method="plain_bilinear")))["images"].numpy()
+  assert np.abs(cropped - got).max() > 0.05  # the default still cuts the central square first
+  with pytest.raises(ValueError, match="takes no crop_size"):
+    data.load("celeba", data_dir=str(tmp_path), split="all", image_size=8, resize_to_square=True,
+              crop_size=8)

@@ -15,7 +15,9 @@ from typing import Callable, Optional
 
 import tensorflow as tf
 
-RESIZE_METHODS = ("tfgan", "bilinear", "area")
+# tfgan: TF-GAN's crop_and_resize; bilinear: antialiased; area; plain_bilinear: tf.image.resize's
+# default (bilinear, no antialiasing), what LadaGAN's official code resizes with.
+RESIZE_METHODS = ("tfgan", "bilinear", "area", "plain_bilinear")
 Window = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (height, width) -> [y, x, h, w]
 
 
@@ -103,6 +105,8 @@ def resize_square(image: tf.Tensor, size: int, method: str = "tfgan") -> tf.Tens
     out = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
   elif method == "area":
     out = tf.image.resize(image, [size, size], method="area")
+  elif method == "plain_bilinear":
+    out = tf.image.resize(image, [size, size], method="bilinear")
   else:
     raise ValueError(f"resize_method must be one of {RESIZE_METHODS}, got {method!r}")
   out.set_shape([size, size, 3])

@@ -102,6 +102,7 @@ class ServingModule(tf.Module):
       inputs = dict(zip(names, args))
       return {"images": spec.images(spec.generate(cfg, self.generator, inputs, training=False))}
     self.serve = tf.function(serve, input_signature=list(signature.values()))
+    self.extra_signatures = spec.extra_signatures(cfg, generator)  # tracked: saved with it
 
 
 def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=False):
@@ -113,7 +114,8 @@ def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=Fal
   tmp = os.path.join(export_root, f".tmp-{step}-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   tf.io.gfile.makedirs(export_root)
-  tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+  tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
+                                               **module.extra_signatures})
   if os.path.exists(final):
     shutil.rmtree(final)
   os.replace(tmp, final)

@@ -212,6 +212,12 @@ class ModelSpec:
       signature["labels"] = tf.TensorSpec([None], tf.int32, name="labels")
     return signature
 
+  def extra_signatures(self, cfg, generator) -> Dict[str, Callable]:
+    """More SavedModel signatures beside serving_default: name -> tf.function with an
+    input_signature (e.g. one that also returns attention maps)."""
+    del cfg, generator
+    return {}
+
 
 MODELS: Dict[str, ModelSpec] = {}
 

@@ -54,10 +54,15 @@ def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
 
 def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
   common = ["--dataset=image_folder", f"--data_dir={tmp_path}", f"--model_dir={tmp_path}/run"]
-  config = json.loads(run_py(*common, "--data_options=crop_size=140,resize_method=area,"
-                             "jpeg_downscale=false", "--dry_run").stdout)
-  assert config["data_options"] == [["crop_size", 140], ["jpeg_downscale", False],
-                                    ["resize_method", "area"]]
+  proc = run_py(*common, "--data_options=crop_size=140,resize_method=area,"
+                "jpeg_downscale=false", "--dry_run")
+  config = json.loads(proc.stdout)  # stdout is the JSON alone; the parameter table is on stderr
+  assert "| generator | 380,804 | 383,415 |" in proc.stderr
+  # Every option with its resolved value, defaults included.
+  assert config["data_options"] == [
+      ["cache", False], ["crop_size", 140], ["index_dir", None], ["jpeg_downscale", False],
+      ["resize_method", "area"], ["resize_to_square", False], ["shuffle", None],
+      ["shuffle_buffer_mb", 512]]
   for options, message in [
       ("crop_size=big", "--data_options: dataset option crop_size='big': expected int or none"),
       ("source=tfds", "--data_options: dataset 'image_folder' takes no option 'source'; its own "

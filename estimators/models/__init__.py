@@ -8,6 +8,7 @@ README "Adding a model"). The registry itself (estimators.model_registry) import
 importing goes one way: this package -> the model modules -> the registry.
 """
 from estimators.model_registry import get_model, names, register  # noqa: F401
+from estimators.models import ladagan  # noqa: F401  (registers ladagan)
 from estimators.models import sagan  # noqa: F401  (registers sagan, ylg_sagan)
 
 __all__ = ["get_model", "names", "register"]

@@ -202,9 +202,12 @@ class LadaGAN(ModelSpec):
     if hp.bcr_weight:
       discriminator = lambda images: gan_model.discriminator_fn(
           {"images": images}, gan_model.generator_inputs)["logits"]
-      real_aug, fake_aug = ladagan_losses.bcr_augmented_logits(
-          discriminator, real_out["images"], fake_out["images"],
-          lambda images: diff_augment.diff_augment(images, hp.diffaugment))
+      # Under D's variable scope (as TF-GAN's own D calls), so the batch-norm updates of this
+      # training-mode pass join D's update ops.
+      with tf.compat.v1.variable_scope(gan_model.discriminator_scope, reuse=True):
+        real_aug, fake_aug = ladagan_losses.bcr_augmented_logits(
+            discriminator, real_out["images"], fake_out["images"],
+            lambda images: diff_augment.diff_augment(images, hp.diffaugment))
       bcr = ladagan_losses.bcr_consistency(real, real_aug, fake, fake_aug, hp.bcr_weight)
       loss += bcr
       scalars["loss/discriminator_bcr"] = bcr

@@ -13,7 +13,7 @@ import tensorflow_gan as tfgan
 from estimators import summaries
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, ModelSpec, hparam, register
 from estimators.models import sagan_networks
-from tfgan_attention import CompactAttention, YLGAttention, densify_attention
+from tfgan_attention import SN_BOUNDS, CompactAttention, YLGAttention, densify_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,11 @@ class _SAGANArchitecture:
       check=UNIT_INTERVAL, cli_default=0.99)
   sn_update_in_eval: bool = hparam(
       False, "Official-D quirk: update spectral-norm u vectors outside training too.")
+  sn_bound: str = hparam(
+      "paper", "Spectral-norm bound: 'paper' = W / sigma everywhere (SAGAN); 'tfgan' = W / "
+      "max(1, sigma) for convolutions, linears and the class embedding, W / sigma in the "
+      "attention block, as TF-GAN's example and the official YLG code (YLG's numbers).",
+      choices=SN_BOUNDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +116,7 @@ class SAGAN(ModelSpec):
         cfg.image_size, hp.gf_dim, self.num_classes(cfg),
         attention_resolution=hp.attention_resolution, attention_type=hp.attention_type,
         num_heads=self.heads(hp), attention_layer_fn=self.attention_layer_fn(hp),
-        bn_decay=hp.bn_decay, cross_replica_bn=cfg.cross_replica_bn)
+        bn_decay=hp.bn_decay, cross_replica_bn=cfg.cross_replica_bn, sn_bound=hp.sn_bound)
 
   def make_discriminator(self, cfg):
     hp = cfg.hparams
@@ -119,7 +124,8 @@ class SAGAN(ModelSpec):
         cfg.image_size, hp.df_dim, self.num_classes(cfg),
         attention_resolution=hp.attention_resolution, attention_type=hp.attention_type,
         num_heads=self.heads(hp), update_u_in_eval=hp.sn_update_in_eval,
-        attention_layer_fn=self.attention_layer_fn(hp, hp.sn_update_in_eval))
+        attention_layer_fn=self.attention_layer_fn(hp, hp.sn_update_in_eval),
+        sn_bound=hp.sn_bound)
 
   # --- forward passes -------------------------------------------------------------------------
   def generate(self, cfg, generator, inputs, training, return_attention=False):

@@ -1,0 +1,153 @@
+"""LadaGAN through the registry: paper parameter counts, the D step's augmentation and R1, bCR,
+EMA, every engine, export with attention maps, the attention_maps mode."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimators import experiment, export, model_registry
+from estimators.config import GANConfig
+from estimators.models import get_model, ladagan_losses
+from estimators.models.ladagan import LadaGANHParams
+from estimators.optimizers import EMA_SUFFIX
+from estimators.testing import tiny_config
+
+TINY = dict(model="ladagan", z_dim=16, g_dim="16,8,4", g_mlp_dim=8, d_enc_dim="8,8",
+            d_out_dim="8,8", batch_size=4, num_eval_samples=40, eval_batch_size=20)
+
+
+def _tags(model_dir):
+  tags = set()
+  for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(v.tag for v in event.summary.value)
+  return tags
+
+
+@pytest.mark.parametrize("image_size,generator,discriminator", [
+    (32, 19_901_647, 6_777_476), (64, 19_900_351, 7_006_660), (128, 24_026_255, 7_063_908)])
+def test_paper_parameter_counts_through_the_registry(image_size, generator, discriminator):
+  """The paper's #Params (generator, as Keras counts: BN moving statistics included) of the
+  CIFAR-10, CelebA-64 and FFHQ-128 configs; the discriminator's as the official code builds it."""
+  cfg = GANConfig(model="ladagan", image_size=image_size, num_classes=0)
+  rows = model_registry.parameter_counts(get_model("ladagan").build_networks(cfg))
+  assert [(name, total) for name, _, total in rows] == [
+      ("generator", generator), ("discriminator", discriminator)]
+
+
+def test_validation_and_run_defaults():
+  spec = get_model("ladagan")
+  assert spec.validate(LadaGANHParams(), 32, None) is None
+  assert spec.validate(LadaGANHParams(), 48, None) == (
+      "LadaGAN builds [32, 64, 128] px images, not 48")
+  assert spec.validate(LadaGANHParams(g_dim="1024,256,66"), 32, None) == (
+      "Lada attention splits widths over --lada_heads=4; widths [66] (--g_dim/--d_enc_dim) do "
+      "not divide.")
+  assert "a 64 px conv decoder needs 1 widths" in spec.validate(
+      LadaGANHParams(g_decoder="64,32"), 64, None)
+  assert model_registry.check_hparams(LadaGANHParams(diffaugment="color,blur")).startswith(
+      "--diffaugment='color,blur' must name DiffAugment ops")
+  assert model_registry.check_hparams(LadaGANHParams(g_dim="12,x")).startswith("--g_dim='12,x'")
+  assert spec.run_defaults == {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5,
+                               "beta2": 0.99, "ema_decay": 0.999}
+  assert not spec.conditional
+
+
+def test_the_d_step_sees_augmented_images_and_r1_differentiates_that_same_draw(tmp_path):
+  """In the train graph D's real outputs carry the augmented reals; R1 from those logits equals
+  the reference r1_penalty (which calls D again) on the same augmented images."""
+  cfg = tiny_config(tmp_path, **TINY, r1_weight=0.5)
+  spec = get_model("ladagan")
+  with tf.Graph().as_default():
+    tf.compat.v1.set_random_seed(1)
+    generator, discriminator = spec.make_generator(cfg), spec.make_discriminator(cfg)
+    real = {"images": tf.random.uniform([4, 32, 32, 3], -1, 1, seed=2)}
+    out = spec.discriminate(cfg, discriminator, real, {}, training=True)
+    evaluation = spec.discriminate(cfg, discriminator, real, {}, training=False)
+    fake = spec.discriminate(cfg, discriminator, spec.generate(
+        cfg, generator, {"noise": tf.random.normal([4, 16], seed=3)}, training=True), {},
+                             training=True)
+
+    class Model:  # the two fields of TF-GAN's GANModel the loss reads
+      discriminator_real_outputs, discriminator_gen_outputs = out, fake
+    loss, scalars = spec.discriminator_loss(cfg, Model)
+    _, reference = ladagan_losses.r1_penalty(lambda x: discriminator(x, training=True),
+                                             out["images"], weight=0.5)
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      augmented, raw, eval_seen, r1, r1_ref, total, real_logits, fake_logits = sess.run(
+          [out["images"], real["images"], evaluation["images"], scalars["loss/discriminator_r1"],
+           reference, loss, out["logits"], fake["logits"]])
+  assert np.abs(augmented - raw).mean() > 0.05  # color + translation changed the reals
+  np.testing.assert_array_equal(eval_seen, raw)  # evaluation mode: no augmentation
+  assert r1 > 0 and r1 == pytest.approx(r1_ref, rel=1e-5)
+  expected = np.mean(np.log1p(np.exp(-real_logits))) + np.mean(np.log1p(np.exp(fake_logits)))
+  assert total == pytest.approx(expected + r1, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_tiny_ladagan_trains_evaluates_exports_with_ema_and_attention(tmp_path):
+  cfg = tiny_config(tmp_path / "run", **TINY, ema_decay=0.9, max_steps=3,
+                    save_checkpoints_steps=3, save_summary_steps=1)
+  ckpt = experiment.run_train(cfg)
+  reader = tf.train.load_checkpoint(ckpt)
+  start = tf.train.load_checkpoint(str(tmp_path / "run" / "model.ckpt-0"))
+  weights = [n for n in start.get_variable_to_shape_map()
+             if n.startswith("Generator/") and n.endswith("/kernel")]
+  assert len(weights) > 10
+  for name in weights:  # the EMA starts as an exact copy of G, then lags it
+    np.testing.assert_array_equal(start.get_tensor(name + "/" + EMA_SUFFIX),
+                                  start.get_tensor(name))
+  assert max(np.abs(reader.get_tensor(n + "/" + EMA_SUFFIX) - reader.get_tensor(n)).max()
+             for n in weights) > 0
+  assert {"loss/generator", "loss/discriminator", "loss/discriminator_r1",
+          "discriminator/mean_real_logit", "fixed_noise_grid/image",
+          "attention/generator_8x8/image/0", "attention/generator_32x32/image/3"} <= _tags(
+              cfg.model_dir)
+  record = experiment.run_eval(cfg)
+  assert record["protocol"]["ema_weights"] is True and np.isfinite(
+      record["metrics"]["digits_fid"])
+  path = experiment.run_export(cfg)
+  loaded = tf.saved_model.load(path)
+  z = tf.random.stateless_normal([2, 16], seed=[4, 5])
+  images = loaded.signatures["serving_default"](noise=z)["images"].numpy()
+  assert images.shape == (2, 32, 32, 3) and np.abs(images).max() <= 1.0  # clipped raw output
+  attention = loaded.signatures["attention"](noise=z)
+  np.testing.assert_allclose(attention["images"], images, atol=1e-6)
+  assert [attention[f"attention_{s}"].shape for s in (8, 16, 32)] == [
+      (2, 4, 64), (2, 4, 256), (2, 4, 1024)]
+  np.testing.assert_allclose(attention["attention_16"].numpy().sum(-1), 1.0, atol=1e-5)
+  generator = export.restore_generator(cfg, ckpt, use_ema=True)
+  np.testing.assert_allclose(np.clip(generator(z).numpy(), -1, 1), images, atol=1e-5)
+
+  spec = get_model("ladagan")
+  from_ckpt = spec.write_attention_maps(cfg, {"num_samples": 3, "seed": 1})
+  from_saved = spec.write_attention_maps(
+      cfg, {"num_samples": 3, "seed": 1, "saved_model": path,
+            "sample_dir": str(tmp_path / "from_saved")})
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  for a, b in zip(from_ckpt, from_saved):
+    grid = np.asarray(Image.open(a))
+    assert grid.shape == (3 * 32, 5 * 32, 3)  # a row per sample: the image and 4 heads
+    np.testing.assert_allclose(grid.astype(float), np.asarray(Image.open(b)).astype(float),
+                               atol=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", [dict(distribution="one_device"), dict(use_tpu=True),
+                                    dict(bcr_weight=1.0, diffaugment="color,translation,cutout")])
+def test_tiny_ladagan_trains_through_each_engine_and_the_bcr_path(tmp_path, engine):
+  cfg = tiny_config(tmp_path, **TINY, max_steps=2, save_checkpoints_steps=2,
+                    save_summary_steps=1, **engine)
+  ckpt = experiment.run_train(cfg)
+  assert export.checkpoint_step(ckpt) == 2
+  before = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-0"))
+  after = tf.train.load_checkpoint(ckpt)
+  for key in ("Generator/generator/to_rgb/kernel", "Discriminator/discriminator/logits_conv/kernel"):
+    assert np.abs(after.get_tensor(key) - before.get_tensor(key)).max() > 0
+  if "bcr_weight" in engine:
+    assert "loss/discriminator_bcr" in _tags(cfg.model_dir)
+  serve = tf.saved_model.load(experiment.run_export(cfg)).signatures["serving_default"]
+  assert serve(noise=tf.zeros([1, 16]))["images"].shape == (1, 32, 32, 3)
