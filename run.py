@@ -262,6 +262,12 @@ def _run_mode(cfg):
     experiment.run_continuous_eval(cfg)
   elif mode == "export":
     print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
+  elif mode == "attention_maps":
+    from estimators import figures  # pylint: disable=import-outside-toplevel
+    paths = figures.run_attention_maps(
+        cfg, FLAGS.num_samples, seed=FLAGS.seed, truncation=FLAGS.truncation,
+        checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model, out_dir=FLAGS.sample_dir)
+    print("attention maps: " + ", ".join(paths))
   elif mode in get_model(cfg.model).modes:
     get_model(cfg.model).modes[mode](cfg, {name: FLAGS[name].value for name in MODE_OPTIONS})
   elif mode == "sample":

@@ -1,11 +1,13 @@
-"""Training-step speed of the real SAGAN / YLG-SAGAN GANEstimator on synthetic in-memory data.
+"""Training-step speed of any registered model's real training step on synthetic in-memory data.
 
   python -m bench.train_step                      # quick CPU defaults: 32 and 64 px, batch 16
   python -m bench.train_step --full               # paper scale: 128 px, gf = df = 64, batch 256
   python -m bench.train_step --configs=sagan:64:32:32 --steps=20 --distribution=mirrored
 
 Each config, MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION] (DF defaults to GF, BATCH is the global
-batch, ATTENTION the attention block's feature-map size), runs in its own subprocess: `estimators.gan_estimator.build_estimator` on a GANConfig, trained
+batch, ATTENTION the attention block's feature-map size; for models without gf/df, e.g.
+`ladagan:32:paper:16`, WIDTHS `paper` keeps the model's own widths at that image size), runs in
+its own subprocess: `estimators.gan_estimator.build_estimator` on a GANConfig, trained
 with `estimator.train` on 64 random images held in memory (`make_train_input_fn`'s dataset_fn
 hook, cached, so input costs next to nothing). A SessionRunHook stamps the end of every step;
 the first --warmup steps (graph build, session start, first-step summaries and the step-0
@@ -18,6 +20,7 @@ other work: the table header shows the load average.
 """
 import argparse
 import collections
+import dataclasses
 import json
 import os
 import statistics
@@ -42,6 +45,7 @@ FULL_CONFIGS = "sagan:128:64:256,ylg_sagan:128:64:256"
 NUM_SYNTHETIC_IMAGES = 64
 
 
+PAPER = "paper"  # WIDTHS of a config that keeps the model's own (paper) widths
 Config = collections.namedtuple("Config", "model image_size gf_dim df_dim batch attention")
 
 
@@ -53,17 +57,26 @@ def parse_configs(text):
     if len(parts) not in (4, 5):
       raise ValueError(f"config {item!r} is not MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION]")
     model, size = parts[0], int(parts[1])
-    gf, _, df = parts[2].partition("/")
     from estimators.models import get_model  # pylint: disable=import-outside-toplevel
     try:
-      suggested = get_model(model).suggested_hparams(size)
+      spec = get_model(model)
+      suggested = spec.suggested_hparams(size)
     except ValueError as e:
       raise ValueError(f"config {item!r}: {e}") from None
-    if "attention_resolution" not in suggested:
-      raise ValueError(f"config {item!r}: {model} has no attention_resolution to time")
-    attention = int(parts[4]) if len(parts) == 5 else suggested["attention_resolution"]
-    config = Config(model, size, int(gf), int(df or gf), int(parts[3]), attention)
-    if min(config.gf_dim, config.df_dim, config.batch) <= 0:
+    if parts[2] == PAPER:  # the model's own widths (e.g. LadaGAN's released configs)
+      gf = df = attention = None
+      if len(parts) == 5:
+        raise ValueError(f"config {item!r}: ATTENTION goes with explicit widths only")
+    else:
+      names = {f.name for f in dataclasses.fields(spec.hparams_class)}
+      if not {"gf_dim", "df_dim", "attention_resolution"} <= names:
+        raise ValueError(f"config {item!r}: {model} has no gf_dim/df_dim/attention_resolution; "
+                         f"give '{PAPER}' as the widths")
+      gf, _, df = parts[2].partition("/")
+      gf, df = int(gf), int(df or gf)
+      attention = int(parts[4]) if len(parts) == 5 else suggested["attention_resolution"]
+    config = Config(model, size, gf, df, int(parts[3]), attention)
+    if min(w for w in (config.gf_dim, config.df_dim, config.batch) if w is not None) <= 0:
       raise ValueError(f"config {item!r}: widths and batch must be positive")
     configs.append(config)
   if not configs:
@@ -72,6 +85,8 @@ def parse_configs(text):
 
 
 def config_text(c):
+  if c.gf_dim is None:
+    return f"{c.model}:{c.image_size}:{PAPER}:{c.batch}"
   return f"{c.model}:{c.image_size}:{c.gf_dim}/{c.df_dim}:{c.batch}:{c.attention}"
 
 
@@ -124,10 +139,12 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   with tempfile.TemporaryDirectory(prefix="bench_train_step_") as tmp:
     total = warmup + steps
+    widths = {"z_dim": 128} if config.gf_dim is None else dict(
+        gf_dim=config.gf_dim, df_dim=config.df_dim, attention_resolution=config.attention,
+        z_dim=128)
     cfg = tiny_config(
-        tmp, model=config.model, image_size=config.image_size, gf_dim=config.gf_dim,
-        df_dim=config.df_dim, z_dim=128, batch_size=config.batch, num_classes=num_classes,
-        attention_resolution=config.attention, max_steps=total,
+        tmp, model=config.model, image_size=config.image_size, batch_size=config.batch,
+        num_classes=num_classes, max_steps=total, **widths,
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
         distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision,
@@ -174,8 +191,9 @@ def format_table(configs, results):
            "| images/s | median ms/step | build + warm-up s | peak RSS MB |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for c, r in zip(configs, results):
-    head = (f"| {c.model} | {c.image_size} px | {c.gf_dim} / {c.df_dim} | "
-            f"{c.attention}x{c.attention} | {c.batch} |")
+    widths = (f"{c.gf_dim} / {c.df_dim} | {c.attention}x{c.attention}" if c.gf_dim is not None
+              else f"{PAPER} | {PAPER}")
+    head = f"| {c.model} | {c.image_size} px | {widths} | {c.batch} |"
     if "error" in r:
       lines.append(f"{head} FAILED: {r['error'].replace('|', '/')} | | | | | |")
       continue

@@ -42,3 +42,13 @@ def test_format_table_keeps_failed_configs():
   lines = table.splitlines()
   assert len(lines) == 4 and lines[2].startswith("| sagan | 32 px | 8 / 8 | 16x16 | 8 | 3 | 2.00 |")
   assert "FAILED: exit 1: ValueError: a/b" in lines[3]
+
+
+def test_models_without_sagan_widths_keep_their_paper_widths():
+  configs = train_step.parse_configs("ladagan:32:paper:16")
+  assert configs == [train_step.Config("ladagan", 32, None, None, 16, None)]
+  assert train_step.config_text(configs[0]) == "ladagan:32:paper:16"
+  with pytest.raises(ValueError, match="ladagan has no gf_dim"):
+    train_step.parse_configs("ladagan:32:16:16")
+  with pytest.raises(ValueError, match="LadaGAN builds"):
+    train_step.parse_configs("ladagan:48:paper:16")

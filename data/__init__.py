@@ -10,5 +10,8 @@ flags before any graph is built.
 """
 from data.registry import DATASETS, DatasetSpec, get_spec, load, register
 from data.pipeline import batch_pipeline
+# The dataset modules register themselves when imported; importing them here (and not from the
+# registry) keeps the imports one way: data -> builtin -> each dataset module -> registry.
+from data import builtin  # noqa: F401,E402  pylint: disable=wrong-import-position
 
 __all__ = ["DATASETS", "DatasetSpec", "get_spec", "load", "register", "batch_pipeline"]

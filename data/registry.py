@@ -72,7 +72,6 @@ def register(spec: DatasetSpec) -> DatasetSpec:
 
 
 def get_spec(name: str) -> DatasetSpec:
-  _ensure_builtin_registered()
   if name not in DATASETS:
     raise ValueError(
         f"unknown dataset {name!r}; choose one of: {', '.join(sorted(DATASETS))}")
@@ -80,7 +79,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def is_registered(name: str) -> bool:
-  _ensure_builtin_registered()
   return name in DATASETS
 
 
@@ -239,14 +237,3 @@ def resolved_options(name: str,
     values = parse_options(name, given)
   return {k: values.get(k, params[k].default) for k in sorted(params)}
 
-
-_builtin_done = False
-
-
-def _ensure_builtin_registered():
-  """Imports the dataset modules once, each of which registers itself."""
-  global _builtin_done
-  if _builtin_done:
-    return
-  _builtin_done = True
-  from data import builtin  # pylint: disable=import-outside-toplevel,unused-import

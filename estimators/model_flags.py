@@ -18,7 +18,8 @@ from absl import flags
 from estimators import model_registry
 from estimators.models import get_model, names
 
-BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample")
+BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample",
+              "attention_maps")
 
 
 def _fields():
@@ -101,6 +102,10 @@ def problem(values, dataset, present=()) -> Optional[str]:
   model = values["model"]
   spec = get_model(model)
   mode = values.get("mode")
+  if mode == "attention_maps" and not spec.has_attention_maps:
+    owners = [m for m in names() if get_model(m).has_attention_maps]
+    return (f"--mode=attention_maps draws attention maps, which --model={model} does not return "
+            f"(models that do: {', '.join(owners)}).")
   if mode and mode not in BASE_MODES and mode not in spec.modes:
     owners = [m for m in names() if mode in get_model(m).modes]
     return f"--mode={mode} belongs to --model={'/'.join(owners)}, not {model}."

@@ -214,9 +214,24 @@ class ModelSpec:
 
   def extra_signatures(self, cfg, generator) -> Dict[str, Callable]:
     """More SavedModel signatures beside serving_default: name -> tf.function with an
-    input_signature (e.g. one that also returns attention maps)."""
-    del cfg, generator
-    return {}
+    input_signature. Default: 'attention' when the model has `attention` maps."""
+    if not self.has_attention_maps:
+      return {}
+    signature = self.serving_signature(cfg)
+    names = list(signature)
+
+    def attention(*args):
+      images, maps = self.attention(cfg, generator, dict(zip(names, args)))
+      return {"images": images, **maps}
+    return {"attention": tf.function(attention, input_signature=list(signature.values()))}
+
+  # --- attention maps (--mode=attention_maps, the SavedModel's 'attention' signature) ---------
+  has_attention_maps: bool = False  # True when `attention` is implemented
+
+  def attention(self, cfg, generator, inputs):
+    """(images [B, S, S, 3] in [-1, 1], {name: maps [B, heads, N]}), N a square token grid over
+    the image: each head's weight per position (estimators/figures.py draws them)."""
+    raise NotImplementedError(f"{self.name} returns no attention maps")
 
 
 MODELS: Dict[str, ModelSpec] = {}

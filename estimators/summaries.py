@@ -1,4 +1,5 @@
 """TensorBoard helpers for the estimator's train graph, shared by every model's summaries."""
+import numpy as np
 import tensorflow as tf
 
 
@@ -23,3 +24,13 @@ def add_scalars(values):
   with tf.compat.v1.name_scope(""):
     for tag, value in values.items():
       tf.compat.v1.summary.scalar(tag, value)
+
+
+def attention_heat_maps(attention, image_size):
+  """[heads, N] attention of one sample over a sqrt(N) x sqrt(N) token grid -> [heads, S, S, 1]
+  in [0, 1], each head scaled to its maximum and resized (nearest) to the image."""
+  heads, n = attention.shape
+  side = int(np.sqrt(int(n)))
+  maps = tf.reshape(attention, [heads, side, side, 1])
+  maps = maps / (tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True) + 1e-12)
+  return tf.image.resize(maps, [image_size, image_size], method="nearest")

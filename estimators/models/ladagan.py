@@ -1,5 +1,5 @@
 """LadaGAN (Morales-Juarez & Fuentes-Pineda 2024): hyperparameters, inputs, losses, summaries,
-serving and the attention-map figures of an unconditional Ladaformer GAN.
+serving and attention maps of an unconditional Ladaformer GAN.
 
 Networks: estimators/models/ladagan_networks.py (architecture per image size: the released
 CIFAR-10 / CelebA-64 / FFHQ-128 configs; LSUN-128 = FFHQ-128's with the conv decoder).
@@ -21,7 +21,6 @@ The generator has no tanh: evaluation, sample grids and the SavedModel clip its 
 [-1, 1] (as the official code does when it writes images); the discriminator sees it unclipped.
 """
 import dataclasses
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -127,11 +126,9 @@ class LadaGAN(ModelSpec):
   description = "LadaGAN: linear additive attention (Morales-Juarez & Fuentes-Pineda 2024)"
   hparams_class = LadaGANHParams
   conditional = False
+  has_attention_maps = True
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.999}
-
-  def __init__(self):
-    self.modes = {"attention_maps": self.write_attention_maps}
 
   # --- hyperparameters ------------------------------------------------------------------------
   def validate(self, hparams, image_size, dataset):
@@ -224,85 +221,20 @@ class LadaGAN(ModelSpec):
     with tf.compat.v1.name_scope(""):
       for attention in maps:
         side = int(np.sqrt(int(attention.shape[-1])))
-        heat = attention_heat_maps(attention[0], cfg.image_size)  # [heads, S, S, 1]
+        heat = summaries.attention_heat_maps(attention[0], cfg.image_size)  # [heads, S, S, 1]
         tf.compat.v1.summary.image(f"attention/generator_{side}x{side}", heat,
                                    max_outputs=int(attention.shape[1]))
 
-  # --- serving --------------------------------------------------------------------------------
-  def extra_signatures(self, cfg, generator):
-    """'attention': noise -> images (clipped) and each stage's maps attention_<side>
-    [N, heads, side * side]."""
-    spec = tf.TensorSpec([None, self.z_dim(cfg)], tf.float32, name="noise")
-
-    def attention(noise):
-      outputs, maps = self.generate(cfg, generator, {"noise": noise}, training=False,
-                                    return_attention=True)
-      result = {"images": self.images(outputs)}
-      for m in maps:
-        side = int(np.sqrt(int(m.shape[-1])))
-        result[f"attention_{side}"] = m
-      return result
-    return {"attention": tf.function(attention, input_signature=[spec])}
-
-  # --- the attention_maps mode ----------------------------------------------------------------
-  def write_attention_maps(self, cfg, options):
-    """PNG overlays (paper Figure 6): per stage, one row per sample: the image, then each
-    head's attention over the image. From --saved_model (its 'attention' signature) or a
-    checkpoint (default: the latest; the EMA generator when the run has one)."""
-    from estimators import export, run_dir  # pylint: disable=import-outside-toplevel
-    from estimators.evaluation import use_ema  # pylint: disable=import-outside-toplevel
-    num = min(int(options.get("num_samples") or 8), 16)
-    noise = self.sample_inputs(cfg, num, seed=options.get("seed") or 0,
-                               truncation=options.get("truncation"))["noise"]
-    if options.get("saved_model"):
-      loaded = tf.saved_model.load(options["saved_model"])
-      if "attention" not in loaded.signatures:
-        raise ValueError(f"SavedModel {options['saved_model']} has no 'attention' signature "
-                         "(export it from a LadaGAN run with this version)")
-      out = loaded.signatures["attention"](noise=tf.constant(noise))
-      images = out["images"].numpy()
-      maps = [out[k].numpy() for k in sorted((k for k in out if k.startswith("attention_")),
-                                             key=lambda k: int(k.split("_")[1]))]
-      tag = "savedmodel"
-    else:
-      ckpt = export.resolve_checkpoint(options.get("checkpoint") or cfg.model_dir)
-      generator = export.restore_generator(cfg, ckpt, use_ema(cfg, ckpt))
-      outputs, maps = self.generate(cfg, generator, {"noise": tf.constant(noise)},
-                                    training=False, return_attention=True)
-      images = self.images(outputs).numpy()
-      maps = [m.numpy() for m in maps]
-      tag = f"step{export.checkpoint_step(ckpt)}"
-    out_dir = options.get("sample_dir") or os.path.join(cfg.model_dir, "attention_maps", tag)
-    paths = []
-    for attention in maps:  # [N, heads, side * side]
-      side = int(np.sqrt(attention.shape[-1]))
-      rows = []
-      for image, per_head in zip(images, attention):
-        heat = attention_heat_maps(tf.constant(per_head), cfg.image_size).numpy()
-        rows.append([image] + [overlay(image, h[..., 0]) for h in heat])
-      tiles = np.stack([t for row in rows for t in row])  # [N * (1 + heads), S, S, 3]
-      path = os.path.join(out_dir, f"attention_{side}x{side}.png")
-      run_dir.write_png(path, run_dir.grid(tiles, 1 + attention.shape[1]))
-      paths.append(path)
-    print(f"attention maps: {', '.join(paths)}")
-    return paths
-
-
-def attention_heat_maps(attention, image_size):
-  """[heads, N] attention of one sample -> [heads, S, S, 1] in [0, 1], each head scaled to its
-  maximum and resized (nearest) from its sqrt(N) x sqrt(N) token grid to the image."""
-  heads, n = attention.shape
-  side = int(np.sqrt(int(n)))
-  maps = tf.reshape(attention, [heads, side, side, 1])
-  maps = maps / (tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True) + 1e-12)
-  return tf.image.resize(maps, [image_size, image_size], method="nearest")
-
-
-def overlay(image, heat):
-  """An image [S, S, 3] in [-1, 1] with a heat map [S, S] in [0, 1] blended in red, in [-1, 1]."""
-  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1) * 0.5  # dimmed
-  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0  # blue -> red
-  return np.clip(0.5 * gray + 0.5 * colour, -1.0, 1.0).astype(np.float32)
+  # --- attention maps (TensorBoard, the 'attention' signature, --mode=attention_maps) --------
+  def attention(self, cfg, generator, inputs):
+    """(images clipped [B, S, S, 3], {'attention_<side>': [B, heads, side * side]}) for G's
+    8x8, 16x16 and 32x32 Ladaformers: each head's weights over the stage's tokens."""
+    outputs, maps = self.generate(cfg, generator, inputs, training=False, return_attention=True)
+    named = {}
+    for m in maps:
+      side = int(np.sqrt(int(m.shape[-1])))
+      named[f"attention_{side}"] = m
+    return self.images(outputs), named
 
 
 register(LadaGAN())

@@ -122,11 +122,12 @@ def test_tiny_ladagan_trains_evaluates_exports_with_ema_and_attention(tmp_path):
   generator = export.restore_generator(cfg, ckpt, use_ema=True)
   np.testing.assert_allclose(np.clip(generator(z).numpy(), -1, 1), images, atol=1e-5)
 
-  spec = get_model("ladagan")
-  from_ckpt = spec.write_attention_maps(cfg, {"num_samples": 3, "seed": 1})
-  from_saved = spec.write_attention_maps(
-      cfg, {"num_samples": 3, "seed": 1, "saved_model": path,
-            "sample_dir": str(tmp_path / "from_saved")})
+  from estimators import figures  # pylint: disable=import-outside-toplevel
+  from_ckpt = figures.run_attention_maps(cfg, 3, seed=1)
+  from_saved = figures.run_attention_maps(cfg, 3, seed=1, saved_model=path,
+                                          out_dir=str(tmp_path / "from_saved"))
+  assert [os.path.basename(p) for p in from_ckpt] == [
+      "attention_8x8.png", "attention_16x16.png", "attention_32x32.png"]
   from PIL import Image  # pylint: disable=import-outside-toplevel
   for a, b in zip(from_ckpt, from_saved):
     grid = np.asarray(Image.open(a))
