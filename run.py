@@ -84,6 +84,8 @@ flags.DEFINE_boolean("mixed_precision", False, "Grappler's mixed-precision rewri
                      "with dynamic loss scaling on a GPU, bfloat16 on a BF16 CPU (not wired for "
                      "--use_tpu); variables, losses, softmax, normalisation statistics and "
                      "metrics stay float32.")
+flags.DEFINE_boolean("xla", False, "XLA auto-clustering (JIT) of the training graph's session "
+                     "(LadaGAN's official code trains with XLA, except with the conv decoder).")
 flags.DEFINE_string("checkpoint", None, "eval/export/sample: a checkpoint prefix "
                     "(default: the latest in --model_dir).")
 flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel instead.")
@@ -201,6 +203,7 @@ def config_from_flags():
       use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution,
       num_devices=FLAGS.num_devices, cross_replica_bn=FLAGS.cross_replica_bn,
       mixed_precision=FLAGS.mixed_precision, mixed_precision_dtype=FLAGS.mixed_precision_dtype,
+      xla=FLAGS.xla,
       eval_every_steps=FLAGS.eval_every_steps,
       num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size,
       inception_path=FLAGS.inception_path,

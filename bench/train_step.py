@@ -122,7 +122,7 @@ def _step_timer_hook(warmup):
 
 
 def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_devices=0,
-            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1):
+            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1, xla=False):
   """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict.
 
   cpu_devices > 1 splits the CPU into that many logical devices first (no GPU: what
@@ -148,7 +148,7 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
         distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision,
-        mixed_precision_dtype=mixed_precision_dtype)
+        mixed_precision_dtype=mixed_precision_dtype, xla=xla)
     estimator = gan_estimator.build_estimator(cfg)
     input_fn = gan_estimator.make_train_input_fn(
         cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
@@ -162,7 +162,8 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
   seconds = timed[-1] - timed[0]
   step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
   return {"config": config_text(config), "distribution": distribution,
-          "mixed_precision": mixed_precision and mixed_precision_dtype, "timed_steps": len(step_ms), "seconds": seconds,
+          "mixed_precision": mixed_precision and mixed_precision_dtype, "xla": xla,
+          "timed_steps": len(step_ms), "seconds": seconds,
           "steps_per_sec": len(step_ms) / seconds,
           "images_per_sec": config.batch * len(step_ms) / seconds,
           "median_step_ms": statistics.median(step_ms),
@@ -177,6 +178,8 @@ def _run_in_subprocess(config, args):
          f"--mixed_precision_dtype={args.mixed_precision_dtype}"]
   if args.mixed_precision:
     cmd.append("--mixed_precision")
+  if args.xla:
+    cmd.append("--xla")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
              PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
   out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
@@ -217,6 +220,7 @@ def main(argv=None):
                  help="GANConfig.distribution (scale-out engine)")
   p.add_argument("--num_devices", type=int, default=0, help="GANConfig.num_devices")
   p.add_argument("--mixed_precision", action="store_true", help="GANConfig.mixed_precision")
+  p.add_argument("--xla", action="store_true", help="GANConfig.xla: XLA auto-clustering")
   p.add_argument("--mixed_precision_dtype", default="auto", choices=("auto", "float16",
                                                                       "bfloat16"))
   p.add_argument("--cpu_devices", type=int, default=1,
@@ -239,7 +243,7 @@ def main(argv=None):
                      num_classes=args.num_classes, distribution=args.distribution,
                      num_devices=args.num_devices, mixed_precision=args.mixed_precision,
                      mixed_precision_dtype=args.mixed_precision_dtype,
-                     cpu_devices=args.cpu_devices)
+                     cpu_devices=args.cpu_devices, xla=args.xla)
     print(json.dumps(result))
     return result
   load_before, start = os.getloadavg()[0], time.time()
@@ -251,7 +255,7 @@ def main(argv=None):
           f"{r['steps_per_sec']:.2f} steps/s, {r['peak_rss_mb']:.0f} MB"),
           file=sys.stderr, flush=True)
   print(f"\n{args.num_classes} classes, z 128, distribution={args.distribution}, "
-        f"mixed_precision={args.mixed_precision}; {args.warmup} warm-up + {args.steps} timed "
+        f"mixed_precision={args.mixed_precision}, xla={args.xla}; {args.warmup} warm-up + {args.steps} timed "
         f"steps; {os.cpu_count()} CPUs, load average {load_before:.1f} -> "
         f"{os.getloadavg()[0]:.1f}; ran {time.time() - start:.0f} s\n")
   print(format_table(configs, results))

@@ -46,6 +46,7 @@ class GANConfig:
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
   mixed_precision: bool = False    # grappler's float16 (GPU) / bfloat16 (CPU) rewrite
   mixed_precision_dtype: str = "auto"  # auto | float16 (GPU only) | bfloat16 (BF16 CPUs only)
+  xla: bool = False                # XLA auto-clustering of the estimator session's graph
   # Evaluation (REFERENCE_NOTES "Metrics"; the standard protocol is 50k samples, 10 IS splits).
   eval_every_steps: int = 1000
   num_eval_samples: int = 1000

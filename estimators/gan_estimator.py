@@ -194,7 +194,8 @@ def build_estimator(cfg: GANConfig):
         **run_kwargs)
     return tf.estimator.Estimator(model_fn=model_fn, config=config)
   config = tf.estimator.RunConfig(
-      session_config=precision.configure_session(cfg) if cfg.mixed_precision else None,
+      session_config=(precision.configure_session(cfg)
+                      if cfg.mixed_precision or cfg.xla else None),
       **run_kwargs)
   return tfgan.estimator.GANEstimator(config=config, use_loss_summaries=True, **kwargs)
 

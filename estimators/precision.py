@@ -63,9 +63,13 @@ def compute_dtype(cfg):
 
 
 def configure_session(cfg, config=None):
-  """Returns `config` (a ConfigProto, new if None) with the rewrite the run needs switched on."""
+  """Returns `config` (a ConfigProto, new if None) with the rewrites the run needs switched on:
+  mixed precision, and XLA auto-clustering with --xla."""
   dtype = compute_dtype(cfg)
   config = config if config is not None else tf.compat.v1.ConfigProto(allow_soft_placement=True)
+  if getattr(cfg, "xla", False):  # XLA auto-clustering of the estimator graph (--xla)
+    config.graph_options.optimizer_options.global_jit_level = (
+        tf.compat.v1.OptimizerOptions.ON_1)
   if dtype is None:
     return config
   options = config.graph_options.rewrite_options
