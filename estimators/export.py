@@ -116,6 +116,10 @@ def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=Fal
   tf.io.gfile.makedirs(export_root)
   tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
                                                **module.extra_signatures})
+  notes = get_model(cfg.model).serving_notes(cfg)
+  if notes:
+    with open(os.path.join(tmp, "serving_notes.txt"), "w", encoding="utf-8") as f:
+      f.write(notes.rstrip() + "\n")
   if os.path.exists(final):
     shutil.rmtree(final)
   os.replace(tmp, final)

@@ -17,6 +17,9 @@ the tf.distribute step), export, evaluation and run.py never name one:
   discriminator_loss
   *_summaries           TensorBoard summaries of the train graph (attention maps...)
   serving_signature     the SavedModel's serving_default inputs; `images` is the output
+  extra_signatures      more SavedModel signatures ('attention' when the model has maps)
+  attention             per-head attention maps over the image (--mode=attention_maps)
+  run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
@@ -211,6 +214,12 @@ class ModelSpec:
     if self.num_classes(cfg):
       signature["labels"] = tf.TensorSpec([None], tf.int32, name="labels")
     return signature
+
+  def serving_notes(self, cfg) -> Optional[str]:
+    """What a user of the exported SavedModel must know (written beside it as
+    serving_notes.txt), e.g. that its output depends on the batch; None when nothing."""
+    del cfg
+    return None
 
   def extra_signatures(self, cfg, generator) -> Dict[str, Callable]:
     """More SavedModel signatures beside serving_default: name -> tf.function with an

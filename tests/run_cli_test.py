@@ -97,7 +97,7 @@ def test_train_eval_export_reload_sample_cycle(tmp_path):
   assert config["config"]["model"] == {"name": "sagan", "hparams": {
       "z_dim": 16, "gf_dim": 8, "df_dim": 8, "attention_resolution": 16,
       "attention_type": "self_attention", "bn_decay": 0.99, "sn_update_in_eval": False,
-      "num_heads": 1}}
+      "bn_inference": "moving", "sn_bound": "paper", "num_heads": 1}}
   assert "tensorflow-gan" in config["versions"]
   assert json.load(open(model_dir / "bad_records.json"))["total_skipped"] == 0  # said, not implied
   assert sorted(os.listdir(model_dir / "samples")) == [

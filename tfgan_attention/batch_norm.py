@@ -41,13 +41,23 @@ def _register_updates(updates):
 
 
 class _MovingMoments(tf.keras.layers.Layer):
-  """Shared part: per-channel batch moments in training, moving averages in inference."""
+  """Shared part: per-channel batch moments in training, moving averages in inference.
 
-  def __init__(self, decay=0.999, epsilon=1e-3, cross_replica=True, **kwargs):
+  inference='batch' normalises with the batch's own moments outside training too (without
+  touching the moving averages), as TF-GAN's SAGAN example, the YLG code and the SAGAN authors'
+  code do when they sample and evaluate: the output then depends on the rest of the batch.
+  """
+  INFERENCE = ("moving", "batch")
+
+  def __init__(self, decay=0.999, epsilon=1e-3, cross_replica=True, inference="moving",
+               **kwargs):
     super().__init__(**kwargs)
+    if inference not in self.INFERENCE:
+      raise ValueError(f"inference must be one of {self.INFERENCE}, got {inference!r}")
     self.decay = decay
     self.epsilon = epsilon
     self.cross_replica = cross_replica  # global-batch statistics across replicas
+    self.inference = inference
 
   def _build_moments(self, channels):
     kw = dict(trainable=False, aggregation=tf.VariableAggregation.MEAN)
@@ -68,6 +78,8 @@ class _MovingMoments(tf.keras.layers.Layer):
                                           read_value=False),
       ]
       _register_updates(updates)
+    elif self.inference == "batch":
+      mean, var = batch_moments(x, list(range(len(x.shape) - 1)), self.cross_replica)
     else:
       mean, var = self.moving_mean, self.moving_variance
     scale = tf.math.rsqrt(var + self.epsilon)

@@ -36,6 +36,12 @@ class _SAGANArchitecture:
       check=UNIT_INTERVAL, cli_default=0.99)
   sn_update_in_eval: bool = hparam(
       False, "Official-D quirk: update spectral-norm u vectors outside training too.")
+  bn_inference: str = hparam(
+      "moving", "G's batch norm outside training (sampling, evaluation, export): 'moving' "
+      "averages, or 'batch' statistics as TF-GAN's example, the YLG code and the SAGAN authors' "
+      "code (which has no moving averages) do: their published numbers used 'batch'. A 'batch' "
+      "SavedModel's output depends on the whole batch it is given.",
+      choices=("moving", "batch"))
   sn_bound: str = hparam(
       "paper", "Spectral-norm bound: 'paper' = W / sigma everywhere (SAGAN); 'tfgan' = W / "
       "max(1, sigma) for convolutions, linears and the class embedding, W / sigma in the "
@@ -116,7 +122,8 @@ class SAGAN(ModelSpec):
         cfg.image_size, hp.gf_dim, self.num_classes(cfg),
         attention_resolution=hp.attention_resolution, attention_type=hp.attention_type,
         num_heads=self.heads(hp), attention_layer_fn=self.attention_layer_fn(hp),
-        bn_decay=hp.bn_decay, cross_replica_bn=cfg.cross_replica_bn, sn_bound=hp.sn_bound)
+        bn_decay=hp.bn_decay, cross_replica_bn=cfg.cross_replica_bn, sn_bound=hp.sn_bound,
+        bn_inference=hp.bn_inference)
 
   def make_discriminator(self, cfg):
     hp = cfg.hparams
@@ -162,6 +169,14 @@ class SAGAN(ModelSpec):
                                                                    add_summaries=False)
     return loss, {"discriminator/mean_real_output": tf.reduce_mean(real),
                   "discriminator/mean_fake_output": tf.reduce_mean(fake)}
+
+  def serving_notes(self, cfg):
+    if cfg.hparams.bn_inference != "batch":
+      return None
+    return ("This generator normalises with batch statistics at inference (--bn_inference=batch, "
+            "as TF-GAN's SAGAN example, the YLG code and the SAGAN authors' code): an image "
+            "depends on the other inputs of its batch. Feed batches as large as evaluation used "
+            f"({cfg.eval_batch_size}) for comparable samples.")
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):

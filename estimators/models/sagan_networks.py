@@ -72,9 +72,9 @@ def _downsample(x):
 class _GNorm(tf.keras.layers.Layer):
   """CBN for class-conditional generators, plain BN for unconditional ones."""
 
-  def __init__(self, num_classes, decay=0.999, cross_replica=True, **kwargs):
+  def __init__(self, num_classes, decay=0.999, cross_replica=True, inference="moving", **kwargs):
     super().__init__(**kwargs)
-    kw = dict(decay=decay, cross_replica=cross_replica)
+    kw = dict(decay=decay, cross_replica=cross_replica, inference=inference)
     self.norm = (ConditionalBatchNorm(num_classes, name="cbn", **kw) if num_classes
                  else BatchNorm(name="bn", **kw))
     self.conditional = bool(num_classes)
@@ -90,10 +90,10 @@ class GBlock(tf.keras.layers.Layer):
   `sn_bound` is its convolutions' spectral-norm bound ("paper" or "tfgan")."""
 
   def __init__(self, out_channels, num_classes, upsample=True, bn_decay=0.999,
-               cross_replica_bn=True, sn_bound="paper", **kwargs):
+               cross_replica_bn=True, sn_bound="paper", bn_inference="moving", **kwargs):
     super().__init__(**kwargs)
     self.upsample = upsample
-    norm = dict(decay=bn_decay, cross_replica=cross_replica_bn)
+    norm = dict(decay=bn_decay, cross_replica=cross_replica_bn, inference=bn_inference)
     sn = dict(bound=check_bound(sn_bound))
     self.bn0 = _GNorm(num_classes, name="cbn_0", **norm)
     self.conv1 = SNConv2D(out_channels, 3, name="snconv1", **sn)
@@ -169,7 +169,8 @@ class Generator(tf.keras.Model):
 
   def __init__(self, image_size, gf_dim, num_classes, attention_resolution=32,
                attention_type="self_attention", num_heads=1, attention_layer_fn=None,
-               bn_decay=0.999, cross_replica_bn=True, sn_bound="paper", name="generator"):
+               bn_decay=0.999, cross_replica_bn=True, sn_bound="paper", bn_inference="moving",
+               name="generator"):
     super().__init__(name=name)
     _check_arch(image_size, attention_type, attention_resolution)
     self.sn_bound = check_bound(sn_bound)
@@ -177,7 +178,8 @@ class Generator(tf.keras.Model):
     self.num_classes = num_classes
     self.initial_channels = widths[0]
     self.linear = SNDense(4 * 4 * widths[0], name="g_snh0", bound=sn_bound)
-    norm = dict(bn_decay=bn_decay, cross_replica_bn=cross_replica_bn, sn_bound=sn_bound)
+    norm = dict(bn_decay=bn_decay, cross_replica_bn=cross_replica_bn, sn_bound=sn_bound,
+                bn_inference=bn_inference)
     self.blocks = [GBlock(w, num_classes, name=f"g_block{i + 1}", **norm)
                    for i, w in enumerate(widths[1:])]
     self.attention_after = None
@@ -190,7 +192,8 @@ class Generator(tf.keras.Model):
         self.attention = attention_layer_fn("g_ops")
       else:
         self.attention = _attention_layer(attention_type, num_heads, make_res, False, "g_ops")
-    self.final_bn = BatchNorm(decay=bn_decay, cross_replica=cross_replica_bn, name="g_bn")
+    self.final_bn = BatchNorm(decay=bn_decay, cross_replica=cross_replica_bn,
+                              inference=bn_inference, name="g_bn")
     self.final_conv = SNConv2D(3, 3, name="g_snconv_last", bound=sn_bound)
 
   def call(self, z, labels=None, training=False, return_attention=False):

@@ -2,6 +2,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -70,3 +71,33 @@ def test_a_config_of_one_model_refuses_another_models_hyperparameters():
   assert cfg.replace(model="ylg_sagan").hparams == YLGSAGANHParams()  # its own defaults
   assert cfg.with_hparams(df_dim=4).hparams == SAGANHParams(gf_dim=8, df_dim=4)
   assert cfg.to_dict()["model"]["hparams"]["gf_dim"] == 8
+
+
+def test_bn_inference_batch_makes_each_image_depend_on_its_batch_and_is_exported(tmp_path):
+  spec = get_model("sagan")
+  outputs = {}
+  for mode in ("moving", "batch"):
+    cfg = tiny_config(tmp_path / mode, bn_inference=mode)
+    generator = spec.make_generator(cfg)
+    inputs = spec.sample_inputs(cfg, 6, seed=3)
+    full = spec.generate(cfg, generator, {k: tf.constant(v) for k, v in inputs.items()},
+                         training=False)["images"].numpy()
+    half = spec.generate(cfg, generator, {k: tf.constant(v[:3]) for k, v in inputs.items()},
+                         training=False)["images"].numpy()
+    outputs[mode] = (full[:3], half)
+    notes = spec.serving_notes(cfg)
+    assert (notes is None) == (mode == "moving")
+  moving_full, moving_half = outputs["moving"]
+  batch_full, batch_half = outputs["batch"]
+  np.testing.assert_allclose(moving_full, moving_half, atol=1e-6)  # batch-independent
+  assert np.abs(batch_full - batch_half).max() > 1e-3  # depends on the rest of the batch
+  assert np.abs(batch_full - moving_full).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_a_batch_statistics_export_says_so_beside_the_saved_model(tmp_path):
+  cfg = tiny_config(tmp_path, bn_inference="batch", max_steps=1, save_checkpoints_steps=1)
+  experiment.run_train(cfg)
+  path = experiment.run_export(cfg)
+  notes = open(os.path.join(path, "serving_notes.txt")).read()
+  assert "batch statistics at inference" in notes and "(100)" in notes
