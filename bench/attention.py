@@ -14,13 +14,12 @@ shown instead, marked "est.".
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.memory import status_kb  # pylint: disable=wrong-import-position
+from bench.memory import mem_available_gb, time_and_peak  # pylint: disable=wrong-import-position
 
 LAYERS = ("sagan_1head", "sagan_8heads", "ylg_dense", "ylg_sparse")
 
@@ -51,16 +50,7 @@ def run_one(name, size, batch, channels, steps):
     return tf.add_n([tf.reduce_sum(g) for g in grads])
 
   step.get_concrete_function(x)  # trace outside the measured region
-  with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset VmHWM to the current resident size
-  base_kb = status_kb("VmRSS")
-  times = []
-  for _ in range(steps + 1):
-    t0 = time.perf_counter()
-    step(x).numpy()
-    times.append(time.perf_counter() - t0)
-  peak_kb = status_kb("VmHWM") - base_kb
-  return {"ms": 1000 * statistics.median(times[1:]), "peak_mb": peak_kb / 1024}
+  return time_and_peak(step, x, steps)
 
 
 def _extrapolate(points, size):
@@ -70,14 +60,6 @@ def _extrapolate(points, size):
   b = (v2 / n2 - v1 / n1) / (n2 - n1)
   a = v1 / n1 - b * n1
   return max(a * n + b * n * n, v2)
-
-
-def _mem_available_gb():
-  with open("/proc/meminfo") as f:
-    for line in f:
-      if line.startswith("MemAvailable:"):
-        return int(line.split()[1]) / 2**20
-  return 8.0
 
 
 def main(argv=None):
@@ -95,7 +77,7 @@ def main(argv=None):
     print(json.dumps(run_one(args.one[0], int(args.one[1]), args.batch, args.channels,
                              args.steps)))
     return
-  budget_mb = 1024 * (args.mem_budget_gb or _mem_available_gb() / 2)
+  budget_mb = 1024 * (args.mem_budget_gb or mem_available_gb() / 2)
   sizes = [int(s) for s in args.sizes.split(",")]
   layers = args.layers.split(",")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",

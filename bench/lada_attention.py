@@ -17,13 +17,12 @@ gradient) and the measured peak at a smaller N scaled by N^2.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.memory import status_kb  # pylint: disable=wrong-import-position
+from bench.memory import mem_available_gb, time_and_peak  # pylint: disable=wrong-import-position
 
 LAYERS = ("lada", "dense")
 
@@ -68,16 +67,7 @@ def run_one(name, tokens, batch, channels, heads, steps):
     return tf.add_n([tf.reduce_sum(g) for g in grads])
 
   step.get_concrete_function(x)  # trace outside the measured region
-  with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset VmHWM to the current resident size
-  base_kb = status_kb("VmRSS")
-  times = []
-  for _ in range(steps + 1):
-    t0 = time.perf_counter()
-    step(x).numpy()
-    times.append(time.perf_counter() - t0)
-  peak_kb = status_kb("VmHWM") - base_kb
-  return {"ms": 1000 * statistics.median(times[1:]), "peak_mb": peak_kb / 1024}
+  return time_and_peak(step, x, steps)
 
 
 def dense_estimate_mb(tokens, batch, heads, measured):
@@ -86,14 +76,6 @@ def dense_estimate_mb(tokens, batch, heads, measured):
   for n, mb in measured:
     est = max(est, mb * (tokens / n) ** 2)
   return est
-
-
-def _mem_available_gb():
-  with open("/proc/meminfo") as f:
-    for line in f:
-      if line.startswith("MemAvailable:"):
-        return int(line.split()[1]) / 2**20
-  return 8.0
 
 
 def _ratio(results, a, b):
@@ -122,7 +104,7 @@ def main(argv=None):
     print(json.dumps(run_one(args.one[0], int(args.one[1]), args.batch, args.channels,
                              args.heads, args.steps)))
     return
-  budget_mb = 1024 * (args.mem_budget_gb or _mem_available_gb() / 2)
+  budget_mb = 1024 * (args.mem_budget_gb or mem_available_gb() / 2)
   tokens = [int(n) for n in args.tokens.split(",")]
   layers = args.layers.split(",")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="",

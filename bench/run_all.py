@@ -5,7 +5,7 @@
   python -m bench --full                       # paper-scale settings (for a GPU machine)
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
-Each benchmark (attention, train_step, eval, data) runs as its own subprocess through its command
+Each benchmark (attention, lada_attention, train_step, eval, data) runs as its own subprocess through its command
 line (`python -m bench.NAME ...`, i.e. its `main`), one after another so they do not compete for
 the cores. Its stdout is its section of the report: kept as markdown when it holds a markdown
 table, else shown as a fenced block. A benchmark that fails or times out does not stop the others:
@@ -36,6 +36,9 @@ BENCHMARKS = {
     "attention": Benchmark(
         "Attention layers: forward + backward time and peak memory (CPU only: it hides GPUs)",
         ["--sizes=32,64", "--steps=2"], []),
+    "lada_attention": Benchmark(
+        "Lada (linear additive) attention vs dense dot-product attention: time and memory in N",
+        ["--tokens=256,1024,4096", "--steps=2"], []),
     "train_step": Benchmark(
         "Training step: GANEstimator steps/s on synthetic in-memory data",
         [], ["--full"]),

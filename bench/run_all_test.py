@@ -68,7 +68,8 @@ def test_bad_selection_fails_at_start(argv):
 def test_run_benchmark_reports_a_real_failure_and_a_timeout():
   failed = run_all.run_benchmark("train_step", ["--configs=sagan:48:8:8"], timeout=60)
   assert failed.status == "FAILED (exit 2)"
-  assert "image size must be 32, 64 or 128" in run_all._last_error_line(failed.stderr)
+  assert "sagan builds [32, 64, 128] px images, not 48" in run_all._last_error_line(
+      failed.stderr)
   slow = run_all.run_benchmark("train_step", [], timeout=0.5)
   assert slow.status.startswith("TIMED OUT") and slow.seconds < 30
 
