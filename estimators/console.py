@@ -1,0 +1,356 @@
+"""What a person sees on the console, and the run's full log in <model_dir>/log.txt (issue 16).
+
+run.py calls `capture_native_stderr()` before TensorFlow is imported and `install()` once flags
+are parsed. From then on:
+
+  console (real stderr/stdout)   results, the summary, `error:` lines, tracebacks, progress (one
+                                 in-place bar on a terminal, plain lines otherwise), warnings
+                                 logged by this project's code (data skipped, a checkpoint that
+                                 does not match, quirk options, stand-in weights), any ERROR
+  <model_dir>/log.txt            all of the above plus every INFO record and TensorFlow's
+                                 Python and C++ chatter (deprecations, RunConfig, grappler),
+                                 appended on each run (resume) under a header line
+
+TensorFlow's C++ side writes to file descriptor 2, not to sys.stderr: fd 2 becomes a pipe that
+a thread reads line by line (known harmless lines: log only; anything else: log and console),
+while sys.stderr is rebound to a duplicate of the real stderr. `--verbosity` (absl's) or
+`--log_to_console` bring everything back onto the console. Library code never needs this
+module: without `install()`, nothing is filtered and no progress is drawn.
+"""
+import atexit
+import io
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# TensorFlow C++ log lines: "2026-12-01 10:28:08.112936: E tensorflow/core/...cc:961] ...".
+_NATIVE_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) \S+:\d+\] ")
+# Native lines known to be harmless although logged at ERROR: a grappler pass that fails is
+# skipped and the graph runs unoptimised by it ("remapper failed: INVALID_ARGUMENT: Mutation::
+# Apply error: fanout ... exist for missing node ..."); GPU builds register CUDA factories twice.
+KNOWN_NATIVE_NOISE = (
+    re.compile(r"grappler/optimizers/meta_optimizer\.cc:\d+\] \w+ failed: "),
+    re.compile(r"Unable to register (cuDNN|cuFFT|cuBLAS) factory: Attempting to register"),
+)
+_CONTINUATION_SECS = 0.5  # a non-log line this soon after a native log line continues it
+
+
+def is_known_noise(line):
+  return any(p.search(line) for p in KNOWN_NATIVE_NOISE)
+
+
+def from_project(record):
+  """Whether a log record comes from this project's code, not from TensorFlow (its 'tensorflow'
+  logger, or absl logging called in its files) or another library."""
+  if record.name == "tensorflow" or record.name.startswith("tensorflow."):
+    return False
+  path = os.path.abspath(record.pathname or "")
+  return path.startswith(ROOT + os.sep) and "site-packages" not in path
+
+
+class RunLog:
+  """The log file. Text written before its directory exists is held back and written when the
+  directory appears (the run creates it), so a run that fails at start leaves nothing behind."""
+
+  def __init__(self):
+    self._lock = threading.RLock()
+    self._pending = []
+    self._path = None
+    self._file = None
+    self.closed = False
+
+  def set_path(self, path):
+    with self._lock:
+      self._path = path
+      self._try_open()
+
+  @property
+  def path(self):
+    return self._path
+
+  def _try_open(self):
+    if self._file is None and self._path and os.path.isdir(os.path.dirname(self._path) or "."):
+      self._file = open(  # pylint: disable=consider-using-with
+          self._path, "a", encoding="utf-8", errors="replace")
+      self._file.write("".join(self._pending))
+      self._file.flush()
+      self._pending = []
+
+  def write(self, text):
+    with self._lock:
+      if self.closed or not text:
+        return
+      if self._file is None:
+        self._pending.append(text)
+        self._try_open()
+      else:
+        self._file.write(text)
+        self._file.flush()
+
+  def close(self):
+    with self._lock:
+      self._try_open()
+      if self._file is not None:
+        self._file.close()
+      self.closed = True
+
+
+class Console:
+  """The real terminal streams, the live progress line drawn on stderr, and the run log."""
+
+  def __init__(self, stderr, stdout):
+    self.stderr = stderr           # the real stderr (a duplicate of the original fd 2)
+    self.stdout = stdout
+    self.log = RunLog()
+    self.is_tty = _isatty(stderr) and os.environ.get("TERM") != "dumb"
+    self.verbose = True            # before install(): every line reaches the console
+    self.installed = False
+    self.start_time = time.time()
+    self.progress_interval = 30.0  # seconds between plain progress lines
+    self._lock = threading.RLock()
+    self._live = ""                # the progress bar's text, "" when none is active
+    self._live_shown = False
+
+  # The live (in-place) progress line: terminals only.
+  def show_live(self, text):
+    with self._lock:
+      self._live = text
+      self._draw()
+
+  def _draw(self):
+    width = shutil.get_terminal_size((100, 20)).columns
+    self.stderr.write("\r" + self._live[:max(10, width - 1)] + "\x1b[K")
+    self.stderr.flush()
+    self._live_shown = True
+
+  def end_live(self):
+    """Leaves the bar's last state as an ordinary line (and in the log)."""
+    with self._lock:
+      if self._live:
+        if not self._live_shown:
+          self._draw()
+        self.stderr.write("\n")
+        self.stderr.flush()
+        self.log.write(self._live + "\n")
+      self._live, self._live_shown = "", False
+
+  def write(self, stream, text, log=True):
+    """Writes text to a real stream around the live bar (cleared first, redrawn after a full
+    line) and copies it to the log."""
+    with self._lock:
+      if self._live_shown:
+        self.stderr.write("\r\x1b[K")
+        self.stderr.flush()
+        self._live_shown = False
+      if stream is not self.stdout:
+        self.stdout.flush()  # keep stdout and stderr in order when both go to one file
+      stream.write(text)
+      stream.flush()
+      if self._live and text.endswith("\n"):
+        self._draw()
+    if log:
+      self.log.write(text)
+
+  def line(self, text):
+    """One plain line on the console's stderr and in the log."""
+    self.write(self.stderr, text.rstrip("\n") + "\n")
+
+
+class _Stream(io.TextIOBase):
+  """sys.stdout / sys.stderr after capture: the console's real stream, bar-aware, logged."""
+
+  def __init__(self, console, stream):
+    super().__init__()
+    self._console = console
+    self._stream = stream
+
+  def write(self, s):
+    self._console.write(self._stream, s)
+    return len(s)
+
+  def flush(self):
+    self._stream.flush()
+
+  def isatty(self):
+    return _isatty(self._stream)
+
+  def fileno(self):
+    return self._stream.fileno()
+
+  @property
+  def encoding(self):
+    return self._stream.encoding
+
+
+def _isatty(stream):
+  try:
+    return stream.isatty()
+  except (AttributeError, ValueError):
+    return False
+
+
+_CONSOLE = None
+
+
+def get():
+  """The installed Console, or None (library use: no progress, nothing filtered)."""
+  return _CONSOLE if _CONSOLE is not None and _CONSOLE.installed else None
+
+
+def capture_native_stderr():
+  """Makes fd 2 a pipe read by a thread, and sys.stdout / sys.stderr the console's streams.
+
+  Call before TensorFlow is imported (its import already logs from C++). Lines read before
+  `install()` go to the console; afterwards through the policy (see module docstring). Undone at
+  exit: fd 2 is restored first, so anything written during interpreter shutdown still shows.
+  """
+  global _CONSOLE  # pylint: disable=global-statement
+  if _CONSOLE is not None:
+    return _CONSOLE
+  sys.stdout.flush()
+  sys.stderr.flush()
+  try:
+    real_fd = os.dup(2)
+  except OSError:  # no stderr at all: nothing to capture
+    return None
+  real_stderr = io.TextIOWrapper(io.FileIO(real_fd, "w", closefd=True), encoding="utf-8",
+                                 errors="backslashreplace", line_buffering=True)
+  _CONSOLE = Console(real_stderr, sys.stdout)
+  read_fd, write_fd = os.pipe()
+  os.dup2(write_fd, 2)
+  os.close(write_fd)
+  reader = threading.Thread(target=_read_native, args=(_CONSOLE, read_fd), daemon=True,
+                            name="native-stderr")
+  reader.start()
+  sys.stderr = _Stream(_CONSOLE, real_stderr)
+  sys.stdout = _Stream(_CONSOLE, _CONSOLE.stdout)
+  atexit.register(_restore, _CONSOLE, real_fd, reader)
+  return _CONSOLE
+
+
+def _read_native(console, read_fd):
+  """Routes each line written to fd 2: the log always, the console unless it is chatter."""
+  last_native, last_hidden = 0.0, False
+  with open(read_fd, "r", encoding="utf-8", errors="replace", closefd=True) as pipe:
+    for line in pipe:
+      match = _NATIVE_LOG.match(line)
+      now = time.time()
+      if match:
+        hidden = is_known_noise(line) or match.group(1) in "IW"
+        last_native, last_hidden = now, hidden
+      else:  # a message's second line ("To enable the following instructions: ...")
+        hidden = last_hidden and now - last_native < _CONTINUATION_SECS
+      if console.verbose or not hidden:
+        console.write(console.stderr, line)
+      else:
+        console.log.write(line)
+
+
+def _restore(console, real_fd, reader):
+  try:
+    sys.stdout.flush()
+    console.end_live()
+    os.dup2(real_fd, 2)  # fd 2 is the terminal again; the pipe's last writer is gone
+  except OSError:
+    pass
+  reader.join(timeout=2)
+  console.log.close()
+
+
+class _ConsoleHandler(logging.Handler):
+  """Log records on the console: everything at or above `level` when verbose; otherwise this
+  project's warnings and anything at ERROR or above."""
+
+  def __init__(self, console, level):
+    super().__init__(logging.DEBUG)
+    self._console = console
+    self._level = level
+
+  def emit(self, record):
+    try:
+      if self._console.verbose:
+        if record.levelno < self._level:
+          return
+      elif not (record.levelno >= logging.ERROR
+                or (record.levelno >= logging.WARNING and from_project(record))):
+        return
+      self._console.write(self._console.stderr, self.format(record) + "\n", log=False)
+    except Exception:  # pylint: disable=broad-except
+      self.handleError(record)
+
+
+class _ShortFormatter(logging.Formatter):
+  """'warning: <message>' on the console, 'error (tensorflow): ...' for a library's record (the
+  long absl prefix with time and file:line is in the log)."""
+
+  def format(self, record):
+    source = "" if from_project(record) else f" ({record.name})"
+    text = f"{record.levelname.lower()}{source}: {record.getMessage()}"
+    if record.exc_info:
+      text += "\n" + self.formatException(record.exc_info)
+    return text
+
+
+class _LogHandler(logging.Handler):
+  def __init__(self, console, level):
+    super().__init__(level)
+    self._console = console
+
+  def emit(self, record):
+    try:
+      self._console.log.write(self.format(record) + "\n")
+    except Exception:  # pylint: disable=broad-except
+      self.handleError(record)
+
+
+def standard_level(absl_verbosity):
+  """absl --verbosity (-3 fatal .. 0 info, 1 debug, >1 vlog) -> a Python logging level."""
+  if absl_verbosity <= 1:
+    return {-3: logging.CRITICAL, -2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO,
+            1: logging.DEBUG}.get(absl_verbosity, logging.CRITICAL)
+  return logging.DEBUG - (absl_verbosity - 1)
+
+
+def install(model_dir, *, verbosity=None, log_to_console=False, filename="log.txt",
+            argv=None, progress_interval=30.0):
+  """Sets the console policy and starts <model_dir>/<filename> (appended).
+
+  verbosity: absl's --verbosity when the user gave it (None: quiet console). With it, or with
+  log_to_console, the console shows every record at that level (INFO by default) and every
+  native line; the log always holds INFO and up (DEBUG too when asked for).
+  """
+  console = capture_native_stderr() or Console(sys.stderr, sys.stdout)
+  global _CONSOLE  # pylint: disable=global-statement
+  _CONSOLE = console
+  level = standard_level(verbosity) if verbosity is not None else logging.INFO
+  console.verbose = verbosity is not None or log_to_console
+  console.progress_interval = progress_interval
+  console.log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: "
+                    f"{' '.join(argv or sys.argv)}\n")
+  console.log.set_path(os.path.join(model_dir, filename))
+  from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
+  root = logging.getLogger()
+  for handler in list(root.handlers):
+    root.removeHandler(handler)
+  for name in ("tensorflow", "absl"):  # TF's own stderr handler printed every record twice
+    logger = logging.getLogger(name)
+    for handler in list(logger.handlers):
+      logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+  file_handler = _LogHandler(console, min(level, logging.INFO))
+  file_handler.setFormatter(absl_logging.PythonFormatter())
+  console_handler = _ConsoleHandler(console, level)
+  console_handler.setFormatter(absl_logging.PythonFormatter() if console.verbose
+                               else _ShortFormatter())
+  root.addHandler(file_handler)
+  root.addHandler(console_handler)
+  root.setLevel(min(level, logging.INFO))
+  console.installed = True
+  return console
