@@ -18,6 +18,7 @@ while sys.stderr is rebound to a duplicate of the real stderr. `--verbosity` (ab
 module: without `install()`, nothing is filtered and no progress is drawn.
 """
 import atexit
+import faulthandler
 import io
 import logging
 import os
@@ -187,6 +188,9 @@ class _Stream(io.TextIOBase):
   def encoding(self):
     return self._stream.encoding
 
+  def __getattr__(self, name):  # buffer, errors, ...: the real stream's
+    return getattr(self._stream, name)
+
 
 def _isatty(stream):
   try:
@@ -230,6 +234,9 @@ def capture_native_stderr():
   reader.start()
   sys.stderr = _Stream(_CONSOLE, real_stderr)
   sys.stdout = _Stream(_CONSOLE, _CONSOLE.stdout)
+  # A hard crash (SIGSEGV, a C++ CHECK's abort) kills the reader thread with the process, and
+  # what is still in the pipe is lost: Python's fault handler writes to the real stderr.
+  faulthandler.enable(file=real_stderr)
   atexit.register(_restore, _CONSOLE, real_fd, reader)
   return _CONSOLE
 
