@@ -52,6 +52,8 @@ def from_project(record):
   if record.name == "tensorflow" or record.name.startswith("tensorflow."):
     return False
   path = os.path.abspath(record.pathname or "")
+  if record.name == "py.warnings":  # a Python warning: "<file>:<line>: <Category>: <message>"
+    path = os.path.abspath(record.getMessage().split(":", 1)[0])
   return path.startswith(ROOT + os.sep) and "site-packages" not in path
 
 
@@ -359,5 +361,6 @@ def install(model_dir, *, verbosity=None, log_to_console=False, filename="log.tx
   root.addHandler(file_handler)
   root.addHandler(console_handler)
   root.setLevel(min(level, logging.INFO))
+  logging.captureWarnings(True)  # Python warnings (tf.data's UserWarning, ...) by the same rules
   console.installed = True
   return console

@@ -33,6 +33,12 @@ def test_project_records_are_told_from_library_records():
       "/usr/lib/python3.11/site-packages/tensorflow/python/util/deprecation.py"))
   assert not console.from_project(record(
       os.path.join(ROOT, ".venv", "lib", "python3.11", "site-packages", "tensorflow", "x.py")))
+  warning = logging.LogRecord("py.warnings", logging.WARNING, "/usr/lib/python3.11/warnings.py",
+                              1, "%s", ("/x/site-packages/tensorflow/d.py:462: UserWarning: m",),
+                              None)
+  assert not console.from_project(warning)
+  warning.args = (os.path.join(ROOT, "data", "cub.py") + ":3: UserWarning: m",)
+  assert console.from_project(warning)
 
 
 def test_run_log_waits_for_its_directory_then_appends(tmp_path):
@@ -72,6 +78,8 @@ _SCRIPT = textwrap.dedent("""
     os.write(2, (sys.argv[4] + "\\n" + sys.argv[5] + "\\n").encode())
     bad_records.record("cub/train", "corrupt_image", "a.jpg")  # a project warning
     bad_records.log_summary()                                   # project INFO: log only
+    import warnings
+    warnings.warn_explicit("tf.data options", UserWarning, "/x/site-packages/tf/d.py", 462)
     print("step 0: digits_fid=1")
     import time; time.sleep(0.3)  # the native lines reach the reader thread
     raise RuntimeError("boom")
@@ -104,7 +112,8 @@ def test_quiet_console_keeps_what_matters_and_the_log_keeps_everything(tmp_path)
   assert " pid " in log.splitlines()[1] and log.splitlines()[1].endswith(": run.py --x")
   for needle in ("Using config: {'_model_dir': ...}", "Instructions for updating:", GRAPPLER,
                  NATIVE_ERROR, "a TensorFlow error", "skipped record 1 (corrupt_image)",
-                 "step 0: digits_fid=1\n", "RuntimeError: boom\n", "Traceback (most recent"):
+                 "step 0: digits_fid=1\n", "RuntimeError: boom\n", "Traceback (most recent",
+                 "/x/site-packages/tf/d.py:462: UserWarning: tf.data options"):
     assert needle in log, needle
   assert "] Using config:" in log  # with absl's prefix (time, file:line) in the log
 
