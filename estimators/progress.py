@@ -98,22 +98,28 @@ class Reporter:
   def __init__(self, console, clock=time.time):
     self._console = console
     self._clock = clock
-    self._last = None if console.is_tty else clock()  # plain: first line after an interval
+    self._last = None  # when the display last changed
     self._text = None
     self._printed = True
     self.with_bar = console.is_tty
 
   def due(self, now=None):
+    """Whether an update now would be shown: a terminal's bar at once and then at most every
+    0.2 s; a plain line one interval after the first update (not counting the graph building
+    before it) and after each line."""
     now = self._clock() if now is None else now
     if self._last is None:
-      return True
+      return self.with_bar
     interval = _REDRAW_SECS if self.with_bar else self._console.progress_interval
     return now - self._last >= interval
 
   def update(self, text, now=None):
-    """Shows `text` when due (always call `due` first or pass every update)."""
+    """Shows `text` when due; otherwise it is kept for `close`."""
     now = self._clock() if now is None else now
     self._text, self._printed = text, False
+    if self._last is None and not self.with_bar:
+      self._last = now  # the first plain line comes one interval from here
+      return
     if not self.due(now):
       return
     self._last = now
