@@ -12,18 +12,21 @@ are parsed. From then on:
                                  appended on each run (resume) under a header line
 
 TensorFlow's C++ side writes to file descriptor 2, not to sys.stderr: fd 2 becomes a pipe that
-a thread reads line by line (known harmless lines: log only; anything else: log and console),
-while sys.stderr is rebound to a duplicate of the real stderr. `--verbosity` (absl's) or
+a forked router process reads line by line (known harmless lines and C++ INFO/WARNING: log only;
+anything else: log and console; it outlives a crash of the run), while sys.stderr is rebound to
+a duplicate of the real stderr. `--verbosity` (absl's) or
 `--log_to_console` bring everything back onto the console. Library code never needs this
 module: without `install()`, nothing is filtered and no progress is drawn.
 """
 import atexit
 import faulthandler
 import io
+import json
 import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -114,6 +117,7 @@ class Console:
     self.is_tty = _isatty(stderr) and os.environ.get("TERM") != "dumb"
     self.verbose = True            # before install(): every line reaches the console
     self.installed = False
+    self.captured = False          # fd 2 goes to the router process
     self.start_time = time.time()
     self.progress_interval = 30.0  # seconds between plain progress lines
     self._lock = threading.RLock()
@@ -209,12 +213,18 @@ def get():
   return _CONSOLE if _CONSOLE is not None and _CONSOLE.installed else None
 
 
-def capture_native_stderr():
-  """Makes fd 2 a pipe read by a thread, and sys.stdout / sys.stderr the console's streams.
+_CONTROL = "\x00console "  # a line the parent writes to fd 2 to tell the router its policy
 
-  Call before TensorFlow is imported (its import already logs from C++). Lines read before
-  `install()` go to the console; afterwards through the policy (see module docstring). Undone at
-  exit: fd 2 is restored first, so anything written during interpreter shutdown still shows.
+
+def capture_native_stderr():
+  """Makes fd 2 a pipe read by a router process, and sys.stdout / sys.stderr the console's
+  streams (the real ones, bar-aware, copied to the log).
+
+  Call before TensorFlow is imported (its import already logs from C++). The router is a forked
+  child, so what a C++ CHECK failure or a segfault writes just before the process dies still
+  reaches the console and the log. Lines before `install()` go to the console; afterwards
+  through the policy (module docstring). At exit fd 2 is restored first, so anything written
+  during interpreter shutdown still shows, and the router is given 2 s to finish.
   """
   global _CONSOLE  # pylint: disable=global-statement
   if _CONSOLE is not None:
@@ -223,31 +233,45 @@ def capture_native_stderr():
   sys.stderr.flush()
   try:
     real_fd = os.dup(2)
-  except OSError:  # no stderr at all: nothing to capture
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+  except OSError:  # no stderr, no pipes, no fork: leave fd 2 alone
     return None
+  if pid == 0:  # the router: nothing of the parent's runs here (os._exit, no atexit)
+    os.close(write_fd)
+    try:
+      signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+      _route_native(read_fd, real_fd)
+    finally:
+      os._exit(0)  # pylint: disable=protected-access
+  os.close(read_fd)
   real_stderr = io.TextIOWrapper(io.FileIO(real_fd, "w", closefd=True), encoding="utf-8",
                                  errors="backslashreplace", line_buffering=True)
   _CONSOLE = Console(real_stderr, sys.stdout)
-  read_fd, write_fd = os.pipe()
   os.dup2(write_fd, 2)
   os.close(write_fd)
-  reader = threading.Thread(target=_read_native, args=(_CONSOLE, read_fd), daemon=True,
-                            name="native-stderr")
-  reader.start()
+  _CONSOLE.captured = True
   sys.stderr = _Stream(_CONSOLE, real_stderr)
   sys.stdout = _Stream(_CONSOLE, _CONSOLE.stdout)
-  # A hard crash (SIGSEGV, a C++ CHECK's abort) kills the reader thread with the process, and
-  # what is still in the pipe is lost: Python's fault handler writes to the real stderr.
-  faulthandler.enable(file=real_stderr)
-  atexit.register(_restore, _CONSOLE, real_fd, reader)
+  faulthandler.enable(file=real_stderr)  # a Python stack on SIGSEGV/SIGABRT, on the console
+  atexit.register(_restore, _CONSOLE, real_fd, pid)
   return _CONSOLE
 
 
-def _read_native(console, read_fd):
-  """Routes each line written to fd 2: the log always, the console unless it is chatter."""
+def _route_native(read_fd, real_fd):
+  """The router's loop: each line written to fd 2 goes to the log, and to the console unless
+  it is chatter (TF C++ INFO/WARNING lines, known harmless errors) on a quiet console."""
+  console = os.fdopen(real_fd, "w", encoding="utf-8", errors="replace")
+  clear = "\r\x1b[K" if console.isatty() and os.environ.get("TERM") != "dumb" else ""
+  log, verbose = RunLog(), True
   last_native, last_hidden = 0.0, False
   with open(read_fd, "r", encoding="utf-8", errors="replace", closefd=True) as pipe:
     for line in pipe:
+      if line.startswith(_CONTROL):
+        policy = json.loads(line[len(_CONTROL):])
+        verbose = policy["verbose"]
+        log.set_path(policy["log"])
+        continue
       match = _NATIVE_LOG.match(line)
       now = time.time()
       if match:
@@ -255,20 +279,28 @@ def _read_native(console, read_fd):
         last_native, last_hidden = now, hidden
       else:  # a message's second line ("To enable the following instructions: ...")
         hidden = last_hidden and now - last_native < _CONTINUATION_SECS
-      if console.verbose or not hidden:
-        console.write(console.stderr, line)
-      else:
-        console.log.write(line)
+      if verbose or not hidden:
+        console.write(clear + line)  # over the parent's progress bar, redrawn at its next step
+        console.flush()
+      log.write(line)
+  log.close()
 
 
-def _restore(console, real_fd, reader):
+def _restore(console, real_fd, router_pid):
   try:
     sys.stdout.flush()
     console.end_live()
-    os.dup2(real_fd, 2)  # fd 2 is the terminal again; the pipe's last writer is gone
+    os.dup2(real_fd, 2)  # fd 2 is the terminal again: the router sees the end of its pipe
   except OSError:
     pass
-  reader.join(timeout=2)
+  deadline = time.time() + 2.0
+  while time.time() < deadline:
+    try:
+      if os.waitpid(router_pid, os.WNOHANG)[0]:
+        break
+    except ChildProcessError:
+      break
+    time.sleep(0.01)
   console.log.close()
 
 
@@ -340,9 +372,12 @@ def install(model_dir, *, verbosity=None, log_to_console=False, filename="log.tx
   level = standard_level(verbosity) if verbosity is not None else logging.INFO
   console.verbose = verbosity is not None or log_to_console
   console.progress_interval = progress_interval
+  path = os.path.join(model_dir, filename)
   console.log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: "
                     f"{' '.join(argv or sys.argv)}\n")
-  console.log.set_path(os.path.join(model_dir, filename))
+  console.log.set_path(path)
+  if console.captured:  # the router's policy, in one write (atomic on a pipe)
+    os.write(2, (_CONTROL + json.dumps({"verbose": console.verbose, "log": path}) + "\n").encode())
   from absl import logging as absl_logging  # pylint: disable=import-outside-toplevel
   root = logging.getLogger()
   for handler in list(root.handlers):

@@ -108,9 +108,10 @@ def test_quiet_console_keeps_what_matters_and_the_log_keeps_everything(tmp_path)
       NATIVE_ERROR,
       "warning: skipped record 1 (corrupt_image): cub/train: corrupt image: a.jpg",
       "warning: data: cub/train skipped 1 x corrupt_image"])
-  assert log.startswith("native before install\n==== ")
-  assert " pid " in log.splitlines()[1] and log.splitlines()[1].endswith(": run.py --x")
-  for needle in ("Using config: {'_model_dir': ...}", "Instructions for updating:", GRAPPLER,
+  header = [l for l in log.splitlines() if l.startswith("==== ")]
+  assert len(header) == 1 and " pid " in header[0] and header[0].endswith(": run.py --x")
+  for needle in ("native before install\n", "Using config: {'_model_dir': ...}",
+                 "Instructions for updating:", GRAPPLER,
                  NATIVE_ERROR, "a TensorFlow error", "skipped record 1 (corrupt_image)",
                  "step 0: digits_fid=1\n", "RuntimeError: boom\n", "Traceback (most recent",
                  "/x/site-packages/tf/d.py:462: UserWarning: tf.data options"):
@@ -118,10 +119,31 @@ def test_quiet_console_keeps_what_matters_and_the_log_keeps_everything(tmp_path)
   assert "] Using config:" in log  # with absl's prefix (time, file:line) in the log
 
 
+def test_what_a_dying_process_wrote_last_still_reaches_console_and_log(tmp_path):
+  """A C++ CHECK failure writes its line to fd 2 and aborts at once: the router outlives it."""
+  os.makedirs(tmp_path / "run")
+  script = textwrap.dedent("""
+      import os, sys
+      from estimators import console
+      console.capture_native_stderr()
+      console.install(sys.argv[1], argv=["run.py"])
+      os.write(2, sys.argv[2].encode() + b"\\n")
+      os.abort()
+  """)
+  fatal = "2026-12-01 10:00:00.000001: F tensorflow/core/framework/tensor.cc:1] Check failed: 1 == 2"
+  proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "run"), fatal], cwd=ROOT,
+                        env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == -6  # SIGABRT
+  assert fatal + "\n" in proc.stderr and "Fatal Python error: Aborted" in proc.stderr
+  assert fatal in open(tmp_path / "run" / "log.txt").read()
+
+
 def test_verbosity_or_the_switch_brings_everything_back(tmp_path):
   for verbosity, switch in (("0", "0"), ("None", "1")):
     proc, log = _run(tmp_path / f"{verbosity}{switch}", verbosity, switch)
-    for needle in ("Using config: {'_model_dir': ...}", "Instructions for updating:", GRAPPLER,
+    for needle in ("native before install\n", "Using config: {'_model_dir': ...}",
+                 "Instructions for updating:", GRAPPLER,
                    "a TensorFlow error", "skipped record 1 (corrupt_image)"):
       assert needle in proc.stderr, (verbosity, switch, needle)
     assert proc.stderr.count("Using config") == 1  # once: TF's own handler no longer doubles it
