@@ -41,6 +41,13 @@ def format_duration(seconds):
   return f"{d}d{h:02d}h"
 
 
+def format_rate(per_sec):
+  """Three significant digits without an exponent: '1790', '67.5', '8.43'."""
+  if per_sec >= 100:
+    return f"{per_sec:.0f}"
+  return f"{per_sec:.1f}" if per_sec >= 10 else f"{per_sec:.2f}"
+
+
 def bar(fraction, width=20):
   filled = min(width, max(0, int(fraction * width)))
   return "[" + "#" * filled + "-" * (width - filled) + "]"
@@ -73,7 +80,8 @@ def train_text(step, max_steps, steps_per_sec, batch_size, elapsed, losses, with
       (max_steps - step) / steps_per_sec if steps_per_sec else None)
   parts = [f"train step {step}/{max_steps}" + (f" {bar(fraction)}" if with_bar else "")
            + f" {fraction:.0%}"]
-  parts.append(f"{steps_per_sec:.2f} steps/s, {steps_per_sec * batch_size:.3g} images/s"
+  parts.append(f"{format_rate(steps_per_sec)} steps/s, "
+               f"{format_rate(steps_per_sec * batch_size)} images/s"
                if steps_per_sec else "? steps/s")
   parts.append(f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}")
   if losses:
@@ -88,7 +96,7 @@ def count_text(label, done, total, unit, per_sec, elapsed, with_bar=False):
   return " | ".join([
       f"{label}: {done}/{total} {unit}" + (f" {bar(fraction)}" if with_bar else "")
       + f" {fraction:.0%}",
-      f"{per_sec:.3g} {unit}/s" if per_sec else f"? {unit}/s",
+      f"{format_rate(per_sec)} {unit}/s" if per_sec else f"? {unit}/s",
       f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}"])
 
 

@@ -49,7 +49,9 @@ def test_train_and_count_text():
   assert progress.train_text(1, 20, None, 8, 3.0, {}) == (
       "train step 1/20 5% | ? steps/s | elapsed 3s, ETA ?")
   assert progress.train_text(20, 20, 2.0, 8, 9.0, {"loss": 0.5}) == (
-      "train step 20/20 100% | 2.00 steps/s, 16 images/s | elapsed 9s, ETA 0s | loss 0.5")
+      "train step 20/20 100% | 2.00 steps/s, 16.0 images/s | elapsed 9s, ETA 0s | loss 0.5")
+  assert [progress.format_rate(r) for r in (1789.6, 67.54, 8.434, 0.0512)] == [
+      "1790", "67.5", "8.43", "0.05"]
   assert progress.count_text("eval step 500", 400, 1000, "samples", 96.2, 4.2, True) == (
       "eval step 500: 400/1000 samples [########------------] 40% | 96.2 samples/s | "
       "elapsed 4s, ETA 6s")
@@ -101,7 +103,7 @@ def test_track_counts_units_and_yields_everything(monkeypatch):
       100, 100, 50]
   assert [text for _, text in console.shown] == [
       "eval step 5: 200/250 samples 80% | 100 samples/s | elapsed 2s, ETA 0s",
-      "eval step 5: 250/250 samples 100% | 75 samples/s | elapsed 3s, ETA 0s"]
+      "eval step 5: 250/250 samples 100% | 75.0 samples/s | elapsed 3s, ETA 0s"]
 
 
 def test_nothing_is_shown_without_an_installed_console(monkeypatch):
