@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -130,9 +129,17 @@ class Console:
       self._live = text
       self._draw()
 
+  def _width(self):
+    """$COLUMNS, else the terminal's width (0 on a pseudo-terminal nobody sized), else 100."""
+    if os.environ.get("COLUMNS", "").isdigit():
+      return int(os.environ["COLUMNS"])
+    try:
+      return os.get_terminal_size(self.stderr.fileno()).columns or 100
+    except (AttributeError, OSError, ValueError):
+      return 100
+
   def _draw(self):
-    width = shutil.get_terminal_size((100, 20)).columns
-    self.stderr.write("\r" + self._live[:max(10, width - 1)] + "\x1b[K")
+    self.stderr.write("\r" + self._live[:max(10, self._width() - 1)] + "\x1b[K")
     self.stderr.flush()
     self._live_shown = True
 

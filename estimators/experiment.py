@@ -47,9 +47,9 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   before = _latest_step(cfg)
   if dataset_fn is None:
     prepare_run_data(cfg)
+  hooks = progress.train_hooks(cfg)  # the console's progress (chief only; none in library use)
   try:
     input_fn = make_train_input_fn(cfg, dataset_fn)
-    hooks = progress.train_hooks(cfg)  # the console's progress (chief only; none in library use)
     if cfg.distribution == "multi_worker":
       # The estimator trains a TF_CONFIG cluster only through train_and_evaluate (its
       # "independent worker" mode). The EvalSpec is required by the API and used only by an
@@ -77,6 +77,8 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
         f"The last good checkpoint is {last}. Check the input data for NaN/Inf, or lower "
         "--generator_lr/--discriminator_lr, then rerun to resume from it.") from None
   finally:
+    for hook in hooks:
+      hook.close()
     report_bad_records(cfg)
   return tf.train.latest_checkpoint(cfg.model_dir)
 

@@ -109,6 +109,7 @@ class Reporter:
     self._last = None  # when the display last changed
     self._text = None
     self._printed = True
+    self._closed = False
     self.with_bar = console.is_tty
 
   def due(self, now=None):
@@ -143,7 +144,11 @@ class Reporter:
     self.close()
 
   def close(self):
-    """The last state stays on the console: the bar as a finished line, or one plain line."""
+    """The last state stays on the console: the bar as a finished line, or one plain line.
+    Closing again shows nothing more."""
+    if self._closed:
+      return
+    self._closed = True
     if self.with_bar:
       if self._text is not None:
         self._console.show_live(self._text)
@@ -210,6 +215,11 @@ class TrainProgressHook(tf.estimator.SessionRunHook):
 
   def end(self, session):
     self._reporter.finish(self._text(int(session.run(self._global_step)), self._clock()))
+
+  def close(self):
+    """Ends the display when training stopped with an error (`end` is not called then), so
+    the error prints below the last progress state."""
+    self._reporter.close()
 
   def _text(self, step, now):
     self._meter.update(step, now)

@@ -89,6 +89,8 @@ def test_terminal_bar_redraws_in_place_at_most_five_times_a_second():
     reporter.update(text)
   reporter.finish("final")
   assert console.shown == [("live", "a"), ("live", "c"), ("live", "final"), ("end",)]
+  reporter.close()  # again (after an error): nothing more
+  assert console.shown == [("live", "a"), ("live", "c"), ("live", "final"), ("end",)]
 
 
 def test_track_counts_units_and_yields_everything(monkeypatch):

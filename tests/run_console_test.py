@@ -69,20 +69,15 @@ def test_the_log_keeps_everything(short_run):
     assert line in log, line
 
 
-def test_a_terminal_gets_one_bar_redrawn_in_place(tmp_path):
-  """Under a pseudo-terminal: carriage returns and erase-line, no plain progress lines."""
+def run_in_terminal(*args):
+  """(exit code, everything shown) of run.py under a pseudo-terminal."""
   master, slave = pty.openpty()
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TERM="xterm", COLUMNS="160")
-  proc = subprocess.Popen(
-      [sys.executable, os.path.join(ROOT, "run.py"), f"--model_dir={tmp_path}/run",
-       "--mode=train", "--max_steps=6", "--save_checkpoints_steps=6", *TINY],
-      cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+  proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
+                          env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
   os.close(slave)
   chunks = []
-  while True:
-    ready, _, _ = select.select([master], [], [], 600)
-    if not ready:
-      break
+  while select.select([master], [], [], 600)[0]:
     try:
       data = os.read(master, 65536)
     except OSError:  # the child closed the terminal
@@ -92,8 +87,14 @@ def test_a_terminal_gets_one_bar_redrawn_in_place(tmp_path):
     chunks.append(data)
   proc.wait(timeout=60)
   os.close(master)
-  screen = b"".join(chunks).decode(errors="replace")
-  assert proc.returncode == 0, screen[-3000:]
+  return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_a_terminal_gets_one_bar_redrawn_in_place(tmp_path):
+  """Under a pseudo-terminal: carriage returns and erase-line, no plain progress lines."""
+  code, screen = run_in_terminal(f"--model_dir={tmp_path}/run", "--mode=train", "--max_steps=6",
+                                 "--save_checkpoints_steps=6", *TINY)
+  assert code == 0, screen[-3000:]
   assert "\rtrain step 6/6 [####################] 100% | " in screen
   assert "\x1b[K" in screen
   final = [l for l in screen.replace("\r\n", "\n").split("\n") if "train step" in l]
@@ -102,6 +103,24 @@ def test_a_terminal_gets_one_bar_redrawn_in_place(tmp_path):
   assert f"checkpoint: {tmp_path}/run/model.ckpt-6" in screen
   for noise in NOISE:
     assert noise not in screen, noise
+
+
+def test_an_error_in_a_terminal_is_still_the_last_line(tmp_path):
+  from data import format_writers  # pylint: disable=import-outside-toplevel
+  images = tmp_path / "faces"
+  for i in range(6):
+    format_writers.write_bytes(str(images / f"{i:02d}.png"),
+                               format_writers.png_bytes(format_writers.smooth_image(40, 48, i)))
+  format_writers.write_bytes(str(images / "03_truncated.png"), b"\x89PNG\r\n\x1a\n broken")
+  code, screen = run_in_terminal(f"--model_dir={tmp_path / 'run'}", "--dataset=image_folder",
+                                 f"--data_dir={images}", "--mode=train", "--max_steps=2",
+                                 "--strict_data", *TINY[:4])
+  assert code == 1
+  shown = [l.split("\r")[-1].replace("\x1b[K", "") for l in screen.split("\r\n")]
+  assert [l for l in shown if l.strip()][-1].startswith(
+      f"error: image_folder/train: corrupt or unreadable image: {images}/03_truncated.png."), (
+          screen[-2000:])
+  assert "Traceback" not in screen
 
 
 @pytest.mark.parametrize("flag", ["--verbosity=1", "--log_to_console"])
