@@ -225,7 +225,8 @@ def main(argv):
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     print(model_flags.parameter_table(cfg))
     return
-  from estimators import console, distribution  # pylint: disable=import-outside-toplevel,redefined-outer-name
+  from estimators import distribution  # pylint: disable=import-outside-toplevel
+  from estimators import console  # pylint: disable=import-outside-toplevel,redefined-outer-name
   worker = "" if distribution.is_chief() else f".{distribution.task_name()}"
   console.install(cfg.model_dir, filename=f"log{worker}.txt", log_to_console=FLAGS.log_to_console,
                   verbosity=FLAGS.verbosity if FLAGS["verbosity"].present else None)
