@@ -60,19 +60,27 @@ def from_project(record):
 
 
 class RunLog:
-  """The log file. Text written before its directory exists is held back and written when the
-  directory appears (the run creates it), so a run that fails at start leaves nothing behind."""
+  """The log file. Text written before its directory exists is held back (the last
+  `MAX_PENDING` writes) and written when the directory appears (the run creates it), so a run
+  that fails at start leaves nothing behind. A remote directory (gs://...) gets no log: it
+  cannot be appended to."""
+
+  MAX_PENDING = 20_000
 
   def __init__(self):
     self._lock = threading.RLock()
     self._pending = []
     self._path = None
     self._file = None
+    self._remote = False
     self.closed = False
 
   def set_path(self, path):
     with self._lock:
-      self._path = path
+      self._remote = "://" in path
+      self._path = None if self._remote else path
+      if self._remote:
+        self._pending = []
       self._try_open()
 
   @property
@@ -89,10 +97,12 @@ class RunLog:
 
   def write(self, text):
     with self._lock:
-      if self.closed or not text:
+      if self.closed or not text or self._remote:
         return
       if self._file is None:
         self._pending.append(text)
+        if len(self._pending) > self.MAX_PENDING:
+          del self._pending[:len(self._pending) - self.MAX_PENDING]
         self._try_open()
       else:
         self._file.write(text)

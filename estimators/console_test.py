@@ -57,6 +57,22 @@ def test_run_log_waits_for_its_directory_then_appends(tmp_path):
   assert open(tmp_path / "run" / "log.txt").read() == "before\nstill before\nafter\nresumed\n"
 
 
+def test_run_log_holds_a_bounded_backlog_and_skips_remote_directories(tmp_path, monkeypatch):
+  monkeypatch.setattr(console.RunLog, "MAX_PENDING", 3)
+  log = console.RunLog()
+  for i in range(5):
+    log.write(f"{i}\n")
+  log.set_path(str(tmp_path / "log.txt"))
+  log.close()
+  assert open(tmp_path / "log.txt").read() == "2\n3\n4\n"
+  remote = console.RunLog()
+  remote.write("held\n")
+  remote.set_path("gs://bucket/run/log.txt")
+  remote.write("dropped\n")
+  remote.close()
+  assert remote.path is None
+
+
 def test_standard_level_follows_absl():
   assert [console.standard_level(v) for v in (-3, -2, -1, 0, 1, 2)] == [
       logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG, 9]
