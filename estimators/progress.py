@@ -2,7 +2,7 @@
 a plain line every `Console.progress_interval` seconds (and at the end) otherwise.
 
   train step 120/1500 [#-------------------] 8% | 3.61 steps/s, 116 images/s |
-      elapsed 52s, ETA 6m22s | G loss 0.6931, D loss 1.386
+      elapsed 52s, ETA 6m22s | D loss 1.386, G loss 0.6931
   eval step 500: 400/1000 samples [########------------] 40% | 96.2 samples/s | elapsed 4s, ETA 6s
 
 `train_hooks(cfg)` gives the session hook every engine (GANEstimator, the tf.distribute step,
@@ -158,21 +158,20 @@ class Reporter:
       self._printed = True
 
 
-def loss_tensors(graph=None, include_summaries=True):
+def loss_tensors(graph=None):
   """{tag: scalar tensor} of the losses to show: the model-neutral tags' summaries, else the
   estimator's loss ('loss' summary or the last of the LOSSES collection)."""
   graph = graph or tf.compat.v1.get_default_graph()
   found = {}
-  if include_summaries:
-    for item in graph.get_collection(tf.compat.v1.GraphKeys.SUMMARIES):
-      op = getattr(item, "op", item)
-      if op.type != "ScalarSummary":
-        continue
-      tag = tf.get_static_value(op.inputs[0])
-      tag = tag.item() if hasattr(tag, "item") else tag
-      tag = tag.decode() if isinstance(tag, bytes) else tag
-      if tag in LOSS_NAMES:
-        found[tag] = op.inputs[1]
+  for item in graph.get_collection(tf.compat.v1.GraphKeys.SUMMARIES):
+    op = getattr(item, "op", item)
+    if op.type != "ScalarSummary":
+      continue
+    tag = tf.get_static_value(op.inputs[0])
+    tag = tag.item() if hasattr(tag, "item") else tag
+    tag = tag.decode() if isinstance(tag, bytes) else tag
+    if tag in LOSS_NAMES:
+      found[tag] = op.inputs[1]
   if any(tag in found for tag in TAGS.values()):
     found.pop("loss", None)
   elif not found:
