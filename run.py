@@ -4,13 +4,18 @@
   python run.py --flagfile=configs/sagan_imagenet128.cfg --data_dir=/data/imagenet
   python run.py --mode=sample --num_samples=64 --model_dir=runs/digits_sagan
 
-Every value is checked when flags are parsed, before TensorFlow builds anything.
+Every value is checked when flags are parsed, before TensorFlow builds anything. The console
+shows progress, results and warnings that matter; TensorFlow's chatter goes to
+<model_dir>/log.txt (estimators/console.py; --verbosity or --log_to_console show everything).
 """
 import json
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+if __name__ == "__main__":
+  from estimators import console  # pylint: disable=wrong-import-position
+  console.capture_native_stderr()  # TensorFlow's C++ lines (fd 2) too, from its import on
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
@@ -93,6 +98,9 @@ flags.DEFINE_integer("num_samples", 64, "sample: how many PNGs to write.")
 flags.DEFINE_float("truncation", None, "sample: resample |z| entries above this value.")
 flags.DEFINE_string("sample_dir", None, "sample: output directory (default under model_dir).")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
+flags.DEFINE_boolean("log_to_console", False, "Show TensorFlow's INFO and deprecation lines on "
+                     "the console too (they always go to <model_dir>/log.txt), like "
+                     "--verbosity=0.")
 
 _POSITIVE = ("max_steps", "batch_size", "save_checkpoints_steps",
              "save_summary_steps", "keep_checkpoint_max", "eval_every_steps",
@@ -220,6 +228,11 @@ def main(argv):
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
     print(model_flags.parameter_table(cfg), file=sys.stderr)
     return
+  from estimators import distribution  # pylint: disable=import-outside-toplevel
+  from estimators import console  # pylint: disable=import-outside-toplevel,redefined-outer-name
+  worker = "" if distribution.is_chief() else f".{distribution.task_name()}"
+  console.install(cfg.model_dir, filename=f"log{worker}.txt", log_to_console=FLAGS.log_to_console,
+                  verbosity=FLAGS.verbosity if FLAGS["verbosity"].present else None)
   from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
   from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel
   from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel

@@ -73,6 +73,16 @@ def is_chief():
   return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
+def task_name():
+  """'<task type>_<index>' of this process in TF_CONFIG ('worker_1'), '' without a cluster: names
+  the files a non-chief worker writes beside the chief's (bad_records.worker_1.json)."""
+  config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+  task = config.get("task", {})
+  if not config.get("cluster") or not task:
+    return ""
+  return f"{task.get('type')}_{task.get('index', 0)}"
+
+
 def check_multi_worker_environment():
   config = os.environ.get("TF_CONFIG")
   if not config:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 import data
-from estimators import export, run_dir
+from estimators import export, progress, run_dir
 from estimators.config import GANConfig
 from estimators.gan_estimator import load_options, prepare_run_data
 from estimators.models import get_model
@@ -125,7 +125,9 @@ def run_eval(cfg: GANConfig, checkpoint=None, saved_model=None, seed=None, class
   t0 = time.time()
   sample_seed = seed + 1000  # evaluation noise, apart from the training seed's streams
   inputs = get_model(cfg.model).sample_inputs(cfg, cfg.num_eval_samples, seed=sample_seed)
-  batches = export.generate(generate_fn, inputs, batch_size=cfg.eval_batch_size)
+  batches = progress.track(export.generate(generate_fn, inputs, batch_size=cfg.eval_batch_size),
+                           cfg.num_eval_samples,
+                           label="eval" if step is None else f"eval step {step}")
   provenance = {"seed": sample_seed, "checkpoint_step": step, "ema_weights": ema,
                 "source": source, "truncation": None, "model": cfg.model}
   metrics, protocol, timing = quality_metrics(cfg, batches, provenance, classifier)

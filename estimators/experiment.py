@@ -9,14 +9,13 @@ Evaluation itself (metrics of one checkpoint, the best checkpoint) is estimators
   run_sample          N images to PNG from a checkpoint or SavedModel
   run_continuous_eval evaluate each new checkpoint of a model_dir as it appears
 """
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from estimators import distribution, export, run_dir
+from estimators import distribution, export, progress, run_dir
 from estimators.config import GANConfig
 from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
                                    use_ema)
@@ -48,6 +47,7 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
   before = _latest_step(cfg)
   if dataset_fn is None:
     prepare_run_data(cfg)
+  hooks = progress.train_hooks(cfg)  # the console's progress (chief only; none in library use)
   try:
     input_fn = make_train_input_fn(cfg, dataset_fn)
     if cfg.distribution == "multi_worker":
@@ -55,10 +55,10 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
       # "independent worker" mode). The EvalSpec is required by the API and used only by an
       # 'evaluator' task, if the cluster has one: it reports the GAN losses on training data.
       tf.estimator.train_and_evaluate(
-          estimator, tf.estimator.TrainSpec(input_fn, max_steps=target),
+          estimator, tf.estimator.TrainSpec(input_fn, max_steps=target, hooks=hooks),
           tf.estimator.EvalSpec(input_fn, steps=1))
     else:
-      estimator.train(input_fn, max_steps=target)
+      estimator.train(input_fn, max_steps=target, hooks=hooks)
     # The chief writes the checkpoints; another worker may return before the chief's last one.
     if before < target and distribution.is_chief() and _latest_step(cfg) <= before:
       skipped = bad_records.LOG.total()
@@ -77,6 +77,8 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
         f"The last good checkpoint is {last}. Check the input data for NaN/Inf, or lower "
         "--generator_lr/--discriminator_lr, then rerun to resume from it.") from None
   finally:
+    for hook in hooks:
+      hook.close()
     report_bad_records(cfg)
   return tf.train.latest_checkpoint(cfg.model_dir)
 
@@ -93,8 +95,7 @@ def report_bad_records(cfg: GANConfig):
     return None
   filename = bad_records.REPORT_FILENAME
   if not distribution.is_chief():
-    task = json.loads(os.environ["TF_CONFIG"])["task"]
-    filename = f"bad_records.{task['type']}_{task.get('index', 0)}.json"
+    filename = f"bad_records.{distribution.task_name()}.json"
   return bad_records.write_report(cfg.model_dir, filename=filename)
 
 
@@ -181,7 +182,9 @@ def run_sample(cfg: GANConfig, num, out_dir=None, checkpoint=None, saved_model=N
   out_dir = out_dir or os.path.join(cfg.model_dir, "samples", f"{tag}_seed{seed}")
   inputs = get_model(cfg.model).sample_inputs(cfg, num, seed, truncation=truncation,
                                               labels=labels)
-  images = np.concatenate(list(export.generate(generate_fn, inputs, cfg.eval_batch_size)))
+  images = np.concatenate(list(progress.track(export.generate(generate_fn, inputs,
+                                                               cfg.eval_batch_size),
+                                              num, label=f"sample {tag}")))
   for i, img in enumerate(images):
     run_dir.write_png(os.path.join(out_dir, f"{i:06d}.png"), img)
   run_dir.write_png(os.path.join(out_dir, "grid.png"),
