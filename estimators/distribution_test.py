@@ -146,16 +146,25 @@ def _free_port():
 def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints(tmp_path):
   model_dir = tmp_path / "run"
   cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
-  procs = []
+  procs, logs = [], []
   for index in range(2):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
         {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    # Output to files, not pipes: waiting on one worker while the other fills its 64 KB pipe
+    # and blocks (inside the collective the first one waits on) deadlocks the pair.
+    logs.append(open(tmp_path / f"worker_{index}.log", "w+", encoding="utf-8"))
     procs.append(subprocess.Popen(
         [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",
          f"--model_dir={model_dir}", "--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
          "--batch_size=8", "--save_checkpoints_steps=3", "--save_summary_steps=1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-  outputs = [p.communicate(timeout=900)[0] for p in procs]
+        cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, text=True))
+  for p in procs:
+    p.wait(timeout=900)
+  outputs = []
+  for log in logs:
+    log.seek(0)
+    outputs.append(log.read())
+    log.close()
   assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
   # The chief's checkpoints are the run's; the other worker keeps the estimator's private copy
   # (read back if it is restarted) under tmp_worker_1.
