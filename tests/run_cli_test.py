@@ -57,7 +57,7 @@ def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
   proc = run_py(*common, "--data_options=crop_size=140,resize_method=area,"
                 "jpeg_downscale=false", "--dry_run")
   config = json.loads(proc.stdout)  # stdout is the JSON alone; the parameter table is on stderr
-  assert "| generator | 380,804 | 383,415 |" in proc.stderr
+  assert "| generator | 373,892 | 376,503 |" in proc.stderr  # unconditional: image folders
   # Every option with its resolved value, defaults included.
   assert config["data_options"] == [
       ["cache", False], ["crop_size", 140], ["index_dir", None], ["jpeg_downscale", False],
@@ -67,7 +67,7 @@ def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
       ("crop_size=big", "--data_options: dataset option crop_size='big': expected int or none"),
       ("source=tfds", "--data_options: dataset 'image_folder' takes no option 'source'; its own "
                       "options: cache, crop_size, index_dir, jpeg_downscale, resize_method, "
-                      "shuffle"),
+                      "resize_to_square, shuffle"),
       ("crop_size", "--data_options takes key=value pairs, got 'crop_size'")]:
     proc = run_py(*common, f"--data_options={options}", check=False, timeout=120)
     assert proc.returncode != 0 and message in proc.stderr, (options, proc.stderr[-500:])
