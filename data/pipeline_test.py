@@ -49,7 +49,8 @@ def _shuffle_op_sizes(ds):
 
 def test_the_budget_from_load_options_sizes_the_buffer_and_is_logged(caplog):
   elements = data.load("digits", split="test", image_size=128, shuffle_buffer_mb=64)
-  with caplog.at_level(logging.INFO):
+  # The absl logger's own level too: an earlier test may have lowered TF's verbosity.
+  with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="absl"):
     ds = pipeline.batch_pipeline(elements, 4, training=True, seed=1)
   assert _shuffle_op_sizes(ds) == [341]                            # 67,108,864 // 196,612
   assert ("data: training shuffle buffer of 341 elements x 196612 bytes = 63.9 MiB "

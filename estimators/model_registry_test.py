@@ -173,7 +173,7 @@ def test_toy_model_defined_here_runs_every_mode_of_run_py(tmp_path):
   assert stats == {"step": 4, "generator_parameters": generator_parameters} == {
       "step": 4, "generator_parameters": 7119}
   dry = _run_py(*common, "--dry_run")
-  assert "| generator | 7,119 | 7,119 |" in dry.stdout
+  assert "| generator | 7,119 | 7,119 |" in dry.stderr  # stdout holds the JSON alone
 
 
 @pytest.mark.slow
