@@ -78,7 +78,7 @@ def test_discriminator_has_exactly_one_set_of_variables(trained):
   assert not [n for n in reader.get_variable_to_shape_map() if "discriminator_1" in n]
 
 
-def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained):
+def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained, tmp_path):
   _, reader = trained
   names = reader.get_variable_to_shape_map()
   kernel = "Generator/generator/g_block1/snconv1/kernel"
@@ -87,6 +87,31 @@ def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained):
   assert shadow.shape == live.shape
   assert 1e-6 < np.abs(shadow - live).max()
   assert not [n for n in names if n.startswith("Discriminator/") and EMA_SUFFIX in n]
+
+  # The shadow is the decay recurrence over the weights of successive steps: a checkpoint after
+  # every step gives w_0..w_4, and shadow_k = d shadow_{k-1} + (1 - d) w_k from shadow_0 = w_0.
+  decay, steps = 0.5, 4  # a low decay: each step moves the shadow by half the way
+  cfg = tiny_config(tmp_path, max_steps=steps, save_checkpoints_steps=1,
+                    keep_checkpoint_max=steps + 1, ema_decay=decay)
+  experiment.run_train(cfg)
+  readers = [tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-{k}") for k in range(steps + 1)]
+  shadowed = sorted(n[: -len(EMA_SUFFIX) - 1] for n in readers[0].get_variable_to_shape_map()
+                    if n.endswith(EMA_SUFFIX))
+  trainable = sorted(n for n in readers[0].get_variable_to_shape_map()
+                     if n.startswith("Generator/") and "adam" not in n and EMA_SUFFIX not in n
+                     and not n.endswith(("moving_mean", "moving_variance", "sn_u")))
+  assert shadowed == trainable and len(shadowed) > 20  # every trained G variable, nothing else
+  for name in shadowed:
+    expected = readers[0].get_tensor(name)
+    np.testing.assert_array_equal(readers[0].get_tensor(f"{name}/{EMA_SUFFIX}"), expected)
+    moved = 0.0
+    for k in range(1, steps + 1):
+      live = readers[k].get_tensor(name)
+      expected = decay * expected + (1 - decay) * live
+      np.testing.assert_allclose(readers[k].get_tensor(f"{name}/{EMA_SUFFIX}"), expected,
+                                 rtol=1e-5, atol=1e-7, err_msg=f"{name} at step {k}")
+      moved = max(moved, np.abs(live - readers[0].get_tensor(name)).max())
+    assert moved > 1e-5, name  # the weights moved, so the recurrence was put to the test
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
