@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from estimators import experiment, export, gan_estimator
 from estimators.losses import NonFiniteLossError
+from estimators.models import get_model
 from estimators.networks import make_discriminator
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
@@ -132,6 +133,32 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
       experiment.run_train(cfg, dataset_fn=dataset_fn)
   finally:
     data_pkg.batch_pipeline = original
+  last = tf.train.latest_checkpoint(cfg.model_dir)
+  assert export.checkpoint_step(last) == 4
+  reader = tf.train.load_checkpoint(last)
+  for name in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(name)
+    if np.issubdtype(np.asarray(value).dtype, np.floating):
+      assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("which", ["discriminator", "generator"])
+def test_inf_loss_stops_with_the_same_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                              which):
+  """An Inf loss (not NaN) from step 5 on: the same stop as NaN, naming the loss that failed."""
+  cfg = tiny_config(tmp_path, save_checkpoints_steps=4, max_steps=12)
+  spec = get_model(cfg.model)
+  original = getattr(spec, f"{which}_loss")
+
+  def inf_from_step_5(cfg_, gan_model):
+    loss, scalars = original(cfg_, gan_model)
+    step = tf.compat.v1.train.get_or_create_global_step()
+    return loss + tf.where(step >= 4, np.inf, 0.0), scalars  # +inf: not a NaN anywhere
+  monkeypatch.setattr(spec, f"{which}_loss", inf_from_step_5)
+  with pytest.raises(NonFiniteLossError,
+                     match=f"^the {which} loss became NaN or Inf; training stopped before "
+                           r"applying that step\. The last good checkpoint is .*model\.ckpt-4\. "):
+    experiment.run_train(cfg)
   last = tf.train.latest_checkpoint(cfg.model_dir)
   assert export.checkpoint_step(last) == 4
   reader = tf.train.load_checkpoint(last)
