@@ -76,6 +76,51 @@ def test_default_flagfile_matches_the_builtin_defaults():
   assert builtin["dataset"] == "digits" and builtin["num_classes"] == 10
 
 
+def _flagfile_values(path):
+  """{flag name: value} of a flagfile's --name=value lines, values typed as absl parses them."""
+  values = {}
+  for line in open(path, encoding="utf-8"):
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    name, _, text = line[2:].partition("=")
+    if text in ("true", "false"):
+      values[name] = text == "true"
+    else:
+      for kind in (int, float, str):
+        try:
+          values[name] = kind(text)
+          break
+        except ValueError:
+          pass
+  return values
+
+
+CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".cfg"))
+
+
+def test_configs_directory_holds_the_paper_configs():
+  assert {"digits.cfg", "sagan_imagenet128.cfg", "ylg_sagan_imagenet128.cfg"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_parses_validates_and_resolves_to_its_own_values(tmp_path, name):
+  """A renamed or retyped flag, or a value validation now refuses, breaks the config here."""
+  path = os.path.join("configs", name)
+  values = _flagfile_values(os.path.join(ROOT, path))
+  proc = run_py(f"--flagfile={path}", f"--data_dir={tmp_path}", "--dry_run", check=False,
+                timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  resolved, _ = json.JSONDecoder().raw_decode(proc.stdout)
+  assert resolved["model"]["name"] == values.pop("model")
+  values.pop("mode")  # a run.py flag, not part of the run's configuration
+  assert len(values) > 15
+  for flag, value in values.items():
+    where = resolved if flag in resolved else resolved["model"]["hparams"]
+    assert flag in where, f"{name}: --{flag} is not in the resolved configuration"
+    assert where[flag] == value, (name, flag, where[flag], value)
+
+
 @pytest.mark.slow
 def test_train_eval_export_reload_sample_cycle(tmp_path):
   model_dir = tmp_path / "run"
