@@ -205,6 +205,42 @@ def test_each_tpu_host_reads_its_own_shard_and_draws_its_own_noise(tmp_path, mon
   assert gan_estimator.tpu_input_context({"batch_size": 4}) is None
 
 
+def _first_batches(cfg, count):
+  batches = []
+  for features, _ in gan_estimator.make_train_input_fn(cfg)().take(count):
+    batches.append({k: v.numpy() for k, v in features.items()})
+  return batches
+
+
+def test_resumed_run_draws_new_noise_and_a_fresh_run_the_same(tmp_path):
+  """The same command from scratch draws the same noise and fake labels; resumed from a step-6
+  checkpoint it draws new ones, none equal to the 18 batches the first 6 steps could have read
+  (3 per step on the hook path)."""
+  first = _first_batches(tiny_config(tmp_path / "a"), 18)
+  again = _first_batches(tiny_config(tmp_path / "b"), 18)
+  for x, y in zip(first, again):
+    assert sorted(x) == ["g_labels", "g_noise", "labels", "noise"]
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key])
+  resumed_dir = tmp_path / "c"
+  with tf.Graph().as_default():  # what the estimator finds in model_dir when it resumes
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.Session() as sess:
+      sess.run(step.assign(6))
+      tf.compat.v1.train.Saver().save(sess, str(resumed_dir / "model.ckpt"), global_step=6)
+  assert tf.train.latest_checkpoint(str(resumed_dir)).endswith("model.ckpt-6")
+  resumed = _first_batches(tiny_config(resumed_dir), 2)
+  seen = np.concatenate([b[k] for b in first for k in ("noise", "g_noise")])  # [288, z]
+  for batch in resumed:
+    for key in ("noise", "g_noise"):
+      # nearest first-segment row to each resumed row: far apart, not replayed
+      distances = np.abs(batch[key][:, None, :] - seen[None]).max(-1)
+      assert distances.min() > 0.1, key
+    assert (batch["labels"] != first[0]["labels"]).any()
+  np.testing.assert_array_equal(_first_batches(tiny_config(resumed_dir), 1)[0]["noise"],
+                                resumed[0]["noise"])  # and resuming twice draws the same
+
+
 def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
   cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1,
                     num_eval_samples=100)
