@@ -252,6 +252,41 @@ def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
   assert serve(noise=tf.zeros([2, 16]), labels=tf.constant([1, 2]))["images"].shape == (2, 32, 32, 3)
 
 
+def test_tpu_per_core_batch_is_split_in_two_so_each_sub_step_sees_the_batch(tmp_path,
+                                                                           monkeypatch):
+  """TPUGANEstimator on CPU (1 core): TF-GAN asks the input_fn for 2 x batch_size per core
+  (its effective batch for a D and a G sub-step) and splits it in two, so the D sub-step and the
+  G sub-step each see batch_size / cores examples, as the other engines' steps do. (README
+  says "per-core batch batch_size / cores, split again in two", which would give each sub-step
+  half of that: it is the split halves that are batch_size / cores.)"""
+  seen = {"input_batch": [], "real": [], "noise": []}
+  make_input, make_d = gan_estimator.make_train_input_fn, gan_estimator.make_discriminator_fn
+
+  def recording_input_fn(cfg_, dataset_fn=None):
+    input_fn = make_input(cfg_, dataset_fn)
+
+    def wrapped(params=None, input_context=None):
+      seen["input_batch"].append(params["batch_size"])
+      return input_fn(params=params, input_context=input_context)
+    return wrapped
+
+  def recording_discriminator_fn(cfg_):
+    discriminator_fn = make_d(cfg_)
+
+    def wrapped(data, generator_inputs, mode):
+      seen["real"].append(data["images"].shape[0])
+      seen["noise"].append(generator_inputs["noise"].shape[0])
+      return discriminator_fn(data, generator_inputs, mode)
+    return wrapped
+  monkeypatch.setattr(experiment, "make_train_input_fn", recording_input_fn)
+  monkeypatch.setattr(gan_estimator, "make_discriminator_fn", recording_discriminator_fn)
+  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=1, save_summary_steps=1, batch_size=8)
+  experiment.run_train(cfg)
+  assert seen["input_batch"] == [16]  # one host, one core: 2 x 8
+  # 2 sub-steps (D, then G) x 2 discriminator calls (real, fake), each on a batch of 8
+  assert seen["real"] == [8, 8, 8, 8] and seen["noise"] == [8, 8, 8, 8]
+
+
 def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(trained):
   cfg, _ = trained
   import glob  # pylint: disable=import-outside-toplevel
