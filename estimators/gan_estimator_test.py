@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import experiment, export, gan_estimator
+from estimators import distribution, experiment, export, gan_estimator
 from estimators.losses import NonFiniteLossError
 from estimators.models import get_model
-from estimators.networks import make_discriminator
+from estimators.networks import make_discriminator, network_for_graph
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
@@ -66,6 +66,51 @@ def test_batch_norm_moving_statistics_moved(trained):
     assert np.abs(reader.get_tensor(n)).max() > 1e-6, n
   for n in variances:
     assert np.abs(reader.get_tensor(n) - 1.0).max() > 1e-4, n
+
+
+def _power_iteration(u, kernel):
+  w = kernel.reshape(-1, kernel.shape[-1])
+  v = u @ w.T
+  v /= np.linalg.norm(v)
+  u = v @ w
+  return u / np.linalg.norm(u)
+
+
+def test_spectral_norm_calls_within_a_step_are_chained_in_tfgan_call_order(tmp_path):
+  """The estimator graph's D is called twice per step (TF-GAN's gan_model: fake data first, then
+  real). Each call must read the u the previous call wrote: fetching D(fake) alone runs one
+  power iteration of every D layer's u; fetching D(real) alone runs two, D(fake)'s then its
+  own. Unchained, D(real) would read the initial u (one iteration) or race with D(fake)'s write.
+  (README words it as D(fake) reading D(real)'s u; TF-GAN 2.1 calls D(fake) first.)"""
+  cfg = tiny_config(tmp_path)
+  with tf.Graph().as_default():
+    features, real = tf.compat.v1.data.make_one_shot_iterator(
+        gan_estimator.make_train_input_fn(cfg)()).get_next()
+    gan_model = distribution._build_gan_model(  # pylint: disable=protected-access
+        gan_estimator.make_generator_fn(cfg), gan_estimator.make_discriminator_fn(cfg), real,
+        features, tf.estimator.ModeKeys.TRAIN)
+    discriminator, created = network_for_graph("discriminator", cfg)
+    assert not created  # the very network both calls used
+    layers = [m for m in discriminator.submodules if hasattr(m, "normalized_kernel")]
+    assert len(layers) > 10
+    kernels = [layer.kernel for layer in layers]
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      start = sess.run([layer.u for layer in layers])
+      weights = sess.run(kernels)
+      once = [_power_iteration(u, w) for u, w in zip(start, weights)]
+      twice = [_power_iteration(u, w) for u, w in zip(once, weights)]
+      for fetch, expected in ((gan_model.discriminator_gen_outputs, once),
+                              (gan_model.discriminator_real_outputs, twice)):
+        sess.run([layer.u.assign(u) for layer, u in zip(layers, start)])
+        sess.run(fetch)
+        for layer, u, want, u0 in zip(layers, sess.run([l.u for l in layers]), expected, start):
+          np.testing.assert_allclose(u, want, atol=2e-5, err_msg=layer.name)
+        np.testing.assert_array_equal(sess.run(kernels[0]), weights[0])  # no update ran
+  # The two iterations are told apart: u moves by far more than the tolerance between them
+  # (but for the final linear layer, whose single-output u is always 1).
+  moved = [np.abs(a - b).max() for a, b in zip(once, twice) if a.size > 1]
+  assert len(moved) == len(once) - 1 and min(moved) > 1e-3, moved
 
 
 def test_discriminator_has_exactly_one_set_of_variables(trained):
