@@ -68,6 +68,56 @@ def test_batch_norm_moving_statistics_moved(trained):
     assert np.abs(reader.get_tensor(n) - 1.0).max() > 1e-4, n
 
 
+def test_batch_norm_moving_statistics_follow_the_decay_recurrence_over_each_steps_moments(
+    tmp_path, monkeypatch):
+  """Records the BN input x whenever (and only when) a moving-statistics update runs, then
+  checks the checkpointed moving mean / variance after 3 steps against the recurrence
+  m_k = d m_(k-1) + (1 - d) mean(x_k) (variance: biased, as tf.nn.moments) in numpy: one update
+  per layer per step, with the moments of the batch that step's G update used."""
+  from tfgan_attention import batch_norm  # pylint: disable=import-outside-toplevel
+  inputs = {}    # id of the moments' mean tensor -> the BN input x
+  recorded = {}  # moving_mean variable name -> [x of each update, in order]
+  real_moments, real_register = batch_norm.batch_moments, batch_norm._register_updates  # pylint: disable=protected-access
+
+  def moments(x, axes, cross_replica=True):
+    mean, var = real_moments(x, axes, cross_replica)
+    inputs[id(mean)] = x
+    return mean, var
+
+  def register(updates):
+    # updates[0] is moving_mean.assign_sub((moving_mean - mean) * (1 - d)): find `mean`'s x
+    name = updates[0].inputs[0].op.name
+    diff = updates[0].inputs[1].op.inputs[0]   # (moving_mean - mean)
+    x = inputs[id(diff.op.inputs[1])] if id(diff.op.inputs[1]) in inputs else None
+    assert x is not None, name
+
+    def record(value):
+      recorded.setdefault(name, []).append(value.copy())
+      return np.float32(0)
+    marker = tf.numpy_function(record, [tf.cast(x, tf.float32)], tf.float32)
+    with tf.control_dependencies([marker]):
+      updates = [tf.group(u) for u in updates]
+    real_register(updates)
+  monkeypatch.setattr(batch_norm, "batch_moments", moments)
+  monkeypatch.setattr(batch_norm, "_register_updates", register)
+  decay, steps = 0.5, 3
+  cfg = tiny_config(tmp_path, max_steps=steps, save_checkpoints_steps=steps, bn_decay=decay)
+  reader = tf.train.load_checkpoint(experiment.run_train(cfg))
+  assert len(recorded) == 7  # 3 G blocks x 2 CBN + the final BN
+  for name, xs in recorded.items():
+    assert len(xs) == steps, (name, len(xs))  # exactly one update per step
+    mean, variance = np.zeros(xs[0].shape[-1]), np.ones(xs[0].shape[-1])
+    for x in xs:
+      x = x.astype(np.float64).reshape(-1, x.shape[-1])
+      mean = decay * mean + (1 - decay) * x.mean(0)
+      variance = decay * variance + (1 - decay) * x.var(0)
+    np.testing.assert_allclose(reader.get_tensor(name), mean, rtol=1e-4, atol=1e-6, err_msg=name)
+    variance_name = name[: -len("moving_mean")] + "moving_variance"
+    np.testing.assert_allclose(reader.get_tensor(variance_name), variance, rtol=1e-4, atol=1e-6,
+                               err_msg=variance_name)
+    assert np.abs(xs[0] - xs[1]).max() > 1e-3  # steps saw different batches
+
+
 def _power_iteration(u, kernel):
   w = kernel.reshape(-1, kernel.shape[-1])
   v = u @ w.T
