@@ -23,6 +23,12 @@ def run_py(*args, timeout=600, check=True):
   return proc
 
 
+def dry_run_config(proc):
+  """The resolved configuration --dry_run prints first (a parameter table follows it)."""
+  config, _ = json.JSONDecoder().raw_decode(proc.stdout)
+  return config
+
+
 @pytest.mark.parametrize("args,message", [
     (["--dataset=nope"], "unknown dataset 'nope'"),
     (["--batch_size=0"], "--batch_size must be a positive integer"),
@@ -54,8 +60,8 @@ def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
 
 def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
   common = ["--dataset=image_folder", f"--data_dir={tmp_path}", f"--model_dir={tmp_path}/run"]
-  config = json.loads(run_py(*common, "--data_options=crop_size=140,resize_method=area,"
-                             "jpeg_downscale=false", "--dry_run").stdout)
+  config = dry_run_config(run_py(*common, "--data_options=crop_size=140,resize_method=area,"
+                                    "jpeg_downscale=false", "--dry_run"))
   assert config["data_options"] == [["crop_size", 140], ["jpeg_downscale", False],
                                     ["resize_method", "area"]]
   for options, message in [
@@ -70,8 +76,8 @@ def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
 
 
 def test_default_flagfile_matches_the_builtin_defaults():
-  with_file = json.loads(run_py("--flagfile=configs/digits.cfg", "--dry_run").stdout)
-  builtin = json.loads(run_py("--dry_run").stdout)
+  with_file = dry_run_config(run_py("--flagfile=configs/digits.cfg", "--dry_run"))
+  builtin = dry_run_config(run_py("--dry_run"))
   assert with_file == builtin
   assert builtin["dataset"] == "digits" and builtin["num_classes"] == 10
 
@@ -111,7 +117,7 @@ def test_every_config_parses_validates_and_resolves_to_its_own_values(tmp_path, 
   proc = run_py(f"--flagfile={path}", f"--data_dir={tmp_path}", "--dry_run", check=False,
                 timeout=120)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  resolved, _ = json.JSONDecoder().raw_decode(proc.stdout)
+  resolved = dry_run_config(proc)
   assert resolved["model"]["name"] == values.pop("model")
   values.pop("mode")  # a run.py flag, not part of the run's configuration
   assert len(values) > 15
