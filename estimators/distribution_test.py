@@ -142,6 +142,42 @@ def _free_port():
     return s.getsockname()[1]
 
 
+def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, monkeypatch):
+  """The training input_fn as the estimator calls it on worker i of 2 (an InputContext): each
+  reads its own half of digits' training images, no image twice, none left out."""
+  import data as data_pkg  # pylint: disable=import-outside-toplevel
+  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  loaded = []
+  real_load = data_pkg.load
+  monkeypatch.setattr(data_pkg, "load",
+                      lambda name, **kwargs: loaded.append(real_load(name, **kwargs)) or loaded[-1])
+  cfg = tiny_config(tmp_path, distribution="multi_worker")
+
+  def images_read(input_context):
+    gan_estimator.make_train_input_fn(cfg)(input_context=input_context)
+    return [e["images"].numpy().tobytes() for e in loaded[-1]]
+  whole = images_read(None)
+  shards = [images_read(tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
+                                                   num_replicas_in_sync=2)) for i in range(2)]
+  assert len(whole) > 1000 and abs(len(shards[0]) - len(shards[1])) <= 1
+  assert not set(shards[0]) & set(shards[1])
+  assert sorted(shards[0] + shards[1]) == sorted(whole)
+
+
+def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypatch):
+  cluster = {"worker": ["localhost:1", "localhost:2", "localhost:3"]}
+  cfg = tiny_config(tmp_path, distribution="multi_worker")
+  written = {}
+  for index in (2, 0):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+                                                "task": {"type": "worker", "index": index}}))
+    written[index] = os.path.basename(experiment.report_bad_records(cfg))
+  assert written == {2: "bad_records.worker_2.json", 0: "bad_records.json"}
+  assert sorted(f for f in os.listdir(tmp_path) if f.startswith("bad_records")) == [
+      "bad_records.json", "bad_records.worker_2.json"]
+  assert json.load(open(tmp_path / "bad_records.worker_2.json"))["total_skipped"] == 0
+
+
 @pytest.mark.slow
 def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints(tmp_path):
   model_dir = tmp_path / "run"
@@ -150,27 +186,35 @@ def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints
   for index in range(2):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
         {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-    # Output to files, not pipes: waiting on one worker while the other fills its 64 KB pipe
-    # and blocks (inside the collective the first one waits on) deadlocks the pair.
-    logs.append(open(tmp_path / f"worker_{index}.log", "w+", encoding="utf-8"))
+    # Output to files, not pipes: a worker blocked on a full pipe that nobody reads yet (the
+    # test read worker 0's first) stalls the other in the next collective: a deadlock.
+    logs.append(open(tmp_path / f"worker_{index}.log", "w"))
     procs.append(subprocess.Popen(
         [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",
          f"--model_dir={model_dir}", "--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
          "--batch_size=8", "--save_checkpoints_steps=3", "--save_summary_steps=1"],
         cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, text=True))
-  for p in procs:
-    p.wait(timeout=900)
-  outputs = []
-  for log in logs:
-    log.seek(0)
-    outputs.append(log.read())
-    log.close()
+  try:
+    for proc in procs:
+      proc.wait(timeout=900)
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+    for log in logs:
+      log.close()
+  outputs = [open(tmp_path / f"worker_{index}.log").read() for index in range(2)]
   assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
   # The chief's checkpoints are the run's; the other worker keeps the estimator's private copy
   # (read back if it is restarted) under tmp_worker_1.
   assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-3")
   assert sorted(p for p in os.listdir(model_dir) if p.startswith("tmp_worker")) == ["tmp_worker_1"]
   assert os.path.exists(model_dir / "run_config.json")
+  # Each worker reports what its own shard skipped: the chief bad_records.json, worker 1 its own.
+  assert sorted(f for f in os.listdir(model_dir) if f.startswith("bad_records")) == [
+      "bad_records.json", "bad_records.worker_1.json"]
+  for report in ("bad_records.json", "bad_records.worker_1.json"):
+    assert json.load(open(model_dir / report))["total_skipped"] == 0
   chief = tf.train.load_checkpoint(str(model_dir / "model.ckpt-3"))
   other = tf.train.load_checkpoint(str(model_dir / "tmp_worker_1" / "model.ckpt-3"))
   start = tf.train.load_checkpoint(str(model_dir / "model.ckpt-0"))

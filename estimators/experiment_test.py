@@ -1,6 +1,9 @@
 """The modes' evaluation side: train_and_eval records, best checkpoint, Inception path, watcher."""
 import json
 import os
+import subprocess
+import sys
+import threading
 import time
 
 import numpy as np
@@ -10,6 +13,7 @@ import tensorflow as tf
 from estimators import experiment, export
 from estimators.testing import tiny_config
 from eval.inception import InceptionUnavailableError
+from eval.metrics_log import read_jsonl
 from eval.standin_classifier import save_standin_module
 
 pytestmark = pytest.mark.slow
@@ -67,11 +71,84 @@ def test_unreachable_inception_fails_in_seconds_before_training(tmp_path):
 
 
 def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path):
-  cfg = tiny_config(tmp_path / "run", max_steps=10, save_checkpoints_steps=5, num_eval_samples=100)
-  experiment.run_train(cfg)
-  records = experiment.run_continuous_eval(cfg, timeout_secs=2, log=lambda _: None)
-  assert [r["step"] for r in records] == [10]  # the iterator starts at the latest checkpoint
-  assert experiment.run_continuous_eval(cfg, timeout_secs=2, log=lambda _: None) == []
+  """The watcher starts before any checkpoint exists and training writes them while it runs
+  (run.py in a subprocess: step 5, then, once the watcher has evaluated it, step 10; Keras layers
+  cannot be built in graph mode in one thread while another uses them eagerly); a restarted
+  watcher repeats nothing and stops after the timeout when no checkpoint comes."""
+  cfg = tiny_config(tmp_path / "run", max_steps=10, save_checkpoints_steps=5,
+                    num_eval_samples=100, eval_timeout_secs=300)
+  metrics_file = os.path.join(cfg.model_dir, "metrics.jsonl")
+  trainer_error = []
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def train_to(step):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(root, "run.py"), f"--model_dir={cfg.model_dir}",
+         "--mode=train", f"--max_steps={step}", "--save_checkpoints_steps=5", "--gf_dim=8",
+         "--df_dim=8", "--z_dim=16", "--batch_size=8", "--attention_resolution=16"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    if proc.returncode:
+      trainer_error.append(proc.stderr[-3000:])
+
+  def train():
+    train_to(5)
+    deadline = time.time() + 200
+    while time.time() < deadline and 5 not in {r["step"] for r in read_jsonl(metrics_file)}:
+      time.sleep(0.5)
+    train_to(10)
+  trainer = threading.Thread(target=train)
+  trainer.start()
+  records = experiment.run_continuous_eval(cfg, log=lambda _: None)
+  trainer.join()
+  assert not trainer_error, trainer_error
+  steps = [r["step"] for r in records]
+  # Checkpoints 0 and 5 come from one chunk: the watcher may or may not see 0 before 5.
+  assert steps in ([5, 10], [0, 5, 10]), steps
+  assert [r["step"] for r in read_jsonl(metrics_file)] == steps  # each evaluated once
+
+  start = time.time()
+  again = experiment.run_continuous_eval(cfg.replace(max_steps=20), timeout_secs=3,
+                                         log=lambda _: None)
+  waited = time.time() - start
+  # checkpoints_iterator gives up once its next 1 s poll would pass the timeout
+  assert again == [] and 2 <= waited < 60, (again, waited)  # stopped by the timeout, no repeat
+  assert [r["step"] for r in read_jsonl(metrics_file)] == steps
+
+
+def test_continuous_eval_stops_at_the_timeout_when_no_checkpoint_appears(tmp_path):
+  cfg = tiny_config(tmp_path / "run", eval_timeout_secs=3)
+  start = time.time()
+  assert experiment.run_continuous_eval(cfg, log=lambda _: None) == []
+  assert 2 <= time.time() - start < 30  # the last 1 s poll that would pass the timeout is skipped
+
+
+def test_truncated_samples_stay_within_the_threshold_and_repeat_with_the_seed(run, monkeypatch):
+  cfg, _ = run
+  drawn = []
+  real_generate = export.generate
+
+  def generate(generate_fn, inputs, batch_size=100):
+    drawn.append(inputs)
+    return real_generate(generate_fn, inputs, batch_size)
+  monkeypatch.setattr(export, "generate", generate)
+  out = os.path.join(cfg.model_dir, "truncated")
+  _, first = experiment.run_sample(cfg, 40, out_dir=out + "_a", seed=5, truncation=0.5)
+  _, again = experiment.run_sample(cfg, 40, out_dir=out + "_b", seed=5, truncation=0.5)
+  _, other = experiment.run_sample(cfg, 40, out_dir=out + "_c", seed=6, truncation=0.5)
+  noise = drawn[0]["noise"]
+  assert noise.shape == (40, cfg.hparams.z_dim)
+  assert np.abs(noise).max() <= 0.5
+  # Resampled, not clipped: clipping would pile ~62% of the entries on +/-0.5 exactly; a normal
+  # truncated at 0.5 has std 0.28 and ~2% of its mass within 0.01 of the bounds.
+  assert np.mean(np.abs(noise) > 0.49) < 0.06
+  assert 0.25 < noise.std() < 0.31
+  np.testing.assert_array_equal(drawn[1]["noise"], noise)
+  np.testing.assert_array_equal(drawn[1]["labels"], drawn[0]["labels"])
+  np.testing.assert_array_equal(again, first)
+  assert np.abs(other - first).max() > 1e-3  # images of a barely trained G: small
+  _, untruncated = experiment.run_sample(cfg, 40, out_dir=out + "_d", seed=5)
+  assert np.abs(drawn[3]["noise"]).max() > 1.5  # without --truncation the tails are kept
 
 
 def test_eval_of_an_exported_saved_model_matches_its_checkpoint(run):

@@ -112,17 +112,27 @@ def export_saved_model(cfg: GANConfig, checkpoint_path, export_root, use_ema=Fal
   step = checkpoint_step(checkpoint_path)
   final = os.path.join(export_root, str(step))
   tmp = os.path.join(export_root, f".tmp-{step}-{os.getpid()}")
+  old = os.path.join(export_root, f".old-{step}-{os.getpid()}")
   shutil.rmtree(tmp, ignore_errors=True)
   tf.io.gfile.makedirs(export_root)
-  tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
-                                               **module.extra_signatures})
-  notes = get_model(cfg.model).serving_notes(cfg)
-  if notes:
-    with open(os.path.join(tmp, "serving_notes.txt"), "w", encoding="utf-8") as f:
-      f.write(notes.rstrip() + "\n")
-  if os.path.exists(final):
-    shutil.rmtree(final)
-  os.replace(tmp, final)
+  try:
+    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve,
+                                                 **module.extra_signatures})
+    notes = get_model(cfg.model).serving_notes(cfg)
+    if notes:
+      with open(os.path.join(tmp, "serving_notes.txt"), "w", encoding="utf-8") as f:
+        f.write(notes.rstrip() + "\n")
+    # A rename cannot replace a non-empty directory: move the previous export aside first (never
+    # delete it in place, where a crash would leave it half-deleted), then rename the new one in.
+    if os.path.exists(final):
+      os.replace(final, old)
+    os.replace(tmp, final)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if os.path.exists(old) and not os.path.exists(final):
+      os.replace(old, final)  # the previous export back in place
+    raise
+  shutil.rmtree(old, ignore_errors=True)
   return final
 
 

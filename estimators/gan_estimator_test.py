@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import experiment, export, gan_estimator
+from estimators import distribution, experiment, export, gan_estimator
 from estimators.losses import NonFiniteLossError
-from estimators.networks import make_discriminator
+from estimators.models import get_model
+from estimators.networks import make_discriminator, network_for_graph
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
@@ -67,6 +68,101 @@ def test_batch_norm_moving_statistics_moved(trained):
     assert np.abs(reader.get_tensor(n) - 1.0).max() > 1e-4, n
 
 
+def test_batch_norm_moving_statistics_follow_the_decay_recurrence_over_each_steps_moments(
+    tmp_path, monkeypatch):
+  """Records the BN input x whenever (and only when) a moving-statistics update runs, then
+  checks the checkpointed moving mean / variance after 3 steps against the recurrence
+  m_k = d m_(k-1) + (1 - d) mean(x_k) (variance: biased, as tf.nn.moments) in numpy: one update
+  per layer per step, with the moments of the batch that step's G update used."""
+  from tfgan_attention import batch_norm  # pylint: disable=import-outside-toplevel
+  inputs = {}    # id of the moments' mean tensor -> the BN input x
+  recorded = {}  # moving_mean variable name -> [x of each update, in order]
+  real_moments, real_register = batch_norm.batch_moments, batch_norm._register_updates  # pylint: disable=protected-access
+
+  def moments(x, axes, cross_replica=True):
+    mean, var = real_moments(x, axes, cross_replica)
+    inputs[id(mean)] = x
+    return mean, var
+
+  def register(updates):
+    # updates[0] is moving_mean.assign_sub((moving_mean - mean) * (1 - d)): find `mean`'s x
+    name = updates[0].inputs[0].op.name
+    diff = updates[0].inputs[1].op.inputs[0]   # (moving_mean - mean)
+    x = inputs[id(diff.op.inputs[1])] if id(diff.op.inputs[1]) in inputs else None
+    assert x is not None, name
+
+    def record(value):
+      recorded.setdefault(name, []).append(value.copy())
+      return np.float32(0)
+    marker = tf.numpy_function(record, [tf.cast(x, tf.float32)], tf.float32)
+    with tf.control_dependencies([marker]):
+      updates = [tf.group(u) for u in updates]
+    real_register(updates)
+  monkeypatch.setattr(batch_norm, "batch_moments", moments)
+  monkeypatch.setattr(batch_norm, "_register_updates", register)
+  decay, steps = 0.5, 3
+  cfg = tiny_config(tmp_path, max_steps=steps, save_checkpoints_steps=steps, bn_decay=decay)
+  reader = tf.train.load_checkpoint(experiment.run_train(cfg))
+  assert len(recorded) == 7  # 3 G blocks x 2 CBN + the final BN
+  for name, xs in recorded.items():
+    assert len(xs) == steps, (name, len(xs))  # exactly one update per step
+    mean, variance = np.zeros(xs[0].shape[-1]), np.ones(xs[0].shape[-1])
+    for x in xs:
+      x = x.astype(np.float64).reshape(-1, x.shape[-1])
+      mean = decay * mean + (1 - decay) * x.mean(0)
+      variance = decay * variance + (1 - decay) * x.var(0)
+    np.testing.assert_allclose(reader.get_tensor(name), mean, rtol=1e-4, atol=1e-6, err_msg=name)
+    variance_name = name[: -len("moving_mean")] + "moving_variance"
+    np.testing.assert_allclose(reader.get_tensor(variance_name), variance, rtol=1e-4, atol=1e-6,
+                               err_msg=variance_name)
+    assert np.abs(xs[0] - xs[1]).max() > 1e-3  # steps saw different batches
+
+
+def _power_iteration(u, kernel):
+  w = kernel.reshape(-1, kernel.shape[-1])
+  v = u @ w.T
+  v /= np.linalg.norm(v)
+  u = v @ w
+  return u / np.linalg.norm(u)
+
+
+def test_spectral_norm_calls_within_a_step_are_chained_in_tfgan_call_order(tmp_path):
+  """The estimator graph's D is called twice per step (TF-GAN's gan_model: fake data first, then
+  real). Each call must read the u the previous call wrote: fetching D(fake) alone runs one
+  power iteration of every D layer's u; fetching D(real) alone runs two, D(fake)'s then its
+  own. Unchained, D(real) would read the initial u (one iteration) or race with D(fake)'s write.
+  (README words it as D(fake) reading D(real)'s u; TF-GAN 2.1 calls D(fake) first.)"""
+  cfg = tiny_config(tmp_path)
+  with tf.Graph().as_default():
+    features, real = tf.compat.v1.data.make_one_shot_iterator(
+        gan_estimator.make_train_input_fn(cfg)()).get_next()
+    gan_model = distribution._build_gan_model(  # pylint: disable=protected-access
+        gan_estimator.make_generator_fn(cfg), gan_estimator.make_discriminator_fn(cfg), real,
+        features, tf.estimator.ModeKeys.TRAIN)
+    discriminator, created = network_for_graph("discriminator", cfg)
+    assert not created  # the very network both calls used
+    layers = [m for m in discriminator.submodules if hasattr(m, "normalized_kernel")]
+    assert len(layers) > 10
+    kernels = [layer.kernel for layer in layers]
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      start = sess.run([layer.u for layer in layers])
+      weights = sess.run(kernels)
+      once = [_power_iteration(u, w) for u, w in zip(start, weights)]
+      twice = [_power_iteration(u, w) for u, w in zip(once, weights)]
+      for fetch, expected in ((gan_model.discriminator_gen_outputs, once),
+                              (gan_model.discriminator_real_outputs, twice)):
+        sess.run([layer.u.assign(u) for layer, u in zip(layers, start)])
+        sess.run(fetch)
+        for layer, u, want, u0 in zip(layers, sess.run([l.u for l in layers]), expected, start):
+          np.testing.assert_allclose(u, want, atol=2e-5, err_msg=layer.name)
+        np.testing.assert_array_equal(sess.run(kernels[0]), weights[0])  # no update ran
+  # The two iterations are told apart: u moves by far more than the tolerance between them
+  # (but for the final linear layer, whose single-output u is always 1).
+  moved = [np.abs(a - b).max() for a, b in zip(once, twice) if a.size > 1]
+  assert len(moved) == len(once) - 1 and min(moved) > 1e-3, moved
+
+
 def test_discriminator_has_exactly_one_set_of_variables(trained):
   cfg, reader = trained
   names = [n for n in reader.get_variable_to_shape_map()
@@ -78,7 +174,7 @@ def test_discriminator_has_exactly_one_set_of_variables(trained):
   assert not [n for n in reader.get_variable_to_shape_map() if "discriminator_1" in n]
 
 
-def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained):
+def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained, tmp_path):
   _, reader = trained
   names = reader.get_variable_to_shape_map()
   kernel = "Generator/generator/g_block1/snconv1/kernel"
@@ -87,6 +183,31 @@ def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained):
   assert shadow.shape == live.shape
   assert 1e-6 < np.abs(shadow - live).max()
   assert not [n for n in names if n.startswith("Discriminator/") and EMA_SUFFIX in n]
+
+  # The shadow is the decay recurrence over the weights of successive steps: a checkpoint after
+  # every step gives w_0..w_4, and shadow_k = d shadow_{k-1} + (1 - d) w_k from shadow_0 = w_0.
+  decay, steps = 0.5, 4  # a low decay: each step moves the shadow by half the way
+  cfg = tiny_config(tmp_path, max_steps=steps, save_checkpoints_steps=1,
+                    keep_checkpoint_max=steps + 1, ema_decay=decay)
+  experiment.run_train(cfg)
+  readers = [tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-{k}") for k in range(steps + 1)]
+  shadowed = sorted(n[: -len(EMA_SUFFIX) - 1] for n in readers[0].get_variable_to_shape_map()
+                    if n.endswith(EMA_SUFFIX))
+  trainable = sorted(n for n in readers[0].get_variable_to_shape_map()
+                     if n.startswith("Generator/") and "adam" not in n and EMA_SUFFIX not in n
+                     and not n.endswith(("moving_mean", "moving_variance", "sn_u")))
+  assert shadowed == trainable and len(shadowed) > 20  # every trained G variable, nothing else
+  for name in shadowed:
+    expected = readers[0].get_tensor(name)
+    np.testing.assert_array_equal(readers[0].get_tensor(f"{name}/{EMA_SUFFIX}"), expected)
+    moved = 0.0
+    for k in range(1, steps + 1):
+      live = readers[k].get_tensor(name)
+      expected = decay * expected + (1 - decay) * live
+      np.testing.assert_allclose(readers[k].get_tensor(f"{name}/{EMA_SUFFIX}"), expected,
+                                 rtol=1e-5, atol=1e-7, err_msg=f"{name} at step {k}")
+      moved = max(moved, np.abs(live - readers[0].get_tensor(name)).max())
+    assert moved > 1e-5, name  # the weights moved, so the recurrence was put to the test
 
 
 def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
@@ -107,6 +228,32 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path
       experiment.run_train(cfg, dataset_fn=dataset_fn)
   finally:
     data_pkg.batch_pipeline = original
+  last = tf.train.latest_checkpoint(cfg.model_dir)
+  assert export.checkpoint_step(last) == 4
+  reader = tf.train.load_checkpoint(last)
+  for name in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(name)
+    if np.issubdtype(np.asarray(value).dtype, np.floating):
+      assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("which", ["discriminator", "generator"])
+def test_inf_loss_stops_with_the_same_message_and_keeps_last_good_checkpoint(tmp_path, monkeypatch,
+                                                                              which):
+  """An Inf loss (not NaN) from step 5 on: the same stop as NaN, naming the loss that failed."""
+  cfg = tiny_config(tmp_path, save_checkpoints_steps=4, max_steps=12)
+  spec = get_model(cfg.model)
+  original = getattr(spec, f"{which}_loss")
+
+  def inf_from_step_5(cfg_, gan_model):
+    loss, scalars = original(cfg_, gan_model)
+    step = tf.compat.v1.train.get_or_create_global_step()
+    return loss + tf.where(step >= 4, np.inf, 0.0), scalars  # +inf: not a NaN anywhere
+  monkeypatch.setattr(spec, f"{which}_loss", inf_from_step_5)
+  with pytest.raises(NonFiniteLossError,
+                     match=f"^the {which} loss became NaN or Inf; training stopped before "
+                           r"applying that step\. The last good checkpoint is .*model\.ckpt-4\. "):
+    experiment.run_train(cfg)
   last = tf.train.latest_checkpoint(cfg.model_dir)
   assert export.checkpoint_step(last) == 4
   reader = tf.train.load_checkpoint(last)
@@ -153,6 +300,42 @@ def test_each_tpu_host_reads_its_own_shard_and_draws_its_own_noise(tmp_path, mon
   assert gan_estimator.tpu_input_context({"batch_size": 4}) is None
 
 
+def _first_batches(cfg, count):
+  batches = []
+  for features, _ in gan_estimator.make_train_input_fn(cfg)().take(count):
+    batches.append({k: v.numpy() for k, v in features.items()})
+  return batches
+
+
+def test_resumed_run_draws_new_noise_and_a_fresh_run_the_same(tmp_path):
+  """The same command from scratch draws the same noise and fake labels; resumed from a step-6
+  checkpoint it draws new ones, none equal to the 18 batches the first 6 steps could have read
+  (3 per step on the hook path)."""
+  first = _first_batches(tiny_config(tmp_path / "a"), 18)
+  again = _first_batches(tiny_config(tmp_path / "b"), 18)
+  for x, y in zip(first, again):
+    assert sorted(x) == ["g_labels", "g_noise", "labels", "noise"]
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key])
+  resumed_dir = tmp_path / "c"
+  with tf.Graph().as_default():  # what the estimator finds in model_dir when it resumes
+    step = tf.compat.v1.train.get_or_create_global_step()
+    with tf.compat.v1.Session() as sess:
+      sess.run(step.assign(6))
+      tf.compat.v1.train.Saver().save(sess, str(resumed_dir / "model.ckpt"), global_step=6)
+  assert tf.train.latest_checkpoint(str(resumed_dir)).endswith("model.ckpt-6")
+  resumed = _first_batches(tiny_config(resumed_dir), 2)
+  seen = np.concatenate([b[k] for b in first for k in ("noise", "g_noise")])  # [288, z]
+  for batch in resumed:
+    for key in ("noise", "g_noise"):
+      # nearest first-segment row to each resumed row: far apart, not replayed
+      distances = np.abs(batch[key][:, None, :] - seen[None]).max(-1)
+      assert distances.min() > 0.1, key
+    assert (batch["labels"] != first[0]["labels"]).any()
+  np.testing.assert_array_equal(_first_batches(tiny_config(resumed_dir), 1)[0]["noise"],
+                                resumed[0]["noise"])  # and resuming twice draws the same
+
+
 def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
   cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1,
                     num_eval_samples=100)
@@ -162,6 +345,41 @@ def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
   assert record["step"] == 2 and np.isfinite(record["metrics"]["digits_fid"])
   serve = tf.saved_model.load(experiment.run_export(cfg)).signatures["serving_default"]
   assert serve(noise=tf.zeros([2, 16]), labels=tf.constant([1, 2]))["images"].shape == (2, 32, 32, 3)
+
+
+def test_tpu_per_core_batch_is_split_in_two_so_each_sub_step_sees_the_batch(tmp_path,
+                                                                           monkeypatch):
+  """TPUGANEstimator on CPU (1 core): TF-GAN asks the input_fn for 2 x batch_size per core
+  (its effective batch for a D and a G sub-step) and splits it in two, so the D sub-step and the
+  G sub-step each see batch_size / cores examples, as the other engines' steps do. (README
+  says "per-core batch batch_size / cores, split again in two", which would give each sub-step
+  half of that: it is the split halves that are batch_size / cores.)"""
+  seen = {"input_batch": [], "real": [], "noise": []}
+  make_input, make_d = gan_estimator.make_train_input_fn, gan_estimator.make_discriminator_fn
+
+  def recording_input_fn(cfg_, dataset_fn=None):
+    input_fn = make_input(cfg_, dataset_fn)
+
+    def wrapped(params=None, input_context=None):
+      seen["input_batch"].append(params["batch_size"])
+      return input_fn(params=params, input_context=input_context)
+    return wrapped
+
+  def recording_discriminator_fn(cfg_):
+    discriminator_fn = make_d(cfg_)
+
+    def wrapped(data, generator_inputs, mode):
+      seen["real"].append(data["images"].shape[0])
+      seen["noise"].append(generator_inputs["noise"].shape[0])
+      return discriminator_fn(data, generator_inputs, mode)
+    return wrapped
+  monkeypatch.setattr(experiment, "make_train_input_fn", recording_input_fn)
+  monkeypatch.setattr(gan_estimator, "make_discriminator_fn", recording_discriminator_fn)
+  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=1, save_summary_steps=1, batch_size=8)
+  experiment.run_train(cfg)
+  assert seen["input_batch"] == [16]  # one host, one core: 2 x 8
+  # 2 sub-steps (D, then G) x 2 discriminator calls (real, fake), each on a batch of 8
+  assert seen["real"] == [8, 8, 8, 8] and seen["noise"] == [8, 8, 8, 8]
 
 
 def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(trained):

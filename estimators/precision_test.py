@@ -63,15 +63,23 @@ def test_float16_wraps_both_optimizers_with_dynamic_loss_scaling(tmp_path, monke
   assert ema  # the EMA still follows the (unscaled) updates
 
 
+def test_bfloat16_is_refused_on_a_cpu_without_bf16(tmp_path, monkeypatch):
+  """Runs on every machine (the CPU check is faked), so the refusal is tested even where the
+  rewrite test below runs instead of skipping."""
+  monkeypatch.setattr(precision, "_cpu_has_bf16", lambda: False)
+  if HAS_GPU:
+    pytest.skip("a GPU is present: bfloat16 is refused as GPU-unwired, a different message")
+  with pytest.raises(precision.MixedPrecisionError, match="bfloat16 needs a CPU with AVX512-BF16"):
+    precision.compute_dtype(tiny_config(tmp_path, mixed_precision=True,
+                                        mixed_precision_dtype="bfloat16"))
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not HAS_BF16 or HAS_GPU,
+                    reason="the bfloat16 rewrite needs a CPU with AVX512-BF16 or AMX and no GPU")
 def test_bfloat16_rewrite_changes_the_first_step_a_little(tmp_path):
   """The rewrite is live: the same step from the same weights differs from float32 by bfloat16
   round-off (about 3 significant digits), not by nothing and not by a broken graph."""
-  if not HAS_BF16 or HAS_GPU:
-    with pytest.raises(precision.MixedPrecisionError):
-      precision.compute_dtype(tiny_config(tmp_path, mixed_precision=True,
-                                          mixed_precision_dtype="bfloat16"))
-    return
   cfg = tiny_config(tmp_path, distribution="one_device", mixed_precision=True,
                     mixed_precision_dtype="bfloat16")
   result = replica_check.one_step_comparison(

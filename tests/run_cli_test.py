@@ -23,6 +23,12 @@ def run_py(*args, timeout=600, check=True):
   return proc
 
 
+def dry_run_config(proc):
+  """The resolved configuration --dry_run prints first (a parameter table follows it)."""
+  config, _ = json.JSONDecoder().raw_decode(proc.stdout)
+  return config
+
+
 @pytest.mark.parametrize("args,message", [
     (["--dataset=nope"], "unknown dataset 'nope'"),
     (["--batch_size=0"], "--batch_size must be a positive integer"),
@@ -75,10 +81,55 @@ def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
 
 
 def test_default_flagfile_matches_the_builtin_defaults():
-  with_file = json.loads(run_py("--flagfile=configs/digits.cfg", "--dry_run").stdout)
-  builtin = json.loads(run_py("--dry_run").stdout)
+  with_file = dry_run_config(run_py("--flagfile=configs/digits.cfg", "--dry_run"))
+  builtin = dry_run_config(run_py("--dry_run"))
   assert with_file == builtin
   assert builtin["dataset"] == "digits" and builtin["num_classes"] == 10
+
+
+def _flagfile_values(path):
+  """{flag name: value} of a flagfile's --name=value lines, values typed as absl parses them."""
+  values = {}
+  for line in open(path, encoding="utf-8"):
+    line = line.strip()
+    if not line or line.startswith("#"):
+      continue
+    name, _, text = line[2:].partition("=")
+    if text in ("true", "false"):
+      values[name] = text == "true"
+    else:
+      for kind in (int, float, str):
+        try:
+          values[name] = kind(text)
+          break
+        except ValueError:
+          pass
+  return values
+
+
+CONFIGS = sorted(f for f in os.listdir(os.path.join(ROOT, "configs")) if f.endswith(".cfg"))
+
+
+def test_configs_directory_holds_the_paper_configs():
+  assert {"digits.cfg", "sagan_imagenet128.cfg", "ylg_sagan_imagenet128.cfg"} <= set(CONFIGS)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_parses_validates_and_resolves_to_its_own_values(tmp_path, name):
+  """A renamed or retyped flag, or a value validation now refuses, breaks the config here."""
+  path = os.path.join("configs", name)
+  values = _flagfile_values(os.path.join(ROOT, path))
+  proc = run_py(f"--flagfile={path}", f"--data_dir={tmp_path}", "--dry_run", check=False,
+                timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  resolved = dry_run_config(proc)
+  assert resolved["model"]["name"] == values.pop("model")
+  values.pop("mode")  # a run.py flag, not part of the run's configuration
+  assert len(values) > 15
+  for flag, value in values.items():
+    where = resolved if flag in resolved else resolved["model"]["hparams"]
+    assert flag in where, f"{name}: --{flag} is not in the resolved configuration"
+    assert where[flag] == value, (name, flag, where[flag], value)
 
 
 @pytest.mark.slow
@@ -138,38 +189,90 @@ def test_train_eval_export_reload_sample_cycle(tmp_path):
                                 np.asarray(Image.open(os.path.join(again, "000003.png"))))
 
 
+# run.py in a process that SIGKILLs itself inside the estimator's save of step 10: after the
+# checkpoint's data and index are written, before the `checkpoint` file names it.
+KILLED_IN_SAVE = """
+import os, runpy, signal, sys
+from tensorflow.python.checkpoint import checkpoint_management as cm
+real_update = cm.update_checkpoint_state_internal
+def update(*args, **kwargs):
+  if kwargs["model_checkpoint_path"].endswith("-10"):
+    os.kill(os.getpid(), signal.SIGKILL)
+  return real_update(*args, **kwargs)
+cm.update_checkpoint_state_internal = update
+sys.argv = ["run.py"] + sys.argv[1:]
+runpy.run_path("run.py", run_name="__main__")
+"""
+
+
+def _weights(checkpoint):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  reader = tf.train.load_checkpoint(checkpoint)
+  return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
+          if n.startswith(("Generator/", "Discriminator/"))}
+
+
 @pytest.mark.slow
-def test_sigkill_mid_training_then_rerun_resumes_from_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("kill_point", ["mid_step", "checkpoint_save"])
+def test_sigkill_mid_training_then_rerun_resumes_from_last_checkpoint(tmp_path, kill_point):
+  """SIGKILL at a random point of training, or inside a checkpoint save; the same command then
+  restores the last checkpoint the `checkpoint` file names (its step in the log, its weights
+  at restore), trains on from it, and no partial file is left behind or read."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   model_dir = tmp_path / "run"
   args = [f"--model_dir={model_dir}", "--mode=train", "--save_checkpoints_steps=5", *TINY]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   log = open(tmp_path / "killed_run.log", "w")
-  proc = subprocess.Popen([sys.executable, "run.py", *args, "--max_steps=100000"], cwd=ROOT,
-                          env=env, stdout=log, stderr=subprocess.STDOUT)
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  command = ([sys.executable, "run.py"] if kill_point == "mid_step"
+             else [sys.executable, "-c", KILLED_IN_SAVE])
+  proc = subprocess.Popen([*command, *args, "--max_steps=100000"], cwd=ROOT, env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
   deadline = time.time() + 400
   step = 0
   while time.time() < deadline and step < 10 and proc.poll() is None:
-    time.sleep(1)
+    time.sleep(0.5)
     latest = tf.train.latest_checkpoint(str(model_dir))
     if latest:
       step = int(latest.rsplit("-", 1)[1])
-  exited_early = proc.poll()
-  proc.send_signal(signal.SIGKILL)
+  if kill_point == "mid_step":
+    exited_early = proc.poll()
+    proc.send_signal(signal.SIGKILL)
+  else:
+    exited_early = None
+    proc.wait(timeout=max(1, deadline - time.time()))
   proc.wait()
   log.close()
-  assert exited_early is None and step >= 10, (
-      f"no checkpoint past step 10 appeared in time (exit code {exited_early}):\n"
-      + open(tmp_path / "killed_run.log").read()[-3000:])
+  output = open(tmp_path / "killed_run.log").read()[-3000:]
+  assert exited_early is None and proc.returncode == -signal.SIGKILL, (proc.returncode, output)
   killed_at = int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
+  if kill_point == "mid_step":
+    assert step >= 10 and killed_at >= 10, (step, output)
+  else:  # step 10's files were written, but the checkpoint file still names step 5
+    assert killed_at == 5 and os.path.exists(model_dir / "model.ckpt-10.index"), output
   assert json.load(open(model_dir / "run_config.json"))["config"]["max_steps"] == 100000
+  before = _weights(str(model_dir / f"model.ckpt-{killed_at}"))
+  assert len(before) > 20
 
   target = killed_at + 5
-  run_py(*args, f"--max_steps={target}")
+  rerun = run_py(*args, f"--max_steps={target}", "--verbosity=0")
+  restored = {line.rsplit(" ", 1)[-1] for line in (rerun.stderr + rerun.stdout).splitlines()
+              if "Restoring parameters from" in line}  # (logged by TF and again by absl)
+  assert restored == {f"{model_dir}/model.ckpt-{killed_at}"}, restored
+  # The rerun's saver writes the restored weights again at its first step: they are the ones
+  # the checkpoint held before the kill.
+  after_restore = _weights(str(model_dir / f"model.ckpt-{killed_at}"))
+  assert sorted(after_restore) == sorted(before)
+  for name, value in before.items():
+    np.testing.assert_array_equal(after_restore[name], value, err_msg=name)
   latest = tf.train.latest_checkpoint(str(model_dir))
   reader = tf.train.load_checkpoint(latest)
   assert int(reader.get_tensor("global_step")) == target  # continued, did not restart at 0
+  moved = _weights(latest)
+  assert max(np.abs(moved[n] - before[n]).max() for n in before) > 1e-4  # and trained on
   assert os.path.exists(model_dir / "run_config.1.json")  # the earlier config is kept
+  for root, dirs, files in os.walk(model_dir):  # no temporary of TF's saver or of ours
+    for name in dirs + files:
+      assert "_temp" not in name and not name.endswith(".tmp"), os.path.join(root, name)
 
 
 @pytest.mark.slow
