@@ -126,6 +126,12 @@ def test_every_config_parses_validates_and_resolves_to_its_own_values(tmp_path, 
   assert resolved["model"]["name"] == values.pop("model")
   values.pop("mode")  # a run.py flag, not part of the run's configuration
   assert len(values) > 15
+  given_options = values.pop("data_options", "")
+  resolved_options = dict(resolved["data_options"])  # every loader option, defaults included
+  for pair in filter(None, given_options.split(",")):
+    key, _, text = pair.partition("=")
+    value = {"true": True, "false": False}.get(text, text)
+    assert resolved_options[key] == value, (name, key, resolved_options[key], value)
   for flag, value in values.items():
     where = resolved if flag in resolved else resolved["model"]["hparams"]
     assert flag in where, f"{name}: --{flag} is not in the resolved configuration"
