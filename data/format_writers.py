@@ -208,3 +208,12 @@ def elements_in_tf1_graph(make_dataset) -> List[dict]:
       except tf.errors.OutOfRangeError:
         pass
   return out
+
+
+def image_folder_with_a_corrupt_png(directory: str, num_good: int = 6) -> str:
+  """`num_good` 40x48 PNGs 00.png, 01.png, ... and a truncated 03_truncated.png in `directory`
+  (the strict-data error tests' folder); returns the bad file's path."""
+  for i in range(num_good):
+    write_bytes(os.path.join(directory, f"{i:02d}.png"), png_bytes(smooth_image(40, 48, i)))
+  return write_bytes(os.path.join(directory, "03_truncated.png"), b"\x89PNG\r\n\x1a\n broken")
+

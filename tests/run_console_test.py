@@ -108,10 +108,7 @@ def test_a_terminal_gets_one_bar_redrawn_in_place(tmp_path):
 def test_an_error_in_a_terminal_is_still_the_last_line(tmp_path):
   from data import format_writers  # pylint: disable=import-outside-toplevel
   images = tmp_path / "faces"
-  for i in range(6):
-    format_writers.write_bytes(str(images / f"{i:02d}.png"),
-                               format_writers.png_bytes(format_writers.smooth_image(40, 48, i)))
-  format_writers.write_bytes(str(images / "03_truncated.png"), b"\x89PNG\r\n\x1a\n broken")
+  format_writers.image_folder_with_a_corrupt_png(str(images))
   code, screen = run_in_terminal(f"--model_dir={tmp_path / 'run'}", "--dataset=image_folder",
                                  f"--data_dir={images}", "--mode=train", "--max_steps=2",
                                  "--strict_data", *TINY[:4])
