@@ -595,10 +595,9 @@ def rows_for(run: Run) -> List[Tuple[str, ...]]:
         continue
       value = best.value * number.metric.scale
       record = best.record
-      spread = None
-      m = re.fullmatch(r"(inception_score_\d+split)_mean", best.key)
-      if m and record["metrics"].get(m.group(1) + "_std") is not None:
-        spread = record["metrics"][m.group(1) + "_std"]
+      spread = None  # the run's +/- when the metric has one (IS over splits, R-precision)
+      if best.key.endswith("_mean") and record["metrics"].get(best.key[:-5] + "_std") is not None:
+        spread = record["metrics"][best.key[:-5] + "_std"] * number.metric.scale
       step = record.get("step")
       details = protocol_differences(number, best, run.config.get("batch_size")) + list(best.notes)
       if number.note:

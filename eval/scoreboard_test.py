@@ -336,3 +336,32 @@ def test_experiments_listing_holds_every_headline():
     assert text in table, text
   # 9 SAGAN Table 1 models + 5 YLG rows, two numbers each; AttnGAN 2 x 2; LadaGAN 7.
   assert len(table.split("\n")) == 2 + 28 + 4 + 7
+
+
+def test_attngan_rows_r_precision_in_percent_with_its_spread(tmp_path):
+  # The AttnGAN model is not registered yet: its run_config.json is the real writer's output
+  # with the model entry swapped (the layout GANConfig.to_dict gives every model).
+  config = GANConfig(dataset="cub", image_size=256, num_classes=0).to_dict()
+  config["model"] = {"name": "attngan", "hparams": {"damsm_weight": 5.0}}
+  path = str(tmp_path / "attngan")
+  os.makedirs(path)
+  run_dir.write_run_config(path, config)
+  _append(path, 100, {"inception_score_10split_mean": 3.9, "inception_score_10split_std": 0.05,
+                      "r_precision_paper_mean": 0.5512, "r_precision_paper_std": 0.049},
+          num_generated=30_000, real_dataset="cub", real_split="test",
+          r_precision={"name": "paper", "num_negatives": 99})
+  _append(path, 200, {"inception_score_10split_mean": 4.1, "inception_score_10split_std": 0.04,
+                      "r_precision_paper_mean": 0.5, "r_precision_paper_std": 0.05},
+          num_generated=30_000, real_dataset="cub", real_split="test",
+          r_precision={"name": "paper", "num_negatives": 99})
+  rows = _rows(path)
+  assert [(r[1], r[2], r[3], r[4], r[5]) for r in rows] == [
+      ("AttnGAN CUB (AttnGAN2, lambda=5)", "IS", "4.36 ± 0.03 (AttnGAN Table 2 (top six rows) / "
+       "Table 3)", "4.10 ± 0.04 (inception_score_10split_mean)", "200"),
+      ("AttnGAN CUB (AttnGAN2, lambda=5)", "R-precision (%)", "67.82 ± 4.43 (AttnGAN Table 2 "
+       "(top six rows))", "55.12 ± 4.90 (r_precision_paper_mean)", "100")]
+  assert "Inception: paper StackGAN's Inception-v3 fine-tuned on CUB" in rows[0][6]
+  assert "IS splits: paper 10 / run 10" in rows[0][6]
+  assert "retrieval: paper the pretrained DAMSM encoders; true caption + 99 random mismatching " \
+         "ones, R = 1 / run paper" in rows[1][6]
+  assert "samples: paper 30,000 / run 30,000" in rows[1][6]
