@@ -149,10 +149,16 @@ _SAGAN_SETTINGS = (
     Setting("hparams", "gf_dim", 64, "official code"),
     Setting("hparams", "df_dim", 64, "official code"),
     Setting("hparams", "z_dim", 128, "official code"),
+    # The SAGAN authors' code has no BN moving averages: its numbers used batch statistics.
+    Setting("hparams", "bn_inference", "batch", "official code"),
 )
 # YLG sec. 4: "1e-4 learning rate for generator and 4e-4 for the discriminator", every other
-# hyperparameter SAGAN's.
-_YLG_SETTINGS = _SAGAN_SETTINGS[:2] + _SAGAN_SETTINGS[4:]
+# hyperparameter SAGAN's. Its numbers come from the TF-GAN-based official code, whose spectral
+# norm divides by max(1, sigma) and whose G uses batch statistics at evaluation (the hparams'
+# help texts in estimators/models/sagan.py).
+_YLG_SETTINGS = _SAGAN_SETTINGS[:2] + _SAGAN_SETTINGS[4:7] + (
+    Setting("hparams", "sn_bound", "tfgan", "official code"),
+    Setting("hparams", "bn_inference", "batch", "official code"))
 _IMAGENET = ("imagenet", "imagenet128")
 
 # SAGAN Table 1: FID / IS of each attention placement (one head).
@@ -241,9 +247,9 @@ def _attngan(dataset, lam, inception, spread, r_precision, r_spread, classifier)
 
 _ATTNGAN = (
     _attngan("cub", 5, 4.36, 0.03, 67.82, 4.43,
-             "StackGAN's Inception-v3 fine-tuned on CUB (PyTorch/TF, the StackGAN release)"),
+             "StackGAN's Inception-v3 fine-tuned on CUB birds (not the ImageNet network)"),
     _attngan("coco", 50, 25.89, 0.47, 85.47, 3.69,
-             "ImageNet Inception-v3 (StackGAN's IS code)"),
+             "ImageNet Inception-v3 through StackGAN's IS code (10 splits)"),
 )
 
 
@@ -252,7 +258,8 @@ _ATTNGAN = (
 # CelebA: test images vs 19,962 generated; FFHQ: 50k generated vs the complete training set;
 # LSUN bedroom: 50k training images vs 50k generated. Sec. IV-F / Table IV add CelebA 50k
 # generated vs the whole training set and LSUN-128 30k vs 30k.
-_LADA_CLASSIFIER = "Inception-v3, implementation not stated (sec. IV-B)"
+_LADA_CLASSIFIER = ("Inception-v3, implementation not stated (sec. IV-B; the official README "
+                    "once named pytorch-fid, PyTorch with the TF FID weights)")
 
 
 def _lada_protocol(num_generated, reference, num_real, split, images_seen):
