@@ -370,3 +370,16 @@ def test_attngan_rows_r_precision_in_percent_with_its_spread(tmp_path):
   assert "retrieval: paper the pretrained DAMSM encoders; true caption + 99 random mismatching " \
          "ones, R = 1 / run paper" in rows[1][6]
   assert "samples: paper 30,000 / run 30,000" in rows[1][6]
+
+
+def test_cli_imports_no_tensorflow(tmp_path):
+  """The README promises an answer in a fraction of a second: no TensorFlow import."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = ("import sys; from eval import scoreboard; "
+          "print(scoreboard.main(['--experiments']) or 'tensorflow' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       check=True).stdout
+  assert out.strip().split("\n")[-1] == "False"
+  assert "| SAGAN Table 1: SAGAN feat64 |" in out
