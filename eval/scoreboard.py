@@ -46,6 +46,7 @@ class Metric:
   keys: Tuple[str, ...]     # metrics.jsonl keys, in order of preference (regexes)
   lower_is_better: bool
   scale: float = 1.0        # run value * scale is in the paper's unit (R-precision: 100)
+  inception: bool = True    # computed on Inception-v3 (a digits-classifier value never stands in)
 
 
 # Metrics of eval.digits_quality: a small digits classifier's features and logits, a different
@@ -62,7 +63,7 @@ IS_TFGAN = Metric("IS", ("inception_score", r"inception_score_10split_mean",
                          r"inception_score_\d+split_mean"), False)
 # R-precision as a fraction in [0, 1] (eval.r_precision); the paper prints percent.
 R_PRECISION = Metric("R-precision (%)", (r"r_precision_paper_mean", r"r_precision.*_mean",
-                                         "r_precision"), False, scale=100.0)
+                                         "r_precision"), False, scale=100.0, inception=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +280,8 @@ def _lada_settings(diffaugment, bcr_weight, square_resize):
               Setting("hparams", "diffaugment", diffaugment, "LadaGAN sec. IV-A"),
               Setting("hparams", "bcr_weight", bcr_weight, "LadaGAN sec. IV-A")]
   if square_resize:
-    settings.append(Setting("data_options", "resize_to_square", True, "LadaGAN sec. IV-A"))
+    settings.append(Setting("data_options", "resize_to_square", True,
+                            "LadaGAN sec. IV-A resizes, the official code without a crop"))
   return tuple(settings)
 
 
@@ -402,7 +404,9 @@ def _value_at(run: Run, where: str, key: str):
     return run.hparams.get(key, _MISSING)
   if where == "config":
     return run.config.get(key, _MISSING)
-  options = dict(tuple(pair) for pair in run.config.get("data_options") or ())
+  options = run.config.get("data_options") or ()
+  if not isinstance(options, dict):  # GANConfig keeps them as sorted (key, value) pairs
+    options = dict(tuple(pair) for pair in options)
   return options.get(key, _MISSING)
 
 
@@ -470,7 +474,7 @@ def best_value(records: Sequence[dict], metric: Metric) -> Best:
   else:
     digits = sorted({k for r in records for k in r["metrics"]
                      if k.startswith(DIGITS_PREFIX) and r["metrics"][k] is not None})
-    if digits:
+    if digits and metric.inception:
       return Best(refused=(
           f"refused: this run recorded only digits-classifier metrics ({', '.join(digits)}); "
           f"the paper's {metric.name} is on Inception-v3 and the two are not comparable. "
@@ -478,6 +482,8 @@ def best_value(records: Sequence[dict], metric: Metric) -> Best:
     if not records:
       return Best(refused="no evaluations yet (no metrics.jsonl): run --mode=eval or "
                           "train_and_eval")
+    if any(re.fullmatch(p, k) for r in records for k in r["metrics"] for p in metric.keys):
+      return Best(refused=f"{metric.name} is null (undefined) in every record")
     return Best(refused=f"no {metric.name} in metrics.jsonl ({len(records)} records)")
   notes = []
   real = [r for r in keyed if not _is_standin(r)]
@@ -492,9 +498,9 @@ def best_value(records: Sequence[dict], metric: Metric) -> Best:
     notes.append(f"{len(real) - len(same)} records from another classifier ignored "
                  f"(best over the {len(same)} with the latest one's, {_short_hash(latest)})")
   values = [(r["metrics"][_first_key(r["metrics"], pattern)], r) for r in same]
-  values = [(v, r) for v, r in values if v is not None and math.isfinite(v)]
+  values = [(v, r) for v, r in values if math.isfinite(v)]
   if not values:
-    return Best(refused=f"{metric.name} is undefined (null) in every record")
+    return Best(refused=f"{metric.name} is not finite in any record")
   pick = min if metric.lower_is_better else max
   value, record = pick(values, key=lambda vr: vr[0])
   return Best(value=value, key=_first_key(record["metrics"], pattern), record=record,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from data import registry
 from estimators import run_dir
 from estimators.config import GANConfig
 from eval import evaluate as evaluate_lib
@@ -22,7 +23,13 @@ from eval import standin_classifier
 
 
 def _write_config(path, **changes):
+  """run_config.json as run.py writes it: GANConfig.to_dict() with the dataset's resolved loader
+  options (defaults included) through estimators.run_dir.write_run_config."""
   hparams = changes.pop("hparams", {})
+  given = changes.pop("data_options", {})
+  if registry.is_registered(changes.get("dataset", "digits")):
+    changes["data_options"] = tuple(
+        registry.resolved_options(changes.get("dataset", "digits"), given).items())
   cfg = GANConfig(model_dir=str(path), **changes)
   if hparams:
     cfg = cfg.with_hparams(**hparams)
@@ -257,7 +264,7 @@ def test_ladagan_rows_by_dataset_bcr_and_protocol(tmp_path):
 
   path = _write_config(tmp_path / "celeba", model="ladagan", dataset="celeba", image_size=64,
                        generator_lr=2e-4, discriminator_lr=2e-4, beta1=0.5, beta2=0.99,
-                       data_options=(("resize_to_square", True),))
+                       data_options={"resize_to_square": True})
   _append(path, 4000, {"fid": 6.5}, num_generated=19_962, num_real=19_962, real_split="test",
           real_dataset="celeba")
   rows = _rows(path)
@@ -383,3 +390,26 @@ def test_cli_imports_no_tensorflow(tmp_path):
                        check=True).stdout
   assert out.strip().split("\n")[-1] == "False"
   assert "| SAGAN Table 1: SAGAN feat64 |" in out
+
+
+def test_missing_or_null_metrics_say_so(tmp_path):
+  path = _write_config(tmp_path / "nulls", dataset="imagenet", image_size=128)
+  _append(path, 1, {"fid": None, "kid_mean": 0.1})
+  assert [r[4] for r in _rows(path)] == ["FID is null (undefined) in every record",
+                                         "no IS in metrics.jsonl (1 records)"]
+
+
+def test_ladagan_128px_rows_and_conv_discriminator_ablation(tmp_path):
+  path = _write_config(tmp_path / "lsun", model="ladagan", dataset="lsun", image_size=128)
+  _append(path, 10, {"fid": 40.0})
+  assert [(r[1], r[3][:4]) for r in _rows(path)] == [("LadaGAN LSUN bedroom 128", "5.08"),
+                                                     ("LadaGAN LSUN bedroom 128", "4.60")]
+  path = _write_config(tmp_path / "ffhq", model="ladagan", dataset="ffhq", image_size=128)
+  _append(path, 10, {"fid": 40.0})
+  rows = _rows(path)
+  assert [(r[1], r[3][:4]) for r in rows] == [("LadaGAN FFHQ 128", "4.48")]
+  assert "resize_to_square False (paper True" in rows[0][6]
+  # The conv-discriminator rows of Table II are ablations, not the headline experiment.
+  path = _write_config(tmp_path / "convd", model="ladagan", dataset="ffhq", image_size=128,
+                       hparams={"d_type": "conv"})
+  assert "no paper experiment matches" in _rows(path)[0][1]
