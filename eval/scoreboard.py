@@ -1,4 +1,4 @@
-"""Reproduction scoreboard: each run's best evaluation next to the paper's number for its experiment.
+"""Reproduction scoreboard: each run's best evaluation beside the paper's number for its experiment.
 
   python -m eval.scoreboard RUN_DIR [RUN_DIR ...]     # a markdown table on stdout
   python -m eval.scoreboard --experiments             # the paper numbers it knows

@@ -42,7 +42,8 @@ def _protocol(step, **changes):
   """A protocol as estimators.evaluation.run_eval + eval.evaluate record it."""
   protocol = {"checkpoint_step": step, "seed": 1000, "ema_weights": False, "truncation": None,
               "model": "sagan", "source": f"model.ckpt-{step}",
-              "classifier_source": "tfhub_cache:/cache/abc", "classifier_hash": "sha256:" + "a" * 64,
+              "classifier_source": "tfhub_cache:/cache/abc",
+              "classifier_hash": "sha256:" + "a" * 64,
               "resize_method": "tf1_bilinear", "classifier_image_size": 299,
               "num_generated": 10_000, "num_real": 50_000, "num_real_requested": 50_000,
               "real_dataset": "imagenet", "real_split": "train", "is_splits": 10}
@@ -115,10 +116,12 @@ def test_real_writers_sagan_headline_best_fid_and_is_with_their_steps(tmp_path):
   # Protocol differences spelled out from the record the real evaluate() wrote.
   details = fid_row[6]
   assert "samples: paper 50,000 / run 20" in details
-  assert "reference: paper ImageNet (LSVRC2012), split and count not stated / run imagenet/train, 16 images" in details
+  assert ("reference: paper ImageNet (LSVRC2012), split and count not stated / run "
+          "imagenet/train, 16 images") in details
   assert "run TF-GAN Inception module from inception_path:/models/inception" in details
   assert "truncation: paper none / run none" in details
-  assert "training: paper best over 1M iterations (Table 1 caption) / run best of 3 evaluations" in details
+  assert ("training: paper best over 1M iterations (Table 1 caption) / run best of 3 "
+          "evaluations") in details
   assert "IS splits: paper not stated / run 10" in is_row[6]
   # GANConfig's defaults are SAGAN's sec. 5 settings; the published numbers used batch
   # statistics in G at evaluation (the authors' code), this suite's default is moving averages.
