@@ -26,7 +26,7 @@ import math
 import os
 import re
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 RUN_CONFIG = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
