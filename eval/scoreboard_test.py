@@ -416,3 +416,19 @@ def test_ladagan_128px_rows_and_conv_discriminator_ablation(tmp_path):
   path = _write_config(tmp_path / "convd", model="ladagan", dataset="ffhq", image_size=128,
                        hparams={"d_type": "conv"})
   assert "no paper experiment matches" in _rows(path)[0][1]
+
+
+def test_at_most_one_experiment_of_a_table_matches_any_sagan_or_ylg_run():
+  for model in ("sagan", "ylg_sagan"):
+    for kind in ("self_attention", "residual", "none"):
+      for size in (8, 16, 32, 64):
+        for heads in (1, 8):
+          for layout in ("ylg", "strided"):
+            for esa in (True, False):
+              hparams = {"attention_type": kind, "attention_resolution": size}
+              hparams.update({"num_heads": heads} if model == "sagan" else
+                             {"ylg_layout": layout, "ylg_esa": esa})
+              run = scoreboard.Run("r", model, "imagenet", 128, hparams, {}, ())
+              names = [e.name for e in scoreboard.matching_experiments(run)]
+              for table in ("SAGAN Table 1", "YLG Table 1"):
+                assert len([n for n in names if n.startswith(table)]) <= 1, (hparams, names)
