@@ -159,6 +159,8 @@ flags.register_validator("gif_frame_ms", lambda v: v > 0,
 
 
 def _check_query_points(values):
+  if not values:
+    return True
   from estimators import figures  # pylint: disable=import-outside-toplevel
   try:
     figures.parse_query_points(values)

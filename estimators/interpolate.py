@@ -225,6 +225,6 @@ def run_interpolate(cfg, between="seeds", seeds=None, classes=None, num_frames=8
       "interpolation": method if between == "seeds" else None,
       "class_mixing": ("embedding" if mixing else "nearest") if between == "classes" else None,
       "num_frames_per_segment": num_frames, "num_frames": len(walk.positions),
-      "frames": [{"segment": s, "t": t} for s, t in walk.positions],
+      "frames": [{"segment": s, "t": round(t, 6)} for s, t in walk.positions],
       "truncation": truncation, "frame_ms": frame_ms, "image_size": cfg.image_size})
   return out_dir, frames
