@@ -21,9 +21,8 @@ latest by default; EMA weights when the run has them) or a SavedModel (serving_d
 'class_mixture' signature for class walks). With --bn_inference=batch the frames depend on their
 batch (all frames of a walk are generated together). Written atomically to out_dir:
   grid.png   a row per walk, a column per frame
-  walk.gif   a frame per column (the rows stacked), a progress bar under it; Pillow merges a
-             frame identical to the one before into it, which the bar prevents for walks of up to
-             (GIF width + 1) frames
+  walk.gif   a frame per column (the rows stacked), a progress bar under it (Pillow merges a
+             frame identical to the one before into it; the bar keeps every frame distinct)
   walk.json  the settings, the points of the path and t of every frame
 """
 import collections
@@ -171,7 +170,7 @@ def _images_fn(cfg, checkpoint, saved_model, between, mixing):
 
 def gif_bytes(frames, frame_ms=100):
   """frames [F, H, W, 3] in [-1, 1] -> an animated GIF (loops) with a progress bar strip under
-  each frame, so consecutive frames always differ (for F - 1 <= W)."""
+  each frame, so consecutive frames always differ (Pillow would merge identical ones)."""
   num, _, width, _ = frames.shape
   from PIL import Image  # pylint: disable=import-outside-toplevel
   bar = max(2, width // 32)
@@ -179,6 +178,8 @@ def gif_bytes(frames, frame_ms=100):
   for i, frame in enumerate(frames):
     strip = np.full((bar, width, 3), -1.0, np.float32)
     strip[:, :int(round(i * width / max(num - 1, 1)))] = 1.0
+    if num - 1 > width:  # bar lengths repeat: a parity tick at its end keeps neighbours apart
+      strip[:, -1] = 1.0 if i % 2 else -1.0
     arr = np.concatenate([frame, strip], axis=0)
     pictures.append(Image.fromarray(np.clip(np.round((arr + 1.0) * 127.5), 0, 255)
                                     .astype(np.uint8)))

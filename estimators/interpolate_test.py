@@ -1,5 +1,6 @@
 """Latent walks: slerp/lerp, the frames' inputs, endpoints equal to the endpoint seeds' and
 classes' samples, the GIF's frame count, the SavedModel and checkpoint paths, run.py's flags."""
+import io
 import json
 import os
 import subprocess
@@ -137,6 +138,12 @@ def test_walks_end_at_the_samples_of_their_seeds_and_classes_and_animate(tmp_pat
   np.testing.assert_array_equal(frames[0, 2], frames[0, 3])  # t = 2/3: class 7
   np.testing.assert_allclose(frames[0, 3], sample(6, 7), atol=1e-5)
   assert _gif_frames(os.path.join(out, "walk.gif")) == 4  # the progress bar keeps all frames
+
+
+def test_gif_keeps_every_frame_even_when_images_repeat():
+  frames = np.zeros((40, 8, 8, 3), np.float32)  # 40 identical images, wider than 8 px bars
+  with Image.open(io.BytesIO(interpolate.gif_bytes(frames, frame_ms=50))) as gif:
+    assert gif.n_frames == 40 and gif.info["duration"] == 50
 
 
 @pytest.mark.slow
