@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from estimators import export, run_dir
 from estimators.evaluation import use_ema
@@ -200,7 +201,13 @@ def run_interpolate(cfg, between="seeds", seeds=None, classes=None, num_frames=8
     seeds = (seed, seed + 1) if between == "seeds" else (seed,)
   walk_inputs(cfg, between, seeds, classes, num_frames, method, truncation)  # checks first
   mixing = between == "classes" and spec.supports_class_mixing
-  fn, mixing, source = _images_fn(cfg, checkpoint, saved_model, between, mixing)
+  fn, fn_mixes, source = _images_fn(cfg, checkpoint, saved_model, between, mixing)
+  if between == "classes" and not fn_mixes:
+    logging.warning(
+        "interpolate: %s cannot mix class embeddings (%s); each frame shows the nearest class",
+        source, "no 'class_mixture' signature: re-export it with this version" if mixing
+        else f"--model={cfg.model} does not support it")
+  mixing = fn_mixes
   walk = walk_inputs(cfg, between, seeds, classes, num_frames, method, truncation,
                      class_mixing=mixing)
   total, batch = len(walk.inputs["noise"]), cfg.eval_batch_size
