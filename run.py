@@ -97,6 +97,22 @@ flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel inst
 flags.DEFINE_integer("num_samples", 64, "sample: how many PNGs to write.")
 flags.DEFINE_float("truncation", None, "sample: resample |z| entries above this value.")
 flags.DEFINE_string("sample_dir", None, "sample: output directory (default under model_dir).")
+flags.DEFINE_list("query_points", [], "attention_maps: query points as row:col fractions of the "
+                  "image in [0, 1], e.g. 0.5:0.5 (default: the centre and the four quarter "
+                  "points); each head's attention row of each point is drawn.")
+flags.DEFINE_enum("interpolate_between", "seeds", ("seeds", "classes"), "interpolate: walk the "
+                  "noise between seeds, or (class-conditional models) the class between classes "
+                  "at fixed noise.")
+flags.DEFINE_list("interpolate_seeds", [], "interpolate: the seeds the noise walks through "
+                  "(default --seed,--seed+1); for a class walk, one row per seed (default "
+                  "--seed). A seed's noise is the first --mode=sample draws with that --seed.")
+flags.DEFINE_list("interpolate_classes", [], "interpolate: the classes a class walk goes "
+                  "through (default 0,1); for a seed walk, one row per class (default: the "
+                  "class --mode=sample draws first).")
+flags.DEFINE_enum("interpolation", "spherical", ("spherical", "linear"),
+                  "interpolate: how the noise moves between seeds (slerp or straight line).")
+flags.DEFINE_integer("num_frames", 8, "interpolate: frames per segment, both ends included.")
+flags.DEFINE_integer("gif_frame_ms", 100, "interpolate: display time of each GIF frame (ms).")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 flags.DEFINE_boolean("log_to_console", False, "Show TensorFlow's INFO and deprecation lines on "
                      "the console too (they always go to <model_dir>/log.txt), like "
@@ -136,6 +152,66 @@ flags.register_multi_flags_validator(
             "--num_devices applies to --distribution=mirrored only.")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
+flags.register_validator("num_frames", lambda v: v >= 2,
+                         message="--num_frames must be at least 2 (both ends of a segment).")
+flags.register_validator("gif_frame_ms", lambda v: v > 0,
+                         message="--gif_frame_ms must be positive.")
+
+
+def _check_query_points(values):
+  if not values:
+    return True
+  from estimators import figures  # pylint: disable=import-outside-toplevel
+  try:
+    figures.parse_query_points(values)
+  except ValueError as e:
+    raise flags.ValidationError(f"--query_points: {e}") from None
+  return True
+
+
+flags.register_validator("query_points", _check_query_points)
+
+
+def _ints(values, flag):
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise flags.ValidationError(f"--{flag}={','.join(values)} must be integers") from None
+
+
+def _check_interpolate(v):
+  """A walk the model and dataset can make, checked before anything is built."""
+  if v["mode"] != "interpolate":
+    return True
+  _ints(v["interpolate_seeds"], "interpolate_seeds")
+  classes = _ints(v["interpolate_classes"], "interpolate_classes")
+  from data import get_spec  # pylint: disable=import-outside-toplevel
+  try:
+    dataset = get_spec(v["dataset"])
+  except ValueError:
+    return True  # the dataset check says what is wrong
+  num_classes = dataset.num_classes if get_model(v["model"]).conditional else 0
+  walking = "interpolate_seeds" if v["interpolate_between"] == "seeds" else "interpolate_classes"
+  if v[walking] and len(v[walking]) < 2:
+    raise flags.ValidationError(f"--{walking} needs at least 2 points to walk between")
+  if classes and not num_classes:
+    raise flags.ValidationError(
+        f"--interpolate_classes: --model={v['model']} on --dataset={v['dataset']} is "
+        "unconditional (no classes)")
+  if v["interpolate_between"] == "classes" and not num_classes:
+    raise flags.ValidationError(
+        f"--interpolate_between=classes needs a class-conditional model and dataset; "
+        f"--model={v['model']} on --dataset={v['dataset']} has no classes: walk between seeds")
+  bad = [c for c in classes if not 0 <= c < num_classes]
+  if bad:
+    raise flags.ValidationError(f"--interpolate_classes: {bad[0]} is not a class of "
+                                f"--dataset={v['dataset']} (0..{num_classes - 1})")
+  return True
+
+
+flags.register_multi_flags_validator(
+    ["mode", "model", "dataset", "interpolate_between", "interpolate_seeds",
+     "interpolate_classes"], _check_interpolate)
 
 
 def _is_dir(path):
@@ -282,8 +358,19 @@ def _run_mode(cfg):
     from estimators import figures  # pylint: disable=import-outside-toplevel
     paths = figures.run_attention_maps(
         cfg, FLAGS.num_samples, seed=FLAGS.seed, truncation=FLAGS.truncation,
-        checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model, out_dir=FLAGS.sample_dir)
+        checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model, out_dir=FLAGS.sample_dir,
+        query_points=figures.parse_query_points(FLAGS.query_points))
     print("attention maps: " + ", ".join(paths))
+  elif mode == "interpolate":
+    from estimators import interpolate  # pylint: disable=import-outside-toplevel
+    out_dir, frames = interpolate.run_interpolate(
+        cfg, FLAGS.interpolate_between, seeds=[int(s) for s in FLAGS.interpolate_seeds] or None,
+        classes=[int(c) for c in FLAGS.interpolate_classes] or None,
+        num_frames=FLAGS.num_frames, method=FLAGS.interpolation, truncation=FLAGS.truncation,
+        checkpoint=FLAGS.checkpoint, saved_model=FLAGS.saved_model, out_dir=FLAGS.sample_dir,
+        frame_ms=FLAGS.gif_frame_ms, seed=FLAGS.seed)
+    print(f"latent walk ({frames.shape[0]} x {frames.shape[1]} frames): "
+          f"{os.path.join(out_dir, 'grid.png')}, walk.gif, walk.json")
   elif mode in get_model(cfg.model).modes:
     get_model(cfg.model).modes[mode](cfg, {name: FLAGS[name].value for name in MODE_OPTIONS})
   elif mode == "sample":

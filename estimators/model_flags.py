@@ -19,7 +19,7 @@ from estimators import model_registry
 from estimators.models import get_model, names
 
 BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample",
-              "attention_maps")
+              "attention_maps", "interpolate")
 
 
 def _fields():
@@ -118,6 +118,9 @@ def problem(values, dataset, present=()) -> Optional[str]:
     hparams = hparams_of(model, values)
   except (TypeError, ValueError) as e:
     return f"{model} hyperparameters: {e}"
+  if mode == "attention_maps" and not spec.returns_attention_maps(hparams):
+    return (f"--mode=attention_maps draws attention maps, which --model={model} does not return "
+            "with the hyperparameters given (its attention layer is replaced or off).")
   return model_registry.check_hparams(hparams) or spec.validate(hparams, values["image_size"],
                                                                 dataset)
 

@@ -17,8 +17,13 @@ the tf.distribute step), export, evaluation and run.py never name one:
   discriminator_loss
   *_summaries           TensorBoard summaries of the train graph (attention maps...)
   serving_signature     the SavedModel's serving_default inputs; `images` is the output
-  extra_signatures      more SavedModel signatures ('attention' when the model has maps)
-  attention             per-head attention maps over the image (--mode=attention_maps)
+  extra_signatures      more SavedModel signatures ('attention' when the model has maps,
+                        'class_mixture' when it can mix classes)
+  attention             per-head attention maps over the image (--mode=attention_maps):
+                        per-token weights [B, heads, N] or query-key matrices
+                        [B, heads, Nq, Nk]
+  class_mixture_inputs  generator inputs with the class given as weights over the classes
+                        (--mode=interpolate between classes)
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
 
@@ -223,24 +228,55 @@ class ModelSpec:
 
   def extra_signatures(self, cfg, generator) -> Dict[str, Callable]:
     """More SavedModel signatures beside serving_default: name -> tf.function with an
-    input_signature. Default: 'attention' when the model has `attention` maps."""
-    if not self.has_attention_maps:
-      return {}
+    input_signature. Default: 'attention' when the model returns attention maps (inputs as
+    serving_default, outputs 'images' and the maps), 'class_mixture' when it mixes classes
+    (inputs 'noise' [N, z] and 'class_weights' [N, num_classes] -> 'images')."""
+    signatures = {}
     signature = self.serving_signature(cfg)
     names = list(signature)
-
-    def attention(*args):
-      images, maps = self.attention(cfg, generator, dict(zip(names, args)))
-      return {"images": images, **maps}
-    return {"attention": tf.function(attention, input_signature=list(signature.values()))}
+    if self.returns_attention_maps(cfg.hparams):
+      def attention(*args):
+        images, maps = self.attention(cfg, generator, dict(zip(names, args)))
+        return {"images": images, **maps}
+      signatures["attention"] = tf.function(attention,
+                                            input_signature=list(signature.values()))
+    if self.supports_class_mixing and self.num_classes(cfg):
+      def class_mixture(noise, class_weights):
+        inputs = self.class_mixture_inputs(cfg, noise, class_weights)
+        return {"images": self.images(self.generate(cfg, generator, inputs, training=False))}
+      signatures["class_mixture"] = tf.function(class_mixture, input_signature=[
+          signature["noise"],
+          tf.TensorSpec([None, self.num_classes(cfg)], tf.float32, name="class_weights")])
+    return signatures
 
   # --- attention maps (--mode=attention_maps, the SavedModel's 'attention' signature) ---------
   has_attention_maps: bool = False  # True when `attention` is implemented
 
+  def returns_attention_maps(self, hparams) -> bool:
+    """Whether `attention` works with these hyperparameters (e.g. not for SAGAN's no-attention
+    ablation). Default: `has_attention_maps`."""
+    del hparams
+    return self.has_attention_maps
+
   def attention(self, cfg, generator, inputs):
-    """(images [B, S, S, 3] in [-1, 1], {name: maps [B, heads, N]}), N a square token grid over
-    the image: each head's weight per position (estimators/figures.py draws them)."""
+    """(images [B, S, S, 3] in [-1, 1], {name: maps}), each map either
+      [B, heads, N]: each head's weight per position of a square token grid over the image
+        (LadaGAN's per-token attention), or
+      [B, heads, Nq, Nk]: each head's query-key attention matrix, rows (queries, raster order on
+        a square grid over the image) summing to 1 over the keys (raster order on a square
+        grid over the image): SAGAN / YLG. estimators/figures.py draws the rows of chosen query
+        points and each key's saliency (its attention averaged over the queries)."""
     raise NotImplementedError(f"{self.name} returns no attention maps")
+
+  # --- class mixing (--mode=interpolate between classes, the 'class_mixture' signature) -------
+  supports_class_mixing: bool = False  # True when `class_mixture_inputs` is implemented
+
+  def class_mixture_inputs(self, cfg, noise, class_weights) -> Dict[str, tf.Tensor]:
+    """`generate`'s inputs for noise [B, z] with the class given as weights [B, num_classes]
+    (rows summing to 1) that mix the classes' embeddings; a one-hot row must give exactly the
+    image of that class's label. Models that cannot mix leave supports_class_mixing False
+    (--mode=interpolate then switches class at each segment's midpoint, see interpolate.py)."""
+    raise NotImplementedError(f"{self.name} cannot mix class embeddings")
 
 
 MODELS: Dict[str, ModelSpec] = {}

@@ -105,6 +105,9 @@ class ConditionalBatchNorm(_MovingMoments):
 
   gamma and beta are [num_classes, C], initialised to ones and zeros (so an untrained layer is
   plain BN; never `x * gamma` with a zero-initialised gamma). SAGAN: eps 1e-3, decay 0.999.
+  `labels` are class ids [B] (int), or class weights [B, num_classes] (float) that mix the
+  classes' gammas and betas, sum_c w_c * gamma[c] (latent walks between classes); one-hot
+  weights give exactly the class's output.
   """
 
   def __init__(self, num_classes, **kwargs):
@@ -120,6 +123,12 @@ class ConditionalBatchNorm(_MovingMoments):
 
   def call(self, x, labels, training=False):
     x_hat = self._normalize(x, training)  # [B, H, W, C]
-    gamma = tf.gather(self.gamma, labels)[:, None, None, :]  # [B, 1, 1, C]
-    beta = tf.gather(self.beta, labels)[:, None, None, :]
+    labels = tf.convert_to_tensor(labels)
+    if labels.dtype.is_floating:  # class weights [B, num_classes]
+      weights = tf.cast(labels, self.gamma.dtype)
+      gamma = tf.matmul(weights, self.gamma)[:, None, None, :]  # [B, 1, 1, C]
+      beta = tf.matmul(weights, self.beta)[:, None, None, :]
+    else:
+      gamma = tf.gather(self.gamma, labels)[:, None, None, :]  # [B, 1, 1, C]
+      beta = tf.gather(self.beta, labels)[:, None, None, :]
     return x_hat * gamma + beta

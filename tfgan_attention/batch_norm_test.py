@@ -28,6 +28,26 @@ def test_conditional_batch_norm_equals_hand_computation():
                              (x[..., 0] - 4.0) / np.sqrt(5.0 + 1e-3), rtol=1e-5)
 
 
+def test_conditional_batch_norm_mixes_classes_by_weights():
+  """Class weights [B, num_classes] mix gamma and beta linearly; one-hot weights are the class."""
+  x = np.random.RandomState(0).standard_normal((2, 2, 2, 3)).astype(np.float32)
+  cbn = ConditionalBatchNorm(4)
+  cbn(x, np.array([0, 1]), training=False)
+  rng = np.random.RandomState(1)
+  cbn.gamma.assign(rng.standard_normal((4, 3)))
+  cbn.beta.assign(rng.standard_normal((4, 3)))
+  hard = cbn(x, np.array([2, 3]), training=False).numpy()
+  one_hot = np.eye(4, dtype=np.float32)[[2, 3]]
+  np.testing.assert_array_equal(cbn(x, one_hot, training=False).numpy(), hard)
+  weights = np.array([[0.25, 0.0, 0.75, 0.0], [0.0, 0.5, 0.0, 0.5]], np.float32)
+  x_hat = cbn(x, np.array([0, 0]), training=False).numpy() - cbn.beta.numpy()[0]
+  x_hat /= cbn.gamma.numpy()[0]
+  gamma, beta = weights @ cbn.gamma.numpy(), weights @ cbn.beta.numpy()
+  np.testing.assert_allclose(cbn(x, weights, training=False).numpy(),
+                             x_hat * gamma[:, None, None] + beta[:, None, None], rtol=1e-4,
+                             atol=1e-5)
+
+
 def test_moving_statistics_follow_decay_and_are_used_in_inference():
   x = np.arange(8, dtype=np.float32).reshape(2, 2, 2, 1)  # mean 3.5, biased var 5.25
   bn = BatchNorm(decay=0.9, epsilon=0.0)

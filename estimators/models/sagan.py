@@ -3,7 +3,10 @@ losses, summaries. YLG-SAGAN is SAGAN with only the attention layer replaced, so
 
 Networks: estimators/models/sagan_networks.py (TF-GAN's self_attention_estimator layout).
 Inputs: noise [B, z] and, on class-conditional sets, labels [B] (fake labels drawn uniformly, as
-TF-GAN's SAGAN); outputs {'images' [B, S, S, 3] in [-1, 1], 'labels' [B]}; D: logits [B].
+TF-GAN's SAGAN) or class weights [B, num_classes] that mix the classes' CBN gammas and betas
+(latent walks between classes); outputs {'images' [B, S, S, 3] in [-1, 1], 'labels' [B]};
+D: logits [B]. Attention maps (--mode=attention_maps, the 'attention' signature): the
+generator's query-key matrix [B, heads, R*R, (R/2)*(R/2)] at R = attention_resolution.
 """
 import dataclasses
 
@@ -74,6 +77,8 @@ class SAGAN(ModelSpec):
   name = "sagan"
   description = "SAGAN: dense self-attention (Zhang et al. 2019)"
   hparams_class = SAGANHParams
+  has_attention_maps = True  # with attention_type=self_attention (returns_attention_maps)
+  supports_class_mixing = True  # CBN mixes the classes' gamma/beta by weight
 
   def heads(self, hparams):
     return hparams.num_heads
@@ -141,6 +146,13 @@ class SAGAN(ModelSpec):
     num_classes = self.num_classes(cfg)
     if not num_classes:
       labels = tf.zeros([batch], tf.int32)
+    elif isinstance(inputs, dict) and "class_weights" in inputs:  # class_mixture_inputs
+      weights = tf.cast(inputs["class_weights"], tf.float32)  # [B, num_classes]
+      out = generator(noise, weights, training=training, return_attention=return_attention)
+      labels = tf.argmax(weights, axis=1, output_type=tf.int32)  # the dominant class
+      if return_attention:
+        return {"images": out[0], "labels": labels}, out[1]
+      return {"images": out, "labels": labels}
     elif isinstance(inputs, dict) and "labels" in inputs:
       labels = tf.cast(inputs["labels"], tf.int32)
     else:  # TF-GAN's SAGAN samples fake labels uniformly inside the generator
@@ -169,6 +181,29 @@ class SAGAN(ModelSpec):
                                                                    add_summaries=False)
     return loss, {"discriminator/mean_real_output": tf.reduce_mean(real),
                   "discriminator/mean_fake_output": tf.reduce_mean(fake)}
+
+  # --- attention maps and class mixing (figures.py, interpolate.py, SavedModel signatures) ---
+  def returns_attention_maps(self, hparams):
+    return hparams.attention_type == "self_attention"
+
+  def attention(self, cfg, generator, inputs):
+    """(images [B, S, S, 3], {'attention_<R>': [B, heads, R*R, (R/2)*(R/2)]}): G's attention
+    block at R = attention_resolution, queries on the R x R feature grid, keys on the 2x2
+    max-pooled grid, both raster order, rows summing to 1. YLG's sparse maps are densified
+    (masked pairs exactly 0)."""
+    hp = cfg.hparams
+    if not self.returns_attention_maps(hp):
+      raise ValueError(f"--attention_type={hp.attention_type} has no attention maps")
+    outputs, attn = self.generate(cfg, generator, inputs, training=False, return_attention=True)
+    if isinstance(attn, CompactAttention):
+      attn = densify_attention(attn, (hp.attention_resolution // 2) ** 2)
+    return self.images(outputs), {f"attention_{hp.attention_resolution}": attn}
+
+  def class_mixture_inputs(self, cfg, noise, class_weights):
+    """{'noise' [B, z], 'class_weights' [B, num_classes]}: every CBN layer of G uses
+    sum_c w_c * gamma[c] and sum_c w_c * beta[c] (G's only use of the class)."""
+    del cfg
+    return {"noise": noise, "class_weights": class_weights}
 
   def serving_notes(self, cfg):
     if cfg.hparams.bn_inference != "batch":
