@@ -12,7 +12,7 @@ import tensorflow_gan as tfgan
 
 from estimators import summaries
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, ModelSpec, hparam, register
-from estimators.models import sagan_networks
+from estimators.models import sagan_inversion, sagan_networks
 from tfgan_attention import SN_BOUNDS, CompactAttention, YLGAttention, densify_attention
 
 
@@ -74,6 +74,8 @@ class SAGAN(ModelSpec):
   name = "sagan"
   description = "SAGAN: dense self-attention (Zhang et al. 2019)"
   hparams_class = SAGANHParams
+  modes = {"invert": lambda cfg, options: sagan_inversion.invert_mode(cfg, options)}
+  mode_options = {"invert": sagan_inversion.InversionOptions}
 
   def heads(self, hparams):
     return hparams.num_heads
