@@ -350,35 +350,61 @@ def image_scores(images, target):
 
 
 # --- from a run directory ------------------------------------------------------------------------
-DISCRIMINATOR_SCOPE = "Discriminator"
+# This module is imported by the model module (sagan.py), which the model package imports, so it
+# restores the networks itself: estimators.export / evaluation import that package (a cycle).
+SCOPES = {"generator": "Generator", "discriminator": "Discriminator"}  # TF-GAN's scopes
 
 
-def restore_discriminator(cfg, checkpoint_path):
-  """The run's discriminator, built eagerly with the checkpoint's weights (and u vectors)."""
-  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
-  spec = get_model(cfg.model)
-  discriminator = spec.make_discriminator(cfg)
-  inputs = {k: tf.constant(v) for k, v in spec.sample_inputs(cfg, 1, seed=0).items()}
-  images = tf.zeros([1, cfg.image_size, cfg.image_size, 3])
-  spec.discriminate(cfg, discriminator, {"images": images, **inputs}, inputs, training=False)
+def latest_checkpoint(model_dir_or_path):
+  """A checkpoint prefix from a prefix or a model_dir (its latest); clear error if none."""
+  if tf.io.gfile.isdir(model_dir_or_path):
+    path = tf.train.latest_checkpoint(model_dir_or_path)
+    if path is None:
+      raise FileNotFoundError(f"no checkpoint in {model_dir_or_path}: train first "
+                              "(--mode=train) or pass --checkpoint=PATH")
+    return path
+  if not tf.io.gfile.exists(model_dir_or_path + ".index"):
+    raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
+                            f"{model_dir_or_path}.index)")
+  return model_dir_or_path
+
+
+def _ema_wanted(cfg, available):
+  """The EMA generator when the run keeps one and evaluates with it (evaluation.use_ema)."""
+  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
+  return bool(cfg.ema_decay and cfg.use_ema_for_eval
+              and any(n.endswith("/" + EMA_SUFFIX) for n in available))
+
+
+def restore_networks(cfg, spec, checkpoint_path):
+  """(generator, discriminator, used EMA): built eagerly, the checkpoint's weights loaded (the
+  generator's trainable ones from their EMA shadows when the run evaluates with EMA)."""
+  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
   reader = tf.train.load_checkpoint(checkpoint_path)
   available = reader.get_variable_to_shape_map()
-  missing = []
-  for var in discriminator.variables:
-    name = var.name.split(":")[0]
-    key = f"{DISCRIMINATOR_SCOPE}/{name}"
-    if key not in available:
-      key = f"{DISCRIMINATOR_SCOPE}/{discriminator.name}/{name}"
-    if key not in available:
-      missing.append(key)
-      continue
-    var.assign(reader.get_tensor(key))
-  if missing:
-    raise ValueError(f"checkpoint {checkpoint_path} does not match the configured discriminator; "
-                     f"missing {len(missing)} keys, e.g. {missing[:3]}. Check that --image_size, "
-                     f"--dataset and the {cfg.model} hyperparameters match the run (its "
-                     "run_config.json lists them).")
-  return discriminator
+  ema = _ema_wanted(cfg, available)
+  generator, discriminator = spec.make_generator(cfg), spec.make_discriminator(cfg)
+  inputs = {k: tf.constant(v) for k, v in spec.sample_inputs(cfg, 1, seed=0).items()}
+  outputs = spec.generate(cfg, generator, inputs, training=False)  # create the variables
+  spec.discriminate(cfg, discriminator, outputs, inputs, training=False)
+  for kind, network in (("generator", generator), ("discriminator", discriminator)):
+    missing = []
+    for var in network.variables:
+      name = var.name.split(":")[0]
+      suffix = f"/{EMA_SUFFIX}" if ema and kind == "generator" and var.trainable else ""
+      key = f"{SCOPES[kind]}/{name}{suffix}"
+      if key not in available:  # a functional/Sequential model is named only in the graph
+        key = f"{SCOPES[kind]}/{network.name}/{name}{suffix}"
+      if key not in available:
+        missing.append(key)
+        continue
+      var.assign(reader.get_tensor(key))
+    if missing:
+      raise ValueError(f"checkpoint {checkpoint_path} does not match the configured {kind}; "
+                       f"missing {len(missing)} keys, e.g. {missing[:3]}. Check that "
+                       f"--image_size, --dataset and the {cfg.model} hyperparameters match the "
+                       "run (its run_config.json lists them).")
+  return generator, discriminator, ema
 
 
 def _heat_overlay(image, heat):
@@ -397,9 +423,8 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
   cfg's run and writes the outputs (atomically) under out_dir; returns out_dir."""
   # pylint: disable=import-outside-toplevel
   from absl import logging
-  from estimators import export, progress, run_dir
-  from estimators.evaluation import use_ema
-  from estimators.models import get_model
+  from estimators import progress, run_dir
+  from estimators.model_registry import get_model
   # pylint: enable=import-outside-toplevel
   spec = get_model(cfg.model)
   hp = cfg.hparams
@@ -418,9 +443,9 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
     raise InversionInputError(f"--invert_label: {cfg.dataset} has no classes (the run is unconditional)")
   settings = resolve_settings(options, spec.heads(hp))
   target = read_image(options.invert_image, cfg.image_size)  # checked before any model is built
-  ckpt = export.resolve_checkpoint(checkpoint or cfg.model_dir)
-  step = export.checkpoint_step(ckpt)
-  ema = use_ema(cfg, ckpt)
+  ckpt = latest_checkpoint(checkpoint or cfg.model_dir)
+  step = int(tf.train.load_checkpoint(ckpt).get_tensor("global_step"))
+  ema = _ema_wanted(cfg, tf.train.load_checkpoint(ckpt).get_variable_to_shape_map())
   stem = os.path.splitext(os.path.basename(options.invert_image))[0]
   out_dir = out_dir or os.path.join(
       cfg.model_dir, "inversions",
@@ -436,8 +461,7 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
         print(f"inversion already done: {out_dir}")
         return out_dir
 
-  generator = export.restore_generator(cfg, ckpt, ema)
-  discriminator = restore_discriminator(cfg, ckpt)
+  generator, discriminator, _ = restore_networks(cfg, spec, ckpt)
   if hp.bn_inference == "batch" and settings.restarts > 1:
     logging.warning("--bn_inference=batch: G normalises with the statistics of the %d restarts "
                     "optimised together, so each inversion depends on the others (as in the "

@@ -302,3 +302,15 @@ def test_invert_mode_through_run_py_writes_every_output(tmp_path, capsys):
   assert "inversion already done" in capsys.readouterr().out
   with pytest.raises(si.InversionInputError, match="--invert_label=10 is not a class of digits"):
     si.run_inversion(cfg, dataclasses.replace(options, invert_label=10))
+  # The networks it restores are the run's: G as export restores it (EMA), D's every variable.
+  from estimators import export  # pylint: disable=import-outside-toplevel
+  ckpt = si.latest_checkpoint(model_dir)
+  generator, discriminator, ema = si.restore_networks(cfg, get_model("sagan"), ckpt)
+  reference = export.restore_generator(cfg, ckpt, use_ema=True)
+  assert ema and len(generator.variables) == len(reference.variables)
+  for mine, theirs in zip(generator.variables, reference.variables):
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+  reader = tf.train.load_checkpoint(ckpt)
+  for var in discriminator.variables:
+    np.testing.assert_array_equal(var.numpy(), reader.get_tensor(
+        "Discriminator/" + var.name.split(":")[0]))
