@@ -53,6 +53,22 @@ def tiny():
               d0=d0, target=target, weights=weights, features=features)
 
 
+def test_d0_is_the_attention_layer_input_and_its_attention_the_layers_own(tiny):
+  d = tiny["discriminator"]
+  x = tf.constant(tiny["target"][None])
+  features, attention = d.attention_features(x)
+  expected = d.blocks[0](x)  # attention at 16x16 sits after the first block at 32 px
+  np.testing.assert_allclose(features, expected, rtol=1e-6)
+  assert features.shape == (1, 16, 16, 16) and attention.shape == (1, 1, 256, 64)
+  _, own = d.attention(expected, return_attention=True)
+  np.testing.assert_allclose(attention, own, rtol=1e-6)
+  np.testing.assert_allclose(tf.reduce_sum(attention, -1), 1.0, rtol=1e-5)
+  residual = get_model("sagan").make_discriminator(tiny_config("/unused",
+                                                               attention_type="residual"))
+  with pytest.raises(ValueError, match="needs an attention layer"):
+    residual.attention_features(x)
+
+
 def _u_vectors(*networks):
   return {v.name: v.numpy().copy() for n in networks for v in n.variables if "sn_u" in v.name}
 
