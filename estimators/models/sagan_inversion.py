@@ -125,8 +125,8 @@ def resolve_settings(options: InversionOptions, num_heads: int) -> InversionSett
     heads = tuple(range(num_heads)) if paper else tuple(h for h in range(4) if h < num_heads)
   bad = [h for h in heads if h >= num_heads]
   if bad:
-    raise InversionInputError(f"--invert_heads={options.invert_heads}: the model's attention has "
-                     f"{num_heads} head(s) (0..{num_heads - 1}); {bad} do not exist")
+    raise InversionInputError(f"--invert_heads={options.invert_heads}: the model's attention "
+                              f"has {num_heads} head(s) (0..{num_heads - 1}); {bad} do not exist")
   pick = lambda value, paper_value, official_value: (
       value if value is not None else (paper_value if paper else official_value))
   return InversionSettings(
@@ -149,7 +149,8 @@ def read_image(path, size) -> np.ndarray:
     raise FileNotFoundError(f"--invert_image={path} does not exist")
   data = tf.io.gfile.GFile(path, "rb").read()
   if not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"):
-    raise InversionInputError(f"--invert_image={path} is neither a JPEG nor a PNG (by its first bytes)")
+    raise InversionInputError(f"--invert_image={path} is neither a JPEG nor a PNG (by its "
+                              "first bytes)")
   try:
     image = image_ops.decode_window(tf.constant(data), image_ops.central_square)
   except tf.errors.OpError as e:
@@ -408,7 +409,8 @@ def restore_networks(cfg, spec, checkpoint_path):
 
 
 def _heat_overlay(image, heat):
-  """image [S, S, 3] in [-1, 1], heat [S, S] in [0, 1] -> a blend in [-1, 1] (blue low, red high)."""
+  """image [S, S, 3] in [-1, 1], heat [S, S] in [0, 1] -> a blend in [-1, 1] (blue low, red
+  high)."""
   gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1)
   colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0
   return np.clip(0.35 * gray + 0.65 * colour, -1.0, 1.0).astype(np.float32)
@@ -418,42 +420,49 @@ def _rounded(array, digits=6):
   return [float(f"{v:.{digits}g}") for v in np.asarray(array).ravel()]
 
 
+def _check_inputs(cfg, spec, options):
+  """The class to invert with (None for unconditional runs), or InversionInputError."""
+  if cfg.hparams.attention_type != "self_attention":
+    raise InversionInputError("--mode=invert weights D0 by the discriminator's attention; this "
+                              f"run has --attention_type={cfg.hparams.attention_type}")
+  num_classes = spec.num_classes(cfg)
+  label = options.invert_label
+  if num_classes and label is None:
+    raise InversionInputError("--mode=invert on a class-conditional run needs "
+                              f"--invert_label=CLASS (0..{num_classes - 1})")
+  if num_classes and label >= num_classes:
+    raise InversionInputError(f"--invert_label={label} is not a class of {cfg.dataset} "
+                              f"(0..{num_classes - 1})")
+  if not num_classes and label is not None:
+    raise InversionInputError(f"--invert_label: {cfg.dataset} has no classes (the run is "
+                              "unconditional)")
+  return label if num_classes else None
+
+
 def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_dir=None):
   """--mode=invert: inverts options.invert_image with both methods from one checkpoint of
   cfg's run and writes the outputs (atomically) under out_dir; returns out_dir."""
   # pylint: disable=import-outside-toplevel
   from absl import logging
-  from estimators import progress, run_dir
+  from estimators import progress
   from estimators.model_registry import get_model
   # pylint: enable=import-outside-toplevel
   spec = get_model(cfg.model)
-  hp = cfg.hparams
-  if hp.attention_type != "self_attention":
-    raise InversionInputError(f"--mode=invert weights D0 by the discriminator's attention; this run has "
-                     f"--attention_type={hp.attention_type}")
-  num_classes = spec.num_classes(cfg)
-  label = options.invert_label
-  if num_classes and label is None:
-    raise InversionInputError(f"--mode=invert on a class-conditional run needs --invert_label=CLASS "
-                     f"(0..{num_classes - 1})")
-  if num_classes and label >= num_classes:
-    raise InversionInputError(f"--invert_label={label} is not a class of {cfg.dataset} "
-                     f"(0..{num_classes - 1})")
-  if not num_classes and label is not None:
-    raise InversionInputError(f"--invert_label: {cfg.dataset} has no classes (the run is unconditional)")
-  settings = resolve_settings(options, spec.heads(hp))
-  target = read_image(options.invert_image, cfg.image_size)  # checked before any model is built
+  label = _check_inputs(cfg, spec, options)
+  settings = resolve_settings(options, spec.heads(cfg.hparams))
+  target = read_image(options.invert_image, cfg.image_size)  # all checked before any network
   ckpt = latest_checkpoint(checkpoint or cfg.model_dir)
-  step = int(tf.train.load_checkpoint(ckpt).get_tensor("global_step"))
-  ema = _ema_wanted(cfg, tf.train.load_checkpoint(ckpt).get_variable_to_shape_map())
+  reader = tf.train.load_checkpoint(ckpt)
+  step = int(reader.get_tensor("global_step"))
   stem = os.path.splitext(os.path.basename(options.invert_image))[0]
-  out_dir = out_dir or os.path.join(
-      cfg.model_dir, "inversions",
-      f"{stem}_label{label if num_classes else 'none'}_step{step}_{settings.recipe}_seed{seed}")
-  record_settings = {**dataclasses.asdict(settings), "image": os.path.abspath(
-      options.invert_image), "label": label, "checkpoint": ckpt, "step": step,
-                     "ema_generator": ema, "seed": seed, "image_size": cfg.image_size,
-                     "model": cfg.model, "bn_inference": hp.bn_inference}
+  tag = "" if label is None else f"_label{label}"
+  out_dir = out_dir or os.path.join(cfg.model_dir, "inversions",
+                                    f"{stem}{tag}_step{step}_{settings.recipe}_seed{seed}")
+  record_settings = {
+      **dataclasses.asdict(settings), "image": os.path.abspath(options.invert_image),
+      "label": label, "checkpoint": ckpt, "step": step, "seed": seed, "model": cfg.model,
+      "image_size": cfg.image_size, "bn_inference": cfg.hparams.bn_inference,
+      "ema_generator": _ema_wanted(cfg, reader.get_variable_to_shape_map())}
   result_path = os.path.join(out_dir, RESULT_FILE)
   if os.path.exists(result_path):
     with open(result_path, encoding="utf-8") as f:
@@ -462,80 +471,77 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
         return out_dir
 
   generator, discriminator, _ = restore_networks(cfg, spec, ckpt)
-  if hp.bn_inference == "batch" and settings.restarts > 1:
+  if cfg.hparams.bn_inference == "batch" and settings.restarts > 1:
     logging.warning("--bn_inference=batch: G normalises with the statistics of the %d restarts "
                     "optimised together, so each inversion depends on the others (as in the "
                     "official script).", settings.restarts)
-  labels = tf.fill([settings.restarts], label if num_classes else 0)
+  labels = tf.fill([settings.restarts], label or 0)  # ignored by unconditional runs
 
   def generate(z):
-    inputs = {"noise": z, "labels": labels} if num_classes else {"noise": z}
-    return spec.images(spec.generate(cfg, generator, inputs, training=False))
+    return spec.images(spec.generate(cfg, generator, {"noise": z, "labels": labels},
+                                     training=False))
 
   def d0(images, training):
     return discriminator.attention_features(images, training=training,
                                             return_attention=False)[0]
 
-  # Saliency of every head from the real image's attention (its D0 input, inference mode).
-  feats, attention = discriminator.attention_features(tf.constant(target[None]), training=False)
+  # Every head's saliency from the real image's attention (inference mode), on D0's grid.
+  feats, attention = discriminator.attention_features(tf.constant(target[None]))
   side = int(feats.shape[1])
   attention = dense_attention(attention, (side // 2) ** 2)  # [1, heads, Nq, Nk]
-  sal = saliency(attention, settings.saliency_normalisation)[0]  # [heads, Nk]
+  sal = saliency(attention, settings.saliency_normalisation)[0].numpy()  # [heads, Nk]
   grids = saliency_on_grid(sal, side).numpy()  # [heads, r, r]
-  weights = grids[list(settings.heads)]
 
   z0 = truncated_starts(settings.restarts, spec.z_dim(cfg), seed)
-  start_images = generate(tf.constant(z0)).numpy()
   started = time.time()
-  results = invert(generate, d0, target, weights, z0, settings, lambda method, steps: (
-      progress.track(steps, settings.steps, f"invert ({method} loss)", unit="steps",
-                     count=lambda _: 1)))
-  seconds = time.time() - started
+  results = invert(generate, d0, target, grids[list(settings.heads)], z0, settings,
+                   lambda method, steps: progress.track(
+                       steps, settings.steps, f"invert ({method} loss)", unit="steps",
+                       count=lambda _: 1))
+  record = {"settings": record_settings, "seconds": round(time.time() - started, 2)}
+  _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings)
+  att, pix = record["methods"]["attention"], record["methods"]["pixel"]
+  print(f"inversion ({settings.recipe}): PSNR attention {att['psnr']:.2f} dB / pixel "
+        f"{pix['psnr']:.2f} dB, SSIM {att['ssim']:.3f} / {pix['ssim']:.3f}; written to {out_dir}")
+  return out_dir
 
-  record = {"settings": record_settings, "seconds": round(seconds, 2), "methods": {}}
-  images = {}
+
+def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings):
+  """The PNGs, then inversion.json (last: its presence means the inversion is complete)."""
+  from estimators import run_dir  # pylint: disable=import-outside-toplevel
+  start_images = generate(tf.constant(z0)).numpy()  # [R, S, S, 3]
+  record["methods"], images = {}, {}
   for method, res in results.items():
     finals = generate(tf.constant(res["z"])).numpy()  # [R, S, S, 3]
     psnr, ssim = image_scores(finals, target)
     best = res["best"]
-    images[method] = finals
+    images[method] = finals[best]
+    run_dir.write_png(os.path.join(out_dir, f"restarts_{method}.png"),
+                      run_dir.grid(finals, min(8, len(finals))))
     record["methods"][method] = {
         "best_restart": best, "final_losses": _rounded(res["final_losses"]),
         "final_pixel_rms": _rounded(res["final_pixel_rms"]),
         "psnr": float(psnr[best]), "ssim": float(ssim[best]),
         "psnr_per_restart": _rounded(psnr), "ssim_per_restart": _rounded(ssim),
         "losses_per_step": [_rounded(row) for row in res["losses"]],
-        "pixel_rms_per_step": [_rounded(row) for row in res["pixel_rms"]],
-    }
+        "pixel_rms_per_step": [_rounded(row) for row in res["pixel_rms"]]}
   start_psnr, start_ssim = image_scores(start_images, target)
   record["start"] = {"psnr_per_restart": _rounded(start_psnr),
                      "ssim_per_restart": _rounded(start_ssim)}
-  record["saliency_heads"] = {str(h): {"used": h in settings.heads,
-                                       "max": float(grids[h].max()), "sum": float(sal[h].numpy().sum())}
-                              for h in range(grids.shape[0])}
-
-  best_attention = images["attention"][results["attention"]["best"]]
-  best_pixel = images["pixel"][results["pixel"]["best"]]
+  record["saliency_heads"] = {
+      str(h): {"used": h in settings.heads, "max": float(grids[h].max()),
+               "sum": float(sal[h].sum())} for h in range(grids.shape[0])}
   run_dir.write_png(os.path.join(out_dir, "original.png"), target)
-  run_dir.write_png(os.path.join(out_dir, "inversion_attention.png"), best_attention)
-  run_dir.write_png(os.path.join(out_dir, "inversion_pixel.png"), best_pixel)
+  run_dir.write_png(os.path.join(out_dir, "inversion_attention.png"), images["attention"])
+  run_dir.write_png(os.path.join(out_dir, "inversion_pixel.png"), images["pixel"])
+  start = start_images[results["attention"]["best"]]
   run_dir.write_png(os.path.join(out_dir, "comparison.png"), run_dir.grid(
-      np.stack([target, start_images[results["attention"]["best"]], best_pixel, best_attention]),
-      4))
-  for method, finals in images.items():
-    run_dir.write_png(os.path.join(out_dir, f"restarts_{method}.png"),
-                      run_dir.grid(finals, min(8, len(finals))))
-  size = cfg.image_size
-  for h in range(grids.shape[0]):
-    heat = grids[h] / max(float(grids[h].max()), 1e-12)
-    heat = np.kron(heat, np.ones((size // side, size // side)))  # nearest to the image
+      np.stack([target, start, images["pixel"], images["attention"]]), 4))
+  size, side = target.shape[0], grids.shape[-1]
+  for h, grid in enumerate(grids):
+    heat = np.kron(grid / max(float(grid.max()), 1e-12), np.ones((size // side, size // side)))
     run_dir.write_png(os.path.join(out_dir, f"saliency_head{h}.png"), _heat_overlay(target, heat))
-  run_dir.atomic_write_json(result_path, record)  # last: its presence means the run is complete
-  print(f"inversion ({settings.recipe}): PSNR attention {record['methods']['attention']['psnr']:.2f}"
-        f" dB / pixel {record['methods']['pixel']['psnr']:.2f} dB, SSIM "
-        f"{record['methods']['attention']['ssim']:.3f} / {record['methods']['pixel']['ssim']:.3f}"
-        f"; written to {out_dir}")
-  return out_dir
+  run_dir.atomic_write_json(os.path.join(out_dir, RESULT_FILE), record)
 
 
 def invert_mode(cfg, options):
