@@ -65,7 +65,9 @@ class InversionOptions:
   """--mode=invert's flags. None: the recipe's value (the paper's, or the official script's)."""
   invert_image: str = hparam("", "--mode=invert: the real image to invert (JPEG or PNG, any "
                              "size; central square, resized to --image_size as TF-GAN's "
-                             "ImageNet pipeline does).")
+                             "ImageNet pipeline does).",
+                             check=(lambda v: bool(v) and ("://" in v or os.path.isfile(v)),
+                                    "must name an existing JPEG or PNG file"))
   invert_label: int = hparam(None, "--mode=invert: the image's class (class-conditional runs).",
                              check=_none_or((lambda v: v >= 0, "must be >= 0")))
   invert_recipe: str = hparam(

@@ -251,18 +251,22 @@ def test_recipes_resolve_to_the_paper_and_the_official_script():
     si.resolve_settings(si.InversionOptions(invert_heads="0,2"), 1)
 
 
-def test_the_mode_flags_belong_to_the_invert_mode():
+def test_the_mode_flags_belong_to_the_invert_mode(tmp_path):
   from absl import flags  # pylint: disable=import-outside-toplevel
   values = flags.FlagValues()
   model_flags.define_flags(values)
   values(["prog", "--invert_lr=0.1", "--invert_heads=0,1"])
   assert "--mode=invert option" in values["invert_lr"].help
   digits = data.get_spec("digits")
+  image = str(tmp_path / "x.png")
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
   base = {"model": "ylg_sagan", "image_size": 32, "mode": "invert", "df_dim": 32,
-          "invert_lr": 0.1, "invert_heads": "0,1"}
+          "invert_lr": 0.1, "invert_heads": "0,1", "invert_image": image}
   assert model_flags.problem(base, digits, present={"invert_lr", "invert_heads"}) is None
   options = model_flags.mode_options_of("ylg_sagan", "invert", base)
-  assert options == si.InversionOptions(invert_lr=0.1, invert_heads="0,1")
+  assert options == si.InversionOptions(invert_lr=0.1, invert_heads="0,1", invert_image=image)
+  assert model_flags.problem({**base, "invert_image": None}, digits) == (
+      "--invert_image='' must name an existing JPEG or PNG file.")
   assert model_flags.problem({**base, "mode": "train"}, digits, present={"invert_lr"}) == (
       "--invert_lr is an option of --mode=invert; it does nothing with --mode=train.")
   assert model_flags.problem({**base, "invert_lr": -1.0}, digits, present={"invert_lr"}) == (
