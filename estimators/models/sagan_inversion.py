@@ -24,7 +24,7 @@ and D's spectral-norm u vectors refreshed by every D call during the descent. Th
 every restart; here the best by loss is kept as in the paper, and every restart is written too.
 
 Outside the official recipe no spectral-norm u vector of G or D changes (both run in inference
-mode); G's batch norm runs as the model's --bn_inference says (with 'batch', restarts optimised
+mode, D without a run's --sn_update_in_eval quirk); G's batch norm runs as the model's --bn_inference says (with 'batch', restarts optimised
 together share statistics, as in the official script's batch of 8).
 """
 import dataclasses
@@ -379,6 +379,15 @@ def _ema_wanted(cfg, available):
               and any(n.endswith("/" + EMA_SUFFIX) for n in available))
 
 
+def inference_config(cfg):
+  """cfg with D's spectral-norm u vectors frozen outside training: a run trained with the
+  official-D quirk --sn_update_in_eval would otherwise refresh them at every inversion step."""
+  if not getattr(cfg.hparams, "sn_update_in_eval", False):
+    return cfg
+  return dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams,
+                                                              sn_update_in_eval=False))
+
+
 def restore_networks(cfg, spec, checkpoint_path):
   """(generator, discriminator, used EMA): built eagerly, the checkpoint's weights loaded (the
   generator's trainable ones from their EMA shadows when the run evaluates with EMA)."""
@@ -472,7 +481,7 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
         print(f"inversion already done: {out_dir}")
         return out_dir
 
-  generator, discriminator, _ = restore_networks(cfg, spec, ckpt)
+  generator, discriminator, _ = restore_networks(inference_config(cfg), spec, ckpt)
   if cfg.hparams.bn_inference == "batch" and settings.restarts > 1:
     logging.warning("--bn_inference=batch: G normalises with the statistics of the %d restarts "
                     "optimised together, so each inversion depends on the others (as in the "

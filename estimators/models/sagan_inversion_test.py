@@ -127,6 +127,21 @@ def test_the_official_recipe_refreshes_the_d0_spectral_norm_vectors(tiny):
     next(v for v in tiny["discriminator"].variables if v.name == name).assign(u)
 
 
+def test_a_run_trained_with_the_sn_update_in_eval_quirk_still_keeps_d0_vectors_fixed(tiny):
+  quirk = tiny_config("/unused", sn_update_in_eval=True)
+  assert si.inference_config(quirk).hparams == dataclasses.replace(quirk.hparams,
+                                                                   sn_update_in_eval=False)
+  assert si.inference_config(tiny["cfg"]) is tiny["cfg"]
+  x = tf.constant(tiny["target"][None])
+  for cfg, moves in ((quirk, True), (si.inference_config(quirk), False)):
+    d = get_model("sagan").make_discriminator(cfg)
+    d.attention_features(x, return_attention=False)
+    before = _u_vectors(d)
+    d.attention_features(x, return_attention=False)
+    after = _u_vectors(d)
+    assert any(not np.array_equal(before[n], after[n]) for n in before) == moves
+
+
 def test_lookahead_slow_weights_move_at_every_kth_step_and_only_then(tiny):
   k = 3
   settings = _settings(lookahead_k=k, lookahead_alpha=0.5)
