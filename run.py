@@ -372,7 +372,9 @@ def _run_mode(cfg):
     print(f"latent walk ({frames.shape[0]} x {frames.shape[1]} frames): "
           f"{os.path.join(out_dir, 'grid.png')}, walk.gif, walk.json")
   elif mode in get_model(cfg.model).modes:
-    get_model(cfg.model).modes[mode](cfg, {name: FLAGS[name].value for name in MODE_OPTIONS})
+    get_model(cfg.model).modes[mode](cfg, {
+        **{name: FLAGS[name].value for name in MODE_OPTIONS},
+        "mode_options": model_flags.mode_options_from_flags(FLAGS)})  # the mode's own flags
   elif mode == "sample":
     out_dir, _ = experiment.run_sample(
         cfg, FLAGS.num_samples, out_dir=FLAGS.sample_dir, checkpoint=FLAGS.checkpoint,

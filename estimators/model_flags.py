@@ -5,7 +5,8 @@ same name (`--gf_dim`, `--ylg_esa`, ...). Models that share a field share its fl
 agree). A flag's absl default is None: a value not given on the command line or in a flagfile is
 the chosen model's own (`hparam(cli_default=...)`, else the paper default), so `--z_dim` can mean
 128 for one model and 100 for another. A model flag given for a model that does not have it is
-an error (it would silently do nothing).
+an error (it would silently do nothing). A model's own modes may have flags too
+(`ModelSpec.mode_options`), made the same way; one given with another mode is an error.
 
 The functions take the FlagValues to work on (run.py passes its own); none reads absl's global
 flag values.
@@ -42,8 +43,19 @@ def _kind(field):
   return kind
 
 
+def _mode_fields():
+  """{flag name: [(model name, mode, field)]} over every registered model's mode options."""
+  fields = {}
+  for model in names():
+    for mode, options_class in get_model(model).mode_options.items():
+      for field in dataclasses.fields(options_class):
+        fields.setdefault(field.name, []).append((model, mode, field))
+  return fields
+
+
 def flag_names():
-  return sorted(_fields())
+  """Every model flag: hyperparameters and mode options."""
+  return sorted(set(_fields()) | set(_mode_fields()))
 
 
 def extra_modes():
@@ -55,29 +67,42 @@ def extra_modes():
 
 
 def define_flags(flag_values):
-  """Defines one flag per hyperparameter name (default None: the model's own default)."""
-  for name, owners in sorted(_fields().items()):
-    kinds = {_kind(field) for _, field in owners}
-    if len(kinds) > 1:
-      raise TypeError(f"models disagree on the type of hyperparameter {name!r}: "
-                      + ", ".join(f"{m}: {_kind(f)}" for m, f in owners))
-    kind = kinds.pop()
-    first = owners[0][1]
+  """Defines one flag per hyperparameter and mode-option name (default None: the model's own)."""
+  hparams, mode_fields = _fields(), _mode_fields()
+  clash = sorted(set(hparams) & set(mode_fields))
+  if clash:
+    raise TypeError(f"{clash[0]!r} is both a model hyperparameter and a mode option")
+  for name, owners in sorted(hparams.items()):
     defaults = "; ".join(f"{m}: {model_registry.cli_default(f)!r}" for m, f in owners)
-    help_text = f"{first.metadata.get('help', '')} [model hyperparameter; {defaults}]"
-    if kind == "bool":
-      flags.DEFINE_boolean(name, None, help_text, flag_values=flag_values)
-    elif kind == "int":
-      flags.DEFINE_integer(name, None, help_text, flag_values=flag_values)
-    elif kind == "float":
-      flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
+    _define(flag_values, name, [f for _, f in owners], [m for m, _ in owners],
+            f"model hyperparameter; {defaults}")
+  for name, owners in sorted(mode_fields.items()):
+    modes = sorted({mode for _, mode, _ in owners})
+    _define(flag_values, name, [f for _, _, f in owners], [m for m, _, _ in owners],
+            f"--mode={'/'.join(modes)} option; default "
+            f"{model_registry.cli_default(owners[0][2])!r}")
+
+
+def _define(flag_values, name, fields, models, note):
+  kinds = {_kind(field) for field in fields}
+  if len(kinds) > 1:
+    raise TypeError(f"models disagree on the type of hyperparameter {name!r}: "
+                    + ", ".join(f"{m}: {_kind(f)}" for m, f in zip(models, fields)))
+  kind = kinds.pop()
+  help_text = f"{fields[0].metadata.get('help', '')} [{note}]"
+  if kind == "bool":
+    flags.DEFINE_boolean(name, None, help_text, flag_values=flag_values)
+  elif kind == "int":
+    flags.DEFINE_integer(name, None, help_text, flag_values=flag_values)
+  elif kind == "float":
+    flags.DEFINE_float(name, None, help_text, flag_values=flag_values)
+  else:
+    choices = [c for f in fields for c in (f.metadata.get("choices") or ())]
+    if choices and all(f.metadata.get("choices") for f in fields):
+      flags.DEFINE_enum(name, None, list(dict.fromkeys(choices)), help_text,
+                        flag_values=flag_values)
     else:
-      choices = [c for _, f in owners for c in (f.metadata.get("choices") or ())]
-      if choices and all(f.metadata.get("choices") for _, f in owners):
-        flags.DEFINE_enum(name, None, list(dict.fromkeys(choices)), help_text,
-                          flag_values=flag_values)
-      else:
-        flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
+      flags.DEFINE_string(name, None, help_text, flag_values=flag_values)
 
 
 def present_flags(flag_values):
@@ -96,6 +121,22 @@ def hparams_from_flags(flag_values):
                     {name: flag_values[name].value for name in flag_names()})
 
 
+def mode_options_of(model: str, mode: str, values: Dict[str, object]):
+  """The options of `model`'s own `mode` from flag values (None: the field's default), or None
+  when that mode has no options."""
+  options_class = get_model(model).mode_options.get(mode)
+  if options_class is None:
+    return None
+  fields = dataclasses.fields(options_class)
+  given = {f.name: values[f.name] for f in fields if values.get(f.name) is not None}
+  return options_class(**{**{f.name: model_registry.cli_default(f) for f in fields}, **given})
+
+
+def mode_options_from_flags(flag_values):
+  return mode_options_of(flag_values["model"].value, flag_values["mode"].value,
+                         {name: flag_values[name].value for name in flag_names()})
+
+
 def problem(values, dataset, present=()) -> Optional[str]:
   """Why the model flags in `values` (flag name -> value) cannot run on `dataset` (a
   DatasetSpec) at values['image_size'], or None."""
@@ -109,8 +150,22 @@ def problem(values, dataset, present=()) -> Optional[str]:
   if mode and mode not in BASE_MODES and mode not in spec.modes:
     owners = [m for m in names() if mode in get_model(m).modes]
     return f"--mode={mode} belongs to --model={'/'.join(owners)}, not {model}."
+  mode_fields = _mode_fields()
+  options_class = spec.mode_options.get(mode)
+  mine = {f.name for f in dataclasses.fields(options_class)} if options_class else set()
+  stray = sorted((set(present) & set(mode_fields)) - mine)
+  if stray:
+    modes = sorted({f"--mode={m}" for _, m, _ in mode_fields[stray[0]]})
+    return f"--{stray[0]} is an option of {'/'.join(modes)}; it does nothing with --mode={mode}."
+  if options_class:
+    try:
+      problem_text = model_registry.check_hparams(mode_options_of(model, mode, values))
+    except (TypeError, ValueError) as e:
+      problem_text = f"--mode={mode} options: {e}"
+    if problem_text:
+      return problem_text
   own = {f.name for f in dataclasses.fields(spec.hparams_class)}
-  foreign = sorted(set(present) - own)
+  foreign = sorted(set(present) - own - set(mode_fields))
   if foreign:
     return (f"--{foreign[0]} is not a hyperparameter of --model={model} (it would do nothing); "
             f"{model} takes: {', '.join('--' + n for n in sorted(own))}.")

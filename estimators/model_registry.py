@@ -26,6 +26,7 @@ the tf.distribute step), export, evaluation and run.py never name one:
                         (--mode=interpolate between classes)
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
+  mode_options          per extra mode, a frozen dataclass of its own flags (`hparam` fields)
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
 contract that SAGAN, YLG-SAGAN and an unconditional GAN share; a model with other inputs or
@@ -93,6 +94,10 @@ class ModelSpec:
   run_defaults: Mapping[str, object] = {}
   # Extra run.py modes: name -> fn(cfg, options) with options the run-wide mode flags.
   modes: Mapping[str, Callable] = {}
+  # Flags of those modes: mode name -> frozen dataclass of `hparam` fields. Each field becomes a
+  # run.py flag (given with another mode: an error); the mode fn finds the instance under
+  # options["mode_options"].
+  mode_options: Mapping[str, type] = {}
 
   # --- hyperparameters ------------------------------------------------------------------------
   def validate(self, hparams, image_size: int, dataset) -> Optional[str]:

@@ -261,3 +261,25 @@ class Discriminator(tf.keras.Model):
     if self.embedding is not None:
       logits += tf.reduce_sum(h * self.embedding(labels, training=training), axis=1)
     return logits
+
+  def attention_features(self, images, training=False, return_attention=True):
+    """D0 of YLG's inversion (paper sec. 5, app. 9.1: "the Discriminator network up to, but not
+    including, the attention layer"; the official ylg/inverse_image.py takes the same tensor,
+    `h1_`) and the attention layer's per-head attention over it.
+
+    images: [B, S, S, 3] in [-1, 1]. `training` only refreshes spectral-norm u vectors (D has
+    no batch norm). Returns (features [B, r, r, C], attention) with r = attention_resolution;
+    attention is the layer's own (SelfAttention: [B, heads, r*r, (r/2)^2]; sparse YLG: a
+    CompactAttention), or None with return_attention=False (then the layer is not run).
+    """
+    if self.attention is None or isinstance(self.attention, DBlock):
+      raise ValueError("attention_features needs an attention layer; this discriminator has "
+                       f"{'none' if self.attention is None else 'a residual block'} "
+                       "(--attention_type=self_attention)")
+    h = images
+    for block in self.blocks[:self.attention_after + 1]:
+      h = block(h, training=training)
+    if not return_attention:
+      return h, None
+    _, attention = self.attention(h, training=training, return_attention=True)
+    return h, attention

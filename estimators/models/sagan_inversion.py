@@ -1,0 +1,565 @@
+"""--mode=invert for SAGAN and YLG-SAGAN: attention-guided GAN inversion (YLG paper sec. 5, app. 9).
+
+Given a real image x and its class, find z with G(z) close to x. The paper's method (its
+"Solution 1", app. 9.1.1) minimises, over z,
+
+    sum_i || (D0(G(z)) - D0(x)) * S'_i ||^2                                      (YLG eq. 3)
+
+D0 = the discriminator up to, not including, its attention layer (`Discriminator.
+attention_features`); S_i = head i's saliency on the REAL image: the attention each key position
+receives, averaged over the query positions; S'_i = S_i nearest-resized from the key grid (r/2)
+to D0's grid (r): each key was max-pooled from a 2x2 cell of D0's grid and weighs that cell.
+Lookahead (Zhang et al. 2019; tensorflow-addons) around Adam, lr 0.05, 1500 steps, 4 restarts
+from a truncated normal (+/- 2 std), the restart with the lowest final loss kept (app. 9.1.3,
+9.2). The paper's baseline, pixel-space descent on ||G(z) - x||^2 (eq. 1), runs in the same call
+from the same starts with the same optimiser.
+
+`--invert_recipe=official` is the authors' ylg/inverse_image.py instead, each difference a
+quirk of that script: Adam 0.07 without Lookahead (its Lookahead ops run once before the loop
+and never again), 1000 steps, 8 restarts, heads 0-3 only (YLG's RTL heads; fewer on a model with
+fewer heads), each key's summed attention divided by the number of queries giving it non-zero
+weight (masked queries excluded) instead of by all queries, the UN-squared Frobenius norm over
+all restarts at once (restarts coupled through its gradient scale; eq. 1's baseline likewise),
+and D's spectral-norm u vectors refreshed by every D call during the descent. The script writes
+every restart; here the best by loss is kept as in the paper, and every restart is written too.
+
+Outside the official recipe no spectral-norm u vector of G or D changes (both run in inference
+mode, D without a run's --sn_update_in_eval quirk); G's batch norm runs as the model's --bn_inference says (with 'batch', restarts optimised
+together share statistics, as in the official script's batch of 8).
+"""
+import dataclasses
+import json
+import os
+import time
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from estimators.model_registry import POSITIVE, UNIT_INTERVAL, hparam
+
+RECIPES = ("paper", "official")
+NORMALISATIONS = ("mean", "nonzero")  # saliency: / all queries (paper) or / non-zero entries
+ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's, which the official script uses
+RESULT_FILE = "inversion.json"
+
+
+class InversionInputError(ValueError):
+  """An input --mode=invert cannot use (the image, the class, the heads, the model)."""
+
+
+def _none_or(check):
+  return (lambda v: v is None or check[0](v), check[1])
+
+
+def _heads_ok(text):
+  try:
+    parse_heads(text)
+  except ValueError:
+    return False
+  return True
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionOptions:
+  """--mode=invert's flags. None: the recipe's value (the paper's, or the official script's)."""
+  invert_image: str = hparam("", "--mode=invert: the real image to invert (JPEG or PNG, any "
+                             "size; central square, resized to --image_size as TF-GAN's "
+                             "ImageNet pipeline does).",
+                             check=(lambda v: bool(v) and ("://" in v or os.path.isfile(v)),
+                                    "must name an existing JPEG or PNG file"))
+  invert_label: int = hparam(None, "--mode=invert: the image's class (class-conditional runs).",
+                             check=_none_or((lambda v: v >= 0, "must be >= 0")))
+  invert_recipe: str = hparam(
+      "paper", "--mode=invert: 'paper' (YLG sec. 5 / app. 9: sum over all heads of squared "
+      "saliency-weighted D0 distances, Lookahead+Adam 0.05, 1500 steps, 4 restarts) or "
+      "'official' (ylg/inverse_image.py: Adam 0.07 without Lookahead, 1000 steps, 8 restarts, "
+      "heads 0-3, non-zero-count saliency, un-squared norm over all restarts, D's spectral-norm "
+      "vectors updated).", choices=RECIPES)
+  invert_lr: float = hparam(None, "--mode=invert: Adam learning rate (paper 0.05, official "
+                            "0.07).", check=_none_or(POSITIVE))
+  invert_steps: int = hparam(None, "--mode=invert: descent steps (paper 1500, official 1000).",
+                             check=_none_or(POSITIVE))
+  invert_restarts: int = hparam(None, "--mode=invert: latents optimised from different starts, "
+                                "the best by loss kept (paper 4, official 8).",
+                                check=_none_or(POSITIVE))
+  invert_heads: str = hparam("", "--mode=invert: comma-separated attention heads whose "
+                             "saliency-weighted losses are summed ('': paper all, official 0-3).",
+                             check=(_heads_ok, "must be comma-separated head indices >= 0"))
+  invert_lookahead_k: int = hparam(5, "--mode=invert: Lookahead sync period k (Lookahead paper "
+                                   "and the YLG script: 5).", check=POSITIVE)
+  invert_lookahead_alpha: float = hparam(0.5, "--mode=invert: Lookahead slow step size alpha "
+                                         "(0.5).", check=UNIT_INTERVAL)
+
+
+def parse_heads(text) -> Optional[Tuple[int, ...]]:
+  """'0,1,2' -> (0, 1, 2); '' -> None (the recipe's)."""
+  text = (text or "").strip()
+  if not text:
+    return None
+  heads = tuple(int(h) for h in text.split(","))
+  if any(h < 0 for h in heads) or len(set(heads)) != len(heads):
+    raise ValueError(f"heads must be distinct indices >= 0, got {text!r}")
+  return heads
+
+
+@dataclasses.dataclass(frozen=True)
+class InversionSettings:
+  """What one inversion does, every choice resolved (written to inversion.json)."""
+  recipe: str
+  lr: float
+  steps: int
+  restarts: int
+  heads: Tuple[int, ...]
+  lookahead: bool  # Lookahead around Adam (paper) or plain Adam (official)
+  lookahead_k: int
+  lookahead_alpha: float
+  saliency_normalisation: str  # "mean" (paper) or "nonzero" (official)
+  squared: bool  # squared norm per restart (paper) or un-squared over all restarts (official)
+  update_sn: bool  # refresh D's spectral-norm u vectors at every D call (official only)
+
+
+def resolve_settings(options: InversionOptions, num_heads: int) -> InversionSettings:
+  """The recipe's values under the options given; heads checked against the model's."""
+  paper = options.invert_recipe == "paper"
+  heads = parse_heads(options.invert_heads)
+  if heads is None:
+    heads = tuple(range(num_heads)) if paper else tuple(h for h in range(4) if h < num_heads)
+  bad = [h for h in heads if h >= num_heads]
+  if bad:
+    raise InversionInputError(f"--invert_heads={options.invert_heads}: the model's attention "
+                              f"has {num_heads} head(s) (0..{num_heads - 1}); {bad} do not exist")
+  pick = lambda value, paper_value, official_value: (
+      value if value is not None else (paper_value if paper else official_value))
+  return InversionSettings(
+      recipe=options.invert_recipe, lr=pick(options.invert_lr, 0.05, 0.07),
+      steps=pick(options.invert_steps, 1500, 1000),
+      restarts=pick(options.invert_restarts, 4, 8), heads=heads, lookahead=paper,
+      lookahead_k=options.invert_lookahead_k, lookahead_alpha=options.invert_lookahead_alpha,
+      saliency_normalisation="mean" if paper else "nonzero", squared=paper, update_sn=not paper)
+
+
+# --- the real image ------------------------------------------------------------------------------
+def read_image(path, size) -> np.ndarray:
+  """A JPEG or PNG file -> float32 [size, size, 3] in [-1, 1]: the central square, resized as
+  TF-GAN's ImageNet pipeline (data.image_ops 'tfgan'), x * 2/255 - 1. PNGs with 16 bits or an
+  alpha channel are read as 8-bit RGB."""
+  from data import image_ops  # pylint: disable=import-outside-toplevel
+  if not path:
+    raise InversionInputError("--mode=invert needs --invert_image=FILE (a JPEG or PNG)")
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(f"--invert_image={path} does not exist")
+  data = tf.io.gfile.GFile(path, "rb").read()
+  if not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"):
+    raise InversionInputError(f"--invert_image={path} is neither a JPEG nor a PNG (by its "
+                              "first bytes)")
+  try:
+    image = image_ops.decode_window(tf.constant(data), image_ops.central_square)
+  except tf.errors.OpError as e:
+    raise InversionInputError(f"--invert_image={path} cannot be decoded: {e.message}") from e
+  image = image_ops.resize_square(image, size, method="tfgan")
+  return (image.numpy() * (2.0 / 255.0) - 1.0).astype(np.float32)
+
+
+# --- saliency ------------------------------------------------------------------------------------
+def dense_attention(attention, num_keys):
+  """A layer's attention as dense [B, heads, Nq, Nk] (sparse YLG's CompactAttention densified)."""
+  if hasattr(attention, "key_index"):
+    from tfgan_attention import densify_attention  # pylint: disable=import-outside-toplevel
+    return densify_attention(attention, num_keys)
+  return tf.convert_to_tensor(attention)
+
+
+def saliency(attention, normalisation="mean"):
+  """Per-head saliency [B, heads, Nk] of dense attention [B, heads, Nq, Nk]: the weight each key
+  receives summed over queries, divided by Nq ('mean', YLG sec. 5) or by the number of queries
+  giving it non-zero weight ('nonzero', ylg/inverse_image.py get_saliency; 0 where none do)."""
+  if normalisation not in NORMALISATIONS:
+    raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")
+  attention = tf.convert_to_tensor(attention, tf.float32)
+  total = tf.reduce_sum(attention, axis=2)  # [B, heads, Nk]
+  if normalisation == "mean":
+    return total / tf.cast(tf.shape(attention)[2], tf.float32)
+  count = tf.cast(tf.math.count_nonzero(attention, axis=2), tf.float32)
+  return tf.math.divide_no_nan(total, count)
+
+
+def saliency_on_grid(sal, side):
+  """[B, heads, Nk] over the (side/2)^2 key grid -> [B, heads, side, side]: each key's weight on
+  the 2x2 cell of D0's grid it was pooled from (nearest resize, as the official script)."""
+  key_side = side // 2
+  sal = tf.convert_to_tensor(sal)
+  tf.debugging.assert_equal(tf.shape(sal)[-1], key_side * key_side,
+                            message="saliency keys do not match D0's grid")
+  grid = tf.reshape(sal, tf.concat([tf.shape(sal)[:-1], [key_side, key_side]], 0))
+  return tf.repeat(tf.repeat(grid, 2, axis=-2), 2, axis=-1)
+
+
+# --- losses --------------------------------------------------------------------------------------
+def attention_losses(fake, real, weights, squared):
+  """(per-restart losses [R], total) of D0 features fake [R, r, r, C] vs real [1, r, r, C],
+  weights [heads, r, r] (the chosen heads' S').
+
+  squared (paper eq. 3): restart j's loss sum_i ||(fake_j - real) * S'_i||^2; total = their sum
+  (the restarts are independent). Un-squared (official): restart j's loss sum_i ||...||_F, and
+  total = sum_i ||(fake - real) * S'_i||_F over all restarts in one norm.
+  """
+  diff = fake - real  # [R, r, r, C]
+  weighted = diff[:, None] * weights[None, :, :, :, None]  # [R, heads, r, r, C]
+  per_head = tf.reduce_sum(tf.square(weighted), axis=[2, 3, 4])  # [R, heads]
+  if squared:
+    per_restart = tf.reduce_sum(per_head, axis=1)
+    return per_restart, tf.reduce_sum(per_restart)
+  per_restart = tf.reduce_sum(tf.sqrt(per_head), axis=1)
+  return per_restart, tf.reduce_sum(tf.sqrt(tf.reduce_sum(per_head, axis=0)))
+
+
+def pixel_losses(images, target, squared):
+  """(per-restart [R], total): ||G(z_j) - x||^2 summed (eq. 1), or the official script's
+  un-squared norm (per restart; total over all restarts at once)."""
+  per = tf.reduce_sum(tf.square(images - target), axis=[1, 2, 3])  # [R]
+  if squared:
+    return per, tf.reduce_sum(per)
+  return tf.sqrt(per), tf.sqrt(tf.reduce_sum(per))
+
+
+def pixel_distance(images, target):
+  """Root-mean-square pixel distance [R] in [-1, 1] units (for the logs of both methods)."""
+  return tf.sqrt(tf.reduce_mean(tf.square(images - target), axis=[1, 2, 3]))
+
+
+# --- descent -------------------------------------------------------------------------------------
+def truncated_starts(restarts, z_dim, seed):
+  """[restarts, z_dim] from N(0, 1) truncated at 2 std (tf.random.truncated_normal's; app. 9.2)."""
+  return tf.random.stateless_truncated_normal([restarts, z_dim], seed=[seed, 0x1471]).numpy()
+
+
+def make_optimizer(settings: InversionSettings):
+  """Adam (the legacy Keras one tfa.Lookahead wraps), in Lookahead when the recipe says."""
+  adam = tf.keras.optimizers.legacy.Adam(settings.lr, epsilon=ADAM_EPSILON)
+  if not settings.lookahead:
+    return adam
+  import tensorflow_addons as tfa  # pylint: disable=import-outside-toplevel
+  return tfa.optimizers.Lookahead(adam, sync_period=settings.lookahead_k,
+                                  slow_step_size=settings.lookahead_alpha)
+
+
+class LatentDescent:
+  """Gradient descent on latents z [R, z_dim] of `loss_fn(z) -> (per-restart [R], total,
+  pixel rms [R])`. `step()` applies one update and returns the losses at z before it."""
+
+  def __init__(self, loss_fn: Callable, z0, settings: InversionSettings):
+    self.z = tf.Variable(np.asarray(z0, np.float32), name="inversion_z")
+    self.optimizer = make_optimizer(settings)
+    self._loss_fn = loss_fn
+
+    @tf.function
+    def step():
+      with tf.GradientTape() as tape:
+        per, total, rms = loss_fn(self.z)
+      grad = tape.gradient(total, self.z)
+      self.optimizer.apply_gradients([(grad, self.z)])
+      return per, total, rms
+    self._step = step
+
+  def step(self):
+    per, _, rms = self._step()
+    return per.numpy(), rms.numpy()
+
+  def evaluate(self):
+    per, _, rms = self._loss_fn(self.z)  # once, eagerly: no second trace
+    return per.numpy(), rms.numpy()
+
+  def slow_weights(self):
+    """Lookahead's slow copy of z (None without Lookahead, or before the first step)."""
+    if not hasattr(self.optimizer, "get_slot") or "slow" not in self.optimizer.get_slot_names():
+      return None
+    try:
+      return self.optimizer.get_slot(self.z, "slow").numpy()
+    except KeyError:
+      return None
+
+
+def descend(loss_fn, z0, settings: InversionSettings, track=None):
+  """Runs settings.steps updates from z0 (`track(range)` may wrap the step loop: progress).
+  Returns a dict: per-step losses [steps][R] and pixel rms, final losses [R] at the final z,
+  the final z, the best restart by final loss."""
+  descent = LatentDescent(loss_fn, z0, settings)
+  losses, rms_log = [], []
+  steps = range(settings.steps)
+  for _ in (track(steps) if track else steps):
+    per, rms = descent.step()
+    losses.append(per)
+    rms_log.append(rms)
+  final, final_rms = descent.evaluate()
+  return {"losses": np.array(losses), "pixel_rms": np.array(rms_log), "final_losses": final,
+          "final_pixel_rms": final_rms, "z": descent.z.numpy(),
+          "best": int(np.argmin(final))}
+
+
+def attention_loss_fn(generate: Callable, d0: Callable, target, weights,
+                      settings: InversionSettings):
+  """loss_fn(z) of the attention-guided method (for `descend`).
+
+  generate(z [R, z]) -> images [R, S, S, 3]; d0(images, training) -> D0 features [R, r, r, C]
+  (training refreshes spectral-norm vectors: official recipe only); target [1, S, S, 3] in
+  [-1, 1]; weights [heads, r, r] the chosen heads' S'. D0(x) is computed once, here.
+  """
+  target = tf.constant(np.asarray(target, np.float32))
+  weights = tf.constant(np.asarray(weights, np.float32))
+  real = tf.stop_gradient(d0(target, False))  # [1, r, r, C], fixed (paper and official)
+
+  def loss(z):
+    images = generate(z)
+    per, total = attention_losses(d0(images, settings.update_sn), real, weights,
+                                  settings.squared)
+    return per, total, pixel_distance(images, target)
+  return loss
+
+
+def pixel_loss_fn(generate: Callable, target, settings: InversionSettings):
+  """loss_fn(z) of the paper's baseline, pixel-space descent (eq. 1)."""
+  target = tf.constant(np.asarray(target, np.float32))
+
+  def loss(z):
+    images = generate(z)
+    per, total = pixel_losses(images, target, settings.squared)
+    return per, total, pixel_distance(images, target)
+  return loss
+
+
+def invert(generate: Callable, d0: Callable, target, weights, z0, settings: InversionSettings,
+           track=None):
+  """Both methods from the same starts z0 [R, z_dim]; target [S, S, 3] in [-1, 1], the rest as
+  `attention_loss_fn`; track(method, range) may wrap each step loop.
+  Returns {'attention': descend(...), 'pixel': descend(...)}.
+  """
+  target = np.asarray(target, np.float32)[None]  # [1, S, S, 3]
+  wrap = (lambda name: (lambda steps: track(name, steps))) if track else (lambda name: None)
+  return {"attention": descend(attention_loss_fn(generate, d0, target, weights, settings), z0,
+                               settings, wrap("attention")),
+          "pixel": descend(pixel_loss_fn(generate, target, settings), z0, settings,
+                           wrap("pixel"))}
+
+
+def image_scores(images, target):
+  """(PSNR [R], SSIM [R]) of images [R, S, S, 3] against target [S, S, 3], both in [-1, 1],
+  measured on [0, 1] pixels (SSIM's window shrinks to the image below 11 px)."""
+  a = (np.asarray(images, np.float32) + 1.0) / 2.0
+  b = np.broadcast_to((np.asarray(target, np.float32) + 1.0) / 2.0, a.shape)
+  psnr = tf.image.psnr(a, b, max_val=1.0).numpy()
+  ssim = tf.image.ssim(a, b, max_val=1.0, filter_size=min(11, a.shape[1])).numpy()
+  return psnr, ssim
+
+
+# --- from a run directory ------------------------------------------------------------------------
+# This module is imported by the model module (sagan.py), which the model package imports, so it
+# restores the networks itself: estimators.export / evaluation import that package (a cycle).
+SCOPES = {"generator": "Generator", "discriminator": "Discriminator"}  # TF-GAN's scopes
+
+
+def latest_checkpoint(model_dir_or_path):
+  """A checkpoint prefix from a prefix or a model_dir (its latest); clear error if none."""
+  if tf.io.gfile.isdir(model_dir_or_path):
+    path = tf.train.latest_checkpoint(model_dir_or_path)
+    if path is None:
+      raise FileNotFoundError(f"no checkpoint in {model_dir_or_path}: train first "
+                              "(--mode=train) or pass --checkpoint=PATH")
+    return path
+  if not tf.io.gfile.exists(model_dir_or_path + ".index"):
+    raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
+                            f"{model_dir_or_path}.index)")
+  return model_dir_or_path
+
+
+def _ema_wanted(cfg, available):
+  """The EMA generator when the run keeps one and evaluates with it (evaluation.use_ema)."""
+  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
+  return bool(cfg.ema_decay and cfg.use_ema_for_eval
+              and any(n.endswith("/" + EMA_SUFFIX) for n in available))
+
+
+def inference_config(cfg):
+  """cfg with D's spectral-norm u vectors frozen outside training: a run trained with the
+  official-D quirk --sn_update_in_eval would otherwise refresh them at every inversion step."""
+  if not getattr(cfg.hparams, "sn_update_in_eval", False):
+    return cfg
+  return dataclasses.replace(cfg, hparams=dataclasses.replace(cfg.hparams,
+                                                              sn_update_in_eval=False))
+
+
+def restore_networks(cfg, spec, checkpoint_path):
+  """(generator, discriminator, used EMA): built eagerly, the checkpoint's weights loaded (the
+  generator's trainable ones from their EMA shadows when the run evaluates with EMA)."""
+  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
+  reader = tf.train.load_checkpoint(checkpoint_path)
+  available = reader.get_variable_to_shape_map()
+  ema = _ema_wanted(cfg, available)
+  generator, discriminator = spec.make_generator(cfg), spec.make_discriminator(cfg)
+  inputs = {k: tf.constant(v) for k, v in spec.sample_inputs(cfg, 1, seed=0).items()}
+  outputs = spec.generate(cfg, generator, inputs, training=False)  # create the variables
+  spec.discriminate(cfg, discriminator, outputs, inputs, training=False)
+  for kind, network in (("generator", generator), ("discriminator", discriminator)):
+    missing = []
+    for var in network.variables:
+      name = var.name.split(":")[0]
+      suffix = f"/{EMA_SUFFIX}" if ema and kind == "generator" and var.trainable else ""
+      key = f"{SCOPES[kind]}/{name}{suffix}"
+      if key not in available:  # a functional/Sequential model is named only in the graph
+        key = f"{SCOPES[kind]}/{network.name}/{name}{suffix}"
+      if key not in available:
+        missing.append(key)
+        continue
+      var.assign(reader.get_tensor(key))
+    if missing:
+      raise ValueError(f"checkpoint {checkpoint_path} does not match the configured {kind}; "
+                       f"missing {len(missing)} keys, e.g. {missing[:3]}. Check that "
+                       f"--image_size, --dataset and the {cfg.model} hyperparameters match the "
+                       "run (its run_config.json lists them).")
+  return generator, discriminator, ema
+
+
+def _heat_overlay(image, heat):
+  """image [S, S, 3] in [-1, 1], heat [S, S] in [0, 1] -> a blend in [-1, 1] (blue low, red
+  high)."""
+  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1)
+  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0
+  return np.clip(0.35 * gray + 0.65 * colour, -1.0, 1.0).astype(np.float32)
+
+
+def _rounded(array, digits=6):
+  return [float(f"{v:.{digits}g}") for v in np.asarray(array).ravel()]
+
+
+def _check_inputs(cfg, spec, options):
+  """The class to invert with (None for unconditional runs), or InversionInputError."""
+  if cfg.hparams.attention_type != "self_attention":
+    raise InversionInputError("--mode=invert weights D0 by the discriminator's attention; this "
+                              f"run has --attention_type={cfg.hparams.attention_type}")
+  num_classes = spec.num_classes(cfg)
+  label = options.invert_label
+  if num_classes and label is None:
+    raise InversionInputError("--mode=invert on a class-conditional run needs "
+                              f"--invert_label=CLASS (0..{num_classes - 1})")
+  if num_classes and label >= num_classes:
+    raise InversionInputError(f"--invert_label={label} is not a class of {cfg.dataset} "
+                              f"(0..{num_classes - 1})")
+  if not num_classes and label is not None:
+    raise InversionInputError(f"--invert_label: {cfg.dataset} has no classes (the run is "
+                              "unconditional)")
+  return label if num_classes else None
+
+
+def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_dir=None):
+  """--mode=invert: inverts options.invert_image with both methods from one checkpoint of
+  cfg's run and writes the outputs (atomically) under out_dir; returns out_dir."""
+  # pylint: disable=import-outside-toplevel
+  from absl import logging
+  from estimators import progress
+  from estimators.model_registry import get_model
+  # pylint: enable=import-outside-toplevel
+  spec = get_model(cfg.model)
+  label = _check_inputs(cfg, spec, options)
+  settings = resolve_settings(options, spec.heads(cfg.hparams))
+  target = read_image(options.invert_image, cfg.image_size)  # all checked before any network
+  ckpt = latest_checkpoint(checkpoint or cfg.model_dir)
+  reader = tf.train.load_checkpoint(ckpt)
+  step = int(reader.get_tensor("global_step"))
+  stem = os.path.splitext(os.path.basename(options.invert_image))[0]
+  tag = "" if label is None else f"_label{label}"
+  out_dir = out_dir or os.path.join(cfg.model_dir, "inversions",
+                                    f"{stem}{tag}_step{step}_{settings.recipe}_seed{seed}")
+  record_settings = {
+      **dataclasses.asdict(settings), "image": os.path.abspath(options.invert_image),
+      "label": label, "checkpoint": ckpt, "step": step, "seed": seed, "model": cfg.model,
+      "image_size": cfg.image_size, "bn_inference": cfg.hparams.bn_inference,
+      "ema_generator": _ema_wanted(cfg, reader.get_variable_to_shape_map())}
+  result_path = os.path.join(out_dir, RESULT_FILE)
+  if os.path.exists(result_path):
+    with open(result_path, encoding="utf-8") as f:
+      if json.load(f).get("settings") == json.loads(json.dumps(record_settings, default=str)):
+        print(f"inversion already done: {out_dir}")
+        return out_dir
+
+  generator, discriminator, _ = restore_networks(inference_config(cfg), spec, ckpt)
+  if cfg.hparams.bn_inference == "batch" and settings.restarts > 1:
+    logging.warning("--bn_inference=batch: G normalises with the statistics of the %d restarts "
+                    "optimised together, so each inversion depends on the others (as in the "
+                    "official script).", settings.restarts)
+  labels = tf.fill([settings.restarts], label or 0)  # ignored by unconditional runs
+
+  def generate(z):
+    return spec.images(spec.generate(cfg, generator, {"noise": z, "labels": labels},
+                                     training=False))
+
+  def d0(images, training):
+    return discriminator.attention_features(images, training=training,
+                                            return_attention=False)[0]
+
+  # Every head's saliency from the real image's attention (inference mode), on D0's grid.
+  feats, attention = discriminator.attention_features(tf.constant(target[None]))
+  side = int(feats.shape[1])
+  attention = dense_attention(attention, (side // 2) ** 2)  # [1, heads, Nq, Nk]
+  sal = saliency(attention, settings.saliency_normalisation)[0].numpy()  # [heads, Nk]
+  grids = saliency_on_grid(sal, side).numpy()  # [heads, r, r]
+
+  z0 = truncated_starts(settings.restarts, spec.z_dim(cfg), seed)
+  started = time.time()
+  results = invert(generate, d0, target, grids[list(settings.heads)], z0, settings,
+                   lambda method, steps: progress.track(
+                       steps, settings.steps, f"invert ({method} loss)", unit="steps",
+                       count=lambda _: 1))
+  record = {"settings": record_settings, "seconds": round(time.time() - started, 2)}
+  _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings)
+  att, pix = record["methods"]["attention"], record["methods"]["pixel"]
+  print(f"inversion ({settings.recipe}): PSNR attention {att['psnr']:.2f} dB / pixel "
+        f"{pix['psnr']:.2f} dB, SSIM {att['ssim']:.3f} / {pix['ssim']:.3f}; written to {out_dir}")
+  return out_dir
+
+
+def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings):
+  """The PNGs, then inversion.json (last: its presence means the inversion is complete)."""
+  from estimators import run_dir  # pylint: disable=import-outside-toplevel
+  start_images = generate(tf.constant(z0)).numpy()  # [R, S, S, 3]
+  record["methods"], images = {}, {}
+  for method, res in results.items():
+    finals = generate(tf.constant(res["z"])).numpy()  # [R, S, S, 3]
+    psnr, ssim = image_scores(finals, target)
+    best = res["best"]
+    images[method] = finals[best]
+    run_dir.write_png(os.path.join(out_dir, f"restarts_{method}.png"),
+                      run_dir.grid(finals, min(8, len(finals))))
+    record["methods"][method] = {
+        "best_restart": best, "final_losses": _rounded(res["final_losses"]),
+        "final_pixel_rms": _rounded(res["final_pixel_rms"]),
+        "psnr": float(psnr[best]), "ssim": float(ssim[best]),
+        "psnr_per_restart": _rounded(psnr), "ssim_per_restart": _rounded(ssim),
+        "losses_per_step": [_rounded(row) for row in res["losses"]],
+        "pixel_rms_per_step": [_rounded(row) for row in res["pixel_rms"]]}
+  start_psnr, start_ssim = image_scores(start_images, target)
+  record["start"] = {"psnr_per_restart": _rounded(start_psnr),
+                     "ssim_per_restart": _rounded(start_ssim)}
+  record["saliency_heads"] = {
+      str(h): {"used": h in settings.heads, "max": float(grids[h].max()),
+               "sum": float(sal[h].sum())} for h in range(grids.shape[0])}
+  run_dir.write_png(os.path.join(out_dir, "original.png"), target)
+  run_dir.write_png(os.path.join(out_dir, "inversion_attention.png"), images["attention"])
+  run_dir.write_png(os.path.join(out_dir, "inversion_pixel.png"), images["pixel"])
+  start = start_images[results["attention"]["best"]]
+  run_dir.write_png(os.path.join(out_dir, "comparison.png"), run_dir.grid(
+      np.stack([target, start, images["pixel"], images["attention"]]), 4))
+  size, side = target.shape[0], grids.shape[-1]
+  for h, grid in enumerate(grids):
+    heat = np.kron(grid / max(float(grid.max()), 1e-12), np.ones((size // side, size // side)))
+    run_dir.write_png(os.path.join(out_dir, f"saliency_head{h}.png"), _heat_overlay(target, heat))
+  run_dir.atomic_write_json(os.path.join(out_dir, RESULT_FILE), record)
+
+
+def invert_mode(cfg, options):
+  """run.py's --mode=invert: options holds the run-wide mode flags and 'mode_options' (an
+  InversionOptions). A bad input (image, label, heads) ends the run with 'error: ...'."""
+  try:
+    return run_inversion(cfg, options["mode_options"], checkpoint=options.get("checkpoint"),
+                         seed=options.get("seed") or 0, out_dir=options.get("sample_dir"))
+  except InversionInputError as e:
+    raise SystemExit(f"error: {e}") from e
