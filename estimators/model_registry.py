@@ -17,6 +17,7 @@ the tf.distribute step), export, evaluation and run.py never name one:
   discriminator_loss
   *_summaries           TensorBoard summaries of the train graph (attention maps...)
   serving_signature     the SavedModel's serving_default inputs; `images` is the output
+  serving_outputs       serving_default's outputs (default {'images'})
   extra_signatures      more SavedModel signatures ('attention' when the model has maps)
   attention             per-head attention maps over the image (--mode=attention_maps)
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
@@ -214,6 +215,12 @@ class ModelSpec:
     if self.num_classes(cfg):
       signature["labels"] = tf.TensorSpec([None], tf.int32, name="labels")
     return signature
+
+  def serving_outputs(self, cfg, outputs) -> Dict[str, tf.Tensor]:
+    """serving_default's outputs from `generate`'s: {'images'} by default; a model may add more
+    (AttnGAN: every stage's images)."""
+    del cfg
+    return {IMAGES: self.images(outputs)}
 
   def serving_notes(self, cfg) -> Optional[str]:
     """What a user of the exported SavedModel must know (written beside it as
