@@ -27,7 +27,6 @@ import math
 
 import tensorflow as tf
 
-from estimators.models import damsm_networks
 from tfgan_attention import BatchNorm, ConditioningAugmentation, WordAttention
 from tfgan_attention.conditioning_augmentation import glu
 
@@ -202,6 +201,15 @@ class StageDiscriminator(tf.keras.layers.Layer):
     self.joint_bn = batch_norm("cond_joint_bn", cross_replica)
     self.cond = conv(1, 4, "cond_logits", strides=4, use_bias=True, padding="valid")
 
+  def call(self, images, sentence, wrong_sentence=None, training=False):
+    """{'uncond', 'cond'} logits [B] (+ 'cond_wrong': image i with wrong_sentence i)."""
+    code = self.code(images, training=training)
+    logits = {"uncond": self.unconditional(code),
+              "cond": self.conditional(code, sentence, training=training)}
+    if wrong_sentence is not None:
+      logits["cond_wrong"] = self.conditional(code, wrong_sentence, training=training)
+    return logits
+
   def code(self, images, training=False):
     x = images
     for conv_layer, bn in zip(self.convs, self.bns):
@@ -238,19 +246,5 @@ class Discriminator(tf.keras.Model):
   def call(self, stage_images, sentence, wrong_sentence=None, training=False):
     """stage_images: list of [B, s_k, s_k, 3]. Returns {'stage_<k>': {'uncond', 'cond'[,
     'cond_wrong']}} logits [B] ('cond_wrong': image i with `wrong_sentence` i)."""
-    out = {}
-    for k, (stage, images) in enumerate(zip(self.stages, stage_images)):
-      code = stage.code(images, training=training)
-      logits = {"uncond": stage.unconditional(code),
-                "cond": stage.conditional(code, sentence, training=training)}
-      if wrong_sentence is not None:
-        logits["cond_wrong"] = stage.conditional(code, wrong_sentence, training=training)
-      out[f"stage_{k}"] = logits
-    return out
-
-
-def clone_text_encoder(encoder):
-  """A new TextEncoder with the architecture of `encoder` (a damsm_networks.TextEncoder)."""
-  return damsm_networks.TextEncoder(
-      encoder.vocab_size, embedding_dim=encoder.embedding.output_dim,
-      hidden_per_direction=encoder.rnn.forward_layer.units, name="text_encoder")
+    return {f"stage_{k}": stage(images, sentence, wrong_sentence, training=training)
+            for k, (stage, images) in enumerate(zip(self.stages, stage_images))}
