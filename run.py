@@ -97,6 +97,8 @@ flags.DEFINE_string("saved_model", None, "eval/sample: read this SavedModel inst
 flags.DEFINE_integer("num_samples", 64, "sample: how many PNGs to write.")
 flags.DEFINE_float("truncation", None, "sample: resample |z| entries above this value.")
 flags.DEFINE_string("sample_dir", None, "sample: output directory (default under model_dir).")
+flags.DEFINE_string("captions_file", None, "sample, text-to-image models: a text file of "
+                    "captions, one per line, to draw images for (default: held-out captions).")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 flags.DEFINE_boolean("log_to_console", False, "Show TensorFlow's INFO and deprecation lines on "
                      "the console too (they always go to <model_dir>/log.txt), like "
@@ -134,6 +136,12 @@ flags.register_multi_flags_validator(
     and not (v["num_devices"] and v["distribution"] != "mirrored"),
     message="--use_tpu runs TF-GAN's TPUGANEstimator and takes no --distribution; "
             "--num_devices applies to --distribution=mirrored only.")
+flags.register_multi_flags_validator(
+    ["captions_file", "mode", "model"],
+    lambda v: v["captions_file"] is None or (v["mode"] == "sample"
+                                             and "sample" in get_model(v["model"]).modes),
+    message="--captions_file applies to --mode=sample of a text-to-image model "
+            "(--model=attngan).")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 
@@ -185,7 +193,8 @@ flags.register_multi_flags_validator(
 
 
 # The run-wide flags a model's own modes receive (as a dict).
-MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation")
+MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation",
+                "captions_file")
 # Run-wide flags a model may default differently (ModelSpec.run_defaults).
 RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
 

@@ -28,7 +28,8 @@ import data
 from data.text import Vocabulary
 from estimators import summaries
 from estimators.model_registry import POSITIVE, ModelSpec, hparam, register
-from estimators.models import attngan_losses, attngan_networks, damsm, damsm_networks
+from estimators.models import (attngan_losses, attngan_networks, attngan_sampling, damsm,
+                               damsm_networks)
 from tfgan_attention import damsm as damsm_ops
 from tfgan_attention.conditioning_augmentation import kl_loss
 
@@ -186,7 +187,8 @@ class AttnGAN(ModelSpec):
   # Official: Adam 2e-4 (0.5, 0.999) for G and D; G's saved weights are its 0.999 EMA.
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
                   "ema_decay": 0.999}
-  modes = {"pretrain_damsm": damsm.pretrain}
+  # --mode=sample with --captions_file: images and attention figures for given captions.
+  modes = {"pretrain_damsm": damsm.pretrain, "sample": attngan_sampling.run_sample}
 
   # --- hyperparameters ------------------------------------------------------------------------
   def validate(self, hparams, image_size, dataset):
@@ -382,7 +384,7 @@ class AttnGAN(ModelSpec):
 
   def extra_signatures(self, cfg, generator):
     signatures = dict(super().extra_signatures(cfg, generator))  # 'attention'
-    tokenizer = CaptionTokenizer(run_vocabulary(cfg).words, _max_words(cfg))
+    tokenizer = CaptionTokenizer(run_vocabulary(cfg).words, max_words(cfg))
     generator.caption_tokenizer = tokenizer  # tracked by G: saved with the SavedModel
     hp = cfg.hparams
 
@@ -431,7 +433,8 @@ def _load_options(cfg):
   return load_options(cfg)
 
 
-def _max_words(cfg):
+def max_words(cfg):
+  """T: words per caption of the run (--max_words, else the dataset's AttnGAN default)."""
   if cfg.max_words:
     return cfg.max_words
   return data.get_spec(cfg.dataset).default_max_words

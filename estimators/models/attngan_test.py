@@ -15,7 +15,7 @@ import tensorflow as tf
 import data
 from data import text as text_lib
 from estimators import experiment, export, gan_estimator
-from estimators.models import attngan, damsm, get_model
+from estimators.models import attngan, attngan_sampling, damsm, get_model
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
@@ -147,3 +147,36 @@ def test_pretrain_train_export_reload_generate_from_strings(tmp_path):
   raw = spec.generate(cfg, export.restore_generator(cfg, ckpt, use_ema=False), inputs, False)
   np.testing.assert_allclose(ema["images"], served["images"], atol=1e-5)  # the EMA is served
   assert np.abs(raw["images"] - served["images"]).max() > 1e-4
+
+  captions_file = tmp_path / "captions.txt"
+  captions_file.write_text("\n".join(captions) + "\n")
+  options = dict(checkpoint=None, saved_model=None, num_samples=2, seed=0, truncation=None,
+                 sample_dir=str(tmp_path / "from_ckpt"), captions_file=str(captions_file))
+  out = attngan_sampling.run_sample(cfg, options)
+  index = json.loads(open(os.path.join(out, "captions.json"), encoding="utf-8").read())
+  assert [e["ids"] for e in index] == [list(ids[0][ids[0] > 0]), list(ids[1][ids[1] > 0])]
+  assert len(index[0]["top_words"]["stage_1"]) == 5
+  assert {w for w, _ in index[1]["top_words"]["stage_1"]} <= set(vocab.decode(ids[1]).split())
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  assert np.asarray(Image.open(os.path.join(out, "0000_attention.png"))).shape == (142, 768, 3)
+  out = attngan_sampling.run_sample(cfg, dict(options, saved_model=path,
+                                              sample_dir=str(tmp_path / "from_saved")))
+  np.testing.assert_allclose(np.asarray(Image.open(os.path.join(out, "0001.png")), float),
+                             np.asarray(Image.open(str(tmp_path / "from_ckpt" / "0001.png")),
+                                        float), atol=1)
+
+
+@pytest.mark.slow
+def test_trains_through_the_one_device_engine(tmp_path):
+  cfg = tiny_config(tmp_path / "run", **TINY, max_steps=2, save_checkpoints_steps=2,
+                    save_summary_steps=1, ema_decay=0.9, distribution="one_device")
+  saved = write_random_damsm(cfg)
+  ckpt = experiment.run_train(cfg)
+  after = tf.train.load_checkpoint(ckpt)
+  start = tf.train.load_checkpoint(os.path.join(cfg.model_dir, "model.ckpt-0"))
+  key = "Generator/generator/img_1/kernel"
+  assert np.abs(after.get_tensor(key) - start.get_tensor(key)).max() > 0
+  for name, value in saved.items():
+    if name.startswith("damsm_image_encoder/"):
+      np.testing.assert_array_equal(after.get_tensor(name), value)
+  assert {"loss/generator", "generator/damsm_s1"} <= _tags(cfg.model_dir)
