@@ -22,6 +22,7 @@ the tf.distribute step), export, evaluation and run.py never name one:
   attention             per-head attention maps over the image (--mode=attention_maps)
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
+  extra_metrics         metrics beyond the dataset's at evaluation (default none)
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
 contract that SAGAN, YLG-SAGAN and an unconditional GAN share; a model with other inputs or
@@ -207,6 +208,17 @@ class ModelSpec:
 
   def discriminator_summaries(self, cfg, discriminator) -> None:
     del cfg, discriminator
+
+  # --- evaluation -----------------------------------------------------------------------------
+  def extra_metrics(self, cfg):
+    """Metrics of this model beyond the dataset's (AttnGAN: R-precision), or None (default).
+
+    An object with `update(inputs, images)`, called for every generated batch of an evaluation
+    (`inputs`: that batch's rows of `sample_inputs`, numpy; `images` [b, S, S, 3] in [-1, 1]),
+    and `result() -> (metrics, protocol)`, merged into the evaluation's record.
+    """
+    del cfg
+    return None
 
   # --- serving --------------------------------------------------------------------------------
   def serving_signature(self, cfg) -> Dict[str, tf.TensorSpec]:

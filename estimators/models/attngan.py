@@ -55,6 +55,14 @@ class AttnGANHParams(damsm.DamsmHParams):
   damsm_term_variant: str = hparam(
       "paper", "DAMSM constants of G's L_DAMSM term: 'paper' (gamma1 5, eq. 10's 1/gamma2) or "
       "'official' (gamma1 4, no 1/gamma2).", choices=tuple(damsm_ops.VARIANTS))
+  r_precision_damsm_dir: str = hparam(
+      "", "DAMSM that scores R-precision at evaluation ('' = the one G trained against, which "
+      "inflates it; give a separately pretrained one to avoid that).")
+  r_precision_protocols: str = hparam(
+      "paper,dmgan", "R-precision protocols at evaluation: 'paper' (true caption + 99 random "
+      "ones of other images, R = 1), 'dmgan' (negatives of other classes / images, 10 folds); "
+      "'' = none.", check=(lambda v: all(p in ("paper", "dmgan") for p in v.split(",") if p),
+                           "must list protocols among paper, dmgan"))
   damsm_term_class_mask: bool = hparam(
       False, "Official CUB code: same-class non-matching pairs are no negatives in G's L_DAMSM "
       "(needs a dataset with classes).")
@@ -148,7 +156,7 @@ class FrozenTextEncoder(damsm_networks.TextEncoder):
 
 
 _IMAGE_ENCODERS = weakref.WeakKeyDictionary()  # graph -> the frozen DAMSM
-_HELD_OUT = {}  # (dataset, ..., num) -> [(all_captions [K, T], all_caption_lengths [K])]
+_HELD_OUT = {}  # (dataset, ...) -> test_captions' arrays
 
 
 def frozen_image_encoder(cfg):
@@ -162,6 +170,25 @@ def frozen_image_encoder(cfg):
       with _non_trainable():
         _IMAGE_ENCODERS[graph] = damsm.load_damsm(frozen.path, checkpoint=frozen.checkpoint)
   return _IMAGE_ENCODERS[graph]
+
+
+def test_captions(cfg):
+  """Every caption of the test split: {'all_captions' [M, K, T], 'all_caption_lengths' [M, K],
+  'labels' [M] (zeros without classes)}, read once per process."""
+  key = (cfg.dataset, cfg.data_dir, cfg.image_size, cfg.model_dir, cfg.max_words,
+         cfg.data_options)
+  if key not in _HELD_OUT:
+    def read():
+      ds = data.load(cfg.dataset, data_dir=cfg.data_dir, split="test",
+                     image_size=cfg.image_size, **_load_options(cfg))
+      ds = ds.map(lambda e: {k: e.get(k, tf.constant(0, tf.int32)) for k in
+                             ("all_captions", "all_caption_lengths", "labels")})
+      rows = list(ds.as_numpy_iterator())
+      if not rows:
+        raise ValueError(f"the test split of {cfg.dataset} has no captions to sample from")
+      return {k: np.stack([r[k] for r in rows]).astype(np.int32) for k in rows[0]}
+    _HELD_OUT[key] = eagerly(read)
+  return _HELD_OUT[key]
 
 
 def _stateless_normal(seed, rows, dim, salt):
@@ -229,29 +256,17 @@ class AttnGAN(ModelSpec):
             "caption_length": tf.cast(real["caption_length"], tf.int32),
             "class_ids": tf.cast(real["labels"], tf.int32)}
 
-  def held_out_captions(self, cfg, num, seed=0):
-    """(ids [num, T], lengths [num]) from the dataset's test split, cycling through each image's
-    captions (image i, caption (i // images) % K), in file order."""
-    key = (cfg.dataset, cfg.data_dir, cfg.image_size, cfg.model_dir, cfg.max_words, num)
-    if key not in _HELD_OUT:
-      def read():
-        ds = data.load(cfg.dataset, data_dir=cfg.data_dir, split="test",
-                       image_size=cfg.image_size, **_load_options(cfg))
-        return [(e["all_captions"], e["all_caption_lengths"])
-                for e in ds.take(num).as_numpy_iterator()]
-      _HELD_OUT[key] = eagerly(read)
-    ids = [i for i, _ in _HELD_OUT[key]]
-    lengths = [n for _, n in _HELD_OUT[key]]
-    if not ids:
-      raise ValueError(f"the test split of {cfg.dataset} has no captions to sample from")
-    del seed  # the captions are the test split's, in order
-    out_ids, out_len = [], []
-    for i in range(num):
-      j = i % len(ids)
-      k = (i // len(ids)) % ids[j].shape[0]
-      out_ids.append(ids[j][k])
-      out_len.append(lengths[j][k])
-    return np.stack(out_ids).astype(np.int32), np.asarray(out_len, np.int32)
+  def held_out_captions(self, cfg, num):
+    """{'captions' [num, T], 'caption_length', 'image_ids', 'class_ids' [num]} from the test
+    split, cycling through its images and their captions (row i: image i % M, caption
+    (i // M) % K), in file order, with each caption's image index and class (0 without)."""
+    test = test_captions(cfg)
+    m, k = test["all_captions"].shape[:2]
+    rows = np.arange(num)
+    image, caption = rows % m, (rows // m) % k
+    return {"captions": test["all_captions"][image, caption],
+            "caption_length": test["all_caption_lengths"][image, caption],
+            "image_ids": image.astype(np.int32), "class_ids": test["labels"][image]}
 
   def inputs_for_captions(self, cfg, ids, seed, truncation=None):
     """Sampling inputs for caption ids [N, T] (padded with 0): noise, CA noise, captions."""
@@ -262,13 +277,16 @@ class AttnGAN(ModelSpec):
     return {"noise": base["noise"], "ca_noise": ca.astype(np.float32), "captions": ids}
 
   def sample_inputs(self, cfg, num, seed, truncation=None, labels=None):
+    """Held-out test captions (with the image and class each belongs to, for R-precision)."""
     del labels
-    ids, _ = self.held_out_captions(cfg, num, seed)
-    return self.inputs_for_captions(cfg, ids, seed, truncation)
+    held_out = self.held_out_captions(cfg, num)
+    inputs = self.inputs_for_captions(cfg, held_out["captions"], seed, truncation)
+    inputs.update(image_ids=held_out["image_ids"], class_ids=held_out["class_ids"])
+    return inputs
 
   def fixed_inputs(self, cfg):
-    ids, _ = self.held_out_captions(cfg, 16, seed=0)
-    return self.inputs_for_captions(cfg, ids, cfg.seed + 12345)
+    return self.inputs_for_captions(cfg, self.held_out_captions(cfg, 16)["captions"],
+                                    cfg.seed + 12345)
 
   def grid_columns(self, cfg, num):
     return 4 if num % 4 == 0 else 1
@@ -362,6 +380,11 @@ class AttnGAN(ModelSpec):
         tf.compat.v1.summary.image(f"attention/words_stage_{k}", heat,
                                    max_outputs=int(beta.shape[0]))
 
+  # --- evaluation -----------------------------------------------------------------------------
+  def extra_metrics(self, cfg):
+    protocols = [p for p in cfg.hparams.r_precision_protocols.split(",") if p]
+    return RPrecisionMetrics(cfg, protocols) if protocols else None
+
   # --- serving --------------------------------------------------------------------------------
   def serving_signature(self, cfg):
     hp = cfg.hparams
@@ -426,6 +449,54 @@ class AttnGAN(ModelSpec):
     discriminator = self.make_discriminator(cfg)
     discriminator(self.stage_images(cfg, outputs), outputs["sentence"], training=False)
     return {"generator": generator, "discriminator": discriminator}
+
+
+class RPrecisionMetrics:
+  """R-precision of the evaluated images against the test split's captions, streamed: each
+  batch's images and the captions they were drawn from are encoded by the scoring DAMSM and
+  scored at once (eval/r_precision.py); the pool is every test caption, keyed by its image
+  (paper protocol) and, on datasets with classes, its class (dmgan)."""
+
+  def __init__(self, cfg, protocols, seed=0):
+    from eval import r_precision as r_precision_lib  # pylint: disable=import-outside-toplevel
+    path = cfg.hparams.r_precision_damsm_dir or damsm_dir(cfg)
+    self.scorer = damsm.load_damsm(path, vocab=run_vocabulary(cfg))
+    test = test_captions(cfg)
+    m, k, t = test["all_captions"].shape
+    pool = self._sentences(test["all_captions"].reshape(m * k, t),
+                           test["all_caption_lengths"].reshape(m * k))
+    has_classes = bool(data.get_spec(cfg.dataset).num_classes)
+    self.keys = {"paper": "image_ids", "dmgan": "class_ids" if has_classes else "image_ids"}
+    pool_keys = {"image_ids": np.repeat(np.arange(m), k),
+                 "class_ids": np.repeat(test["labels"], k)}
+    self.accumulators = {p: r_precision_lib.RPrecisionAccumulator(
+        p, pool, pool_keys[self.keys[p]], seed) for p in protocols}
+
+  def _sentences(self, ids, lengths, batch=500):
+    out = [self.scorer.encode_text(ids[a:a + batch], lengths[a:a + batch])[1].numpy()
+           for a in range(0, len(ids), batch)]
+    return np.concatenate(out)
+
+  def update(self, inputs, images):
+    ids = np.asarray(inputs["captions"])
+    lengths = np.sum(ids != 0, axis=1)
+    _, image_global = self.scorer.encode_images(tf.convert_to_tensor(images, tf.float32))
+    sentence = self._sentences(ids, lengths)
+    for p, accumulator in self.accumulators.items():
+      accumulator.update(image_global.numpy(), sentence, np.asarray(inputs[self.keys[p]]))
+
+  def result(self):
+    metrics, protocol = {}, {}
+    for p, accumulator in self.accumulators.items():
+      result = accumulator.result()
+      metrics[f"r_precision_{p}"] = result.mean
+      metrics[f"r_precision_{p}_std"] = result.std
+      protocol[f"r_precision_{p}"] = {
+          **result.protocol, "keys": self.keys[p], "caption_split": "test",
+          "damsm_checkpoint": self.scorer.checkpoint_path,
+          "damsm_sha256": self.scorer.checkpoint_sha256,
+          "damsm_image_encoder": self.scorer.config.get("image_weights_source")}
+    return metrics, protocol
 
 
 def _load_options(cfg):

@@ -118,12 +118,19 @@ def test_trains_through_ganestimator_against_the_frozen_damsm(tmp_path):
 
 @pytest.mark.slow
 def test_pretrain_train_export_reload_generate_from_strings(tmp_path):
-  cfg = tiny_config(tmp_path / "run", **TINY, max_steps=2, save_checkpoints_steps=2,
-                    save_summary_steps=2, ema_decay=0.9, damsm_epochs=1, damsm_batch_size=200,
-                    damsm_eval_examples=200, eval_batch_size=8)
+  cfg = tiny_config(tmp_path / "run", **dict(TINY, image_size=32, damsm_image_size=32),
+                    max_steps=2, save_checkpoints_steps=2, save_summary_steps=2, ema_decay=0.9,
+                    damsm_epochs=1, damsm_batch_size=200, damsm_eval_examples=200,
+                    eval_batch_size=50, num_eval_samples=200)
   damsm.pretrain(cfg)
   gan_estimator.prepare_run_data(cfg)
   ckpt = experiment.run_train(cfg)
+  record = experiment.run_eval(cfg)  # digits_fid and R-precision with the trained DAMSM
+  assert record["protocol"]["ema_weights"] is True
+  assert np.isfinite(record["metrics"]["digits_fid"])
+  for protocol in ("paper", "dmgan"):
+    assert 0.0 <= record["metrics"][f"r_precision_{protocol}"] <= 1.0
+    assert record["protocol"][f"r_precision_{protocol}"]["damsm_sha256"].startswith("sha256:")
   path = experiment.run_export(cfg)
   loaded = tf.saved_model.load(path)
   vocab = text_lib.Vocabulary.load(os.path.join(cfg.model_dir, "vocab.txt"))
@@ -136,7 +143,7 @@ def test_pretrain_train_export_reload_generate_from_strings(tmp_path):
   ca_noise = tf.random.stateless_normal([2, 4], seed=[3, 4])
   served = loaded.signatures["serving_default"](noise=noise, captions=tf.constant(ids),
                                                 ca_noise=ca_noise)
-  assert served["stage_0"].shape == (2, 8, 8, 3) and served["images"].shape == (2, 16, 16, 3)
+  assert served["stage_0"].shape == (2, 16, 16, 3) and served["images"].shape == (2, 32, 32, 3)
   from_strings = loaded.signatures["caption_strings"](captions=tf.constant(captions),
                                                       noise=noise, ca_noise=ca_noise)
   np.testing.assert_array_equal(from_strings["captions"].numpy(), ids)
