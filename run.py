@@ -269,6 +269,7 @@ def _run_mode(cfg):
     distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
     precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
   if mode in ("train", "train_and_eval") and distribution.is_chief():
+    get_model(cfg.model).prepare(cfg)  # e.g. a DAMSM pretrained first (AttnGAN)
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
   if mode == "train":
     print(f"checkpoint: {experiment.run_train(cfg)}")

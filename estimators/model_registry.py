@@ -22,6 +22,7 @@ the tf.distribute step), export, evaluation and run.py never name one:
   attention             per-head attention maps over the image (--mode=attention_maps)
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
+  prepare               what must exist before training (default nothing)
   extra_metrics         metrics beyond the dataset's at evaluation (default none)
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
@@ -108,6 +109,12 @@ class ModelSpec:
 
   def num_classes(self, cfg) -> int:
     return cfg.num_classes if self.conditional else 0
+
+  def prepare(self, cfg) -> None:
+    """Runs before training starts (train, train_and_eval; on the chief, before run_config.json
+    is written): what the model needs first, e.g. AttnGAN pretraining its DAMSM when asked to
+    and none exists. Default: nothing."""
+    del cfg
 
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg) -> tf.keras.Model:

@@ -63,6 +63,9 @@ class AttnGANHParams(damsm.DamsmHParams):
       "ones of other images, R = 1), 'dmgan' (negatives of other classes / images, 10 folds); "
       "'' = none.", check=(lambda v: all(p in ("paper", "dmgan") for p in v.split(",") if p),
                            "must list protocols among paper, dmgan"))
+  pretrain_damsm_first: bool = hparam(
+      False, "Before training, pretrain the DAMSM (--mode=pretrain_damsm with the --damsm_* "
+      "flags) when --damsm_dir holds none (the embedded digits job does).")
   damsm_term_class_mask: bool = hparam(
       False, "Official CUB code: same-class non-matching pairs are no negatives in G's L_DAMSM "
       "(needs a dataset with classes).")
@@ -157,6 +160,7 @@ class FrozenTextEncoder(damsm_networks.TextEncoder):
 
 _IMAGE_ENCODERS = weakref.WeakKeyDictionary()  # graph -> the frozen DAMSM
 _HELD_OUT = {}  # (dataset, ...) -> test_captions' arrays
+_GENERATORS = weakref.WeakKeyDictionary()  # graph -> its generator (D encodes real captions)
 
 
 def frozen_image_encoder(cfg):
@@ -229,6 +233,12 @@ class AttnGAN(ModelSpec):
   def z_dim(self, cfg):
     return cfg.hparams.z_dim
 
+  def prepare(self, cfg):
+    """With --pretrain_damsm_first: pretrains the DAMSM unless --damsm_dir holds one already
+    (a finished or interrupted pretraining resumes: pretrain stops at --damsm_epochs)."""
+    if cfg.hparams.pretrain_damsm_first:
+      damsm.pretrain(cfg)
+
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg, frozen=None):
     """G with the frozen text encoder; in a TF1 graph (training, evaluation graphs) the text
@@ -238,9 +248,12 @@ class AttnGAN(ModelSpec):
       frozen = load_frozen_damsm(cfg)
     text = FrozenTextEncoder(checkpoint=frozen.checkpoint, **text_encoder_config(frozen.config))
     hp = cfg.hparams
-    return attngan_networks.Generator(
+    generator = attngan_networks.Generator(
         text, cfg.image_size, branch_num=hp.branch_num, ngf=hp.gf_dim, z_dim=hp.z_dim,
         condition_dim=hp.condition_dim, r_num=hp.r_num, cross_replica=cfg.cross_replica_bn)
+    if not tf.executing_eagerly():  # the graph's one generator (estimators.networks)
+      _GENERATORS[tf.compat.v1.get_default_graph()] = generator
+    return generator
 
   def make_discriminator(self, cfg):
     hp = cfg.hparams
@@ -288,6 +301,9 @@ class AttnGAN(ModelSpec):
     return self.inputs_for_captions(cfg, self.held_out_captions(cfg, 16)["captions"],
                                     cfg.seed + 12345)
 
+  def max_words(self, cfg):
+    return max_words(cfg)
+
   def grid_columns(self, cfg, num):
     return 4 if num % 4 == 0 else 1
 
@@ -312,9 +328,11 @@ class AttnGAN(ModelSpec):
     with the sentence of example j + 1)."""
     if "sentence" in data_dict:  # generated: G's own sentence code
       sentence, wrong = data_dict["sentence"], None
-    else:  # real: the same captions through the graph's G's frozen text encoder
-      from estimators.networks import network_for_graph  # pylint: disable=import-outside-toplevel
-      generator, _ = network_for_graph("generator", cfg)
+    else:  # real: the same captions through this graph's G's frozen text encoder
+      generator = _GENERATORS.get(tf.compat.v1.get_default_graph())
+      if generator is None:
+        raise ValueError("AttnGAN's discriminator encodes the real captions with the graph's "
+                         "generator: build the generator first (TF-GAN does)")
       _, sentence = generator.encode_text(tf.cast(inputs["captions"], tf.int32),
                                           tf.cast(inputs["caption_length"], tf.int32))
       wrong = attngan_losses.wrong_sentences(sentence)
@@ -500,8 +518,16 @@ class RPrecisionMetrics:
 
 
 def _load_options(cfg):
-  from estimators.gan_estimator import load_options  # pylint: disable=import-outside-toplevel
-  return load_options(cfg)
+  """data.load options of the run (as estimators.gan_estimator.load_options, which this module
+  cannot import: it imports the models): the run's vocab.txt once written, --max_words."""
+  options = dict(cfg.data_options)
+  options.update(seed=cfg.seed, strict=cfg.strict_data)
+  vocab = os.path.join(cfg.model_dir, "vocab.txt")
+  if os.path.exists(vocab):
+    options["vocabulary"] = vocab
+  if cfg.max_words:
+    options["max_words"] = cfg.max_words
+  return options
 
 
 def max_words(cfg):

@@ -11,8 +11,7 @@ captions_<source>_seed<seed>/):
                        top-5 words with their mass
 From a checkpoint (the latest; G's EMA when the run has one) or `--saved_model` (its
 'caption_strings' signature tokenises the strings itself; no attention maps then, which need the
-checkpoint's generator). Without --captions_file it is the run-wide sample mode (held-out test
-captions).
+checkpoint's generator). Without --captions_file: --num_samples held-out test captions.
 """
 import json
 import os
@@ -22,6 +21,8 @@ import tensorflow as tf
 
 from data.text import Vocabulary
 from estimators import run_dir
+from estimators.model_registry import get_model
+from estimators.optimizers import EMA_SUFFIX
 from estimators.summaries import attention_heat_maps
 
 TOP_WORDS = 5
@@ -60,6 +61,49 @@ def top_words(beta, ids, vocab, k=TOP_WORDS):
   return [(vocab.decode([ids[t]]), float(mass[t]), int(t)) for t in order]
 
 
+def overlay(image, heat):
+  """estimators.figures' blend (a model module cannot import figures, which imports the
+  models): the image dimmed to grey with the heat map [S, S] in [0, 1] blue -> red."""
+  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1) * 0.5
+  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0
+  return np.clip(0.5 * gray + 0.5 * colour, -1.0, 1.0).astype(np.float32)
+
+
+def latest_checkpoint(cfg, checkpoint=None):
+  path = checkpoint or tf.train.latest_checkpoint(cfg.model_dir)
+  if not path or not tf.io.gfile.exists(path + ".index"):
+    raise FileNotFoundError(f"no checkpoint {checkpoint or 'in ' + cfg.model_dir}: train first "
+                            "or pass --checkpoint=PREFIX")
+  return path
+
+
+def restore_generator(cfg, spec, checkpoint):
+  """G built eagerly with the checkpoint's weights, its EMA's where the run has one (as
+  estimators.export does; a model module cannot import export). Returns (G, used EMA, step)."""
+  reader = tf.train.load_checkpoint(checkpoint)
+  available = reader.get_variable_to_shape_map()
+  ema = bool(cfg.ema_decay and cfg.use_ema_for_eval
+             and any(k.endswith("/" + EMA_SUFFIX) for k in available))
+  generator = spec.make_generator(cfg)
+  ids = np.ones([1, 2], np.int32)
+  spec.generate(cfg, generator, {k: tf.constant(v) for k, v in
+                                 spec.inputs_for_captions(cfg, ids, 0).items()}, training=False)
+  missing = []
+  for var in generator.variables:
+    name = var.name.split(":")[0]
+    suffix = f"/{EMA_SUFFIX}" if ema and var.trainable else ""
+    key = next((k for k in (f"Generator/{name}{suffix}", f"Generator/{generator.name}/{name}"
+                            f"{suffix}") if k in available), None)
+    if key is None:
+      missing.append(name)
+    else:
+      var.assign(reader.get_tensor(key))
+  if missing:
+    raise ValueError(f"checkpoint {checkpoint} does not match the configured AttnGAN; missing "
+                     f"{missing[:3]}: check --image_size and the hyperparameters of the run")
+  return generator, ema, int(reader.get_tensor("global_step"))
+
+
 def _upscale(image, size):
   reps = max(1, size // image.shape[0])
   return np.repeat(np.repeat(image, reps, axis=0), reps, axis=1)
@@ -69,7 +113,6 @@ def attention_figure(stage_images, betas, ids, vocab):
   """One [rows * (TILE + 14), (1 + TOP_WORDS) * TILE, 3] uint8 figure: per attention stage k,
   the image of stage k, then the overlays of its top words, labelled."""
   from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
-  from estimators.figures import overlay  # pylint: disable=import-outside-toplevel
   rows = []
   for image, beta in zip(stage_images, betas):
     words = top_words(beta, ids, vocab)
@@ -94,21 +137,15 @@ def attention_figure(stage_images, betas, ids, vocab):
 
 def run_sample(cfg, options):
   """The AttnGAN `sample` mode (see the module docstring); returns the output directory."""
-  from estimators import experiment, export  # pylint: disable=import-outside-toplevel
-  from estimators.evaluation import use_ema  # pylint: disable=import-outside-toplevel
-  from estimators.models import attngan, get_model  # pylint: disable=import-outside-toplevel
-  if not options.get("captions_file"):
-    out_dir, _ = experiment.run_sample(
-        cfg, options["num_samples"], out_dir=options.get("sample_dir"),
-        checkpoint=options.get("checkpoint"), saved_model=options.get("saved_model"),
-        seed=options.get("seed", 0), truncation=options.get("truncation"))
-    print(f"{options['num_samples']} PNGs (held-out test captions) in {out_dir}")
-    return out_dir
   spec = get_model(cfg.model)
-  captions = read_captions(options["captions_file"])
   vocab = Vocabulary.load(os.path.join(cfg.model_dir, "vocab.txt"))
   seed = options.get("seed") or 0
-  ids = encode(vocab, captions, attngan.max_words(cfg))
+  if options.get("captions_file"):
+    captions = read_captions(options["captions_file"])
+    ids = encode(vocab, captions, spec.max_words(cfg))
+  else:  # held-out test captions
+    ids = spec.held_out_captions(cfg, options.get("num_samples") or 16)["captions"]
+    captions = [vocab.decode(row) for row in ids]
   inputs = spec.inputs_for_captions(cfg, ids, seed, options.get("truncation"))
   saved_model = options.get("saved_model")
   if saved_model:
@@ -117,11 +154,11 @@ def run_sample(cfg, options):
                     ca_noise=tf.constant(inputs["ca_noise"]))
     tag = "savedmodel"
   else:
-    ckpt = export.resolve_checkpoint(options.get("checkpoint") or cfg.model_dir)
-    generator = export.restore_generator(cfg, ckpt, use_ema(cfg, ckpt))
+    generator, _, step = restore_generator(
+        cfg, spec, latest_checkpoint(cfg, options.get("checkpoint")))
     outputs = spec.generate(cfg, generator, {k: tf.constant(v) for k, v in inputs.items()},
                             training=False)
-    tag = f"step{export.checkpoint_step(ckpt)}"
+    tag = f"step{step}"
   outputs = {k: v.numpy() for k, v in outputs.items()}
   out_dir = options.get("sample_dir") or os.path.join(cfg.model_dir, "samples",
                                                       f"captions_{tag}_seed{seed}")
