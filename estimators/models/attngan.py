@@ -384,19 +384,31 @@ class AttnGAN(ModelSpec):
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):
-    """Fixed-caption grids of every stage and the word attention of sample 0 per stage."""
+    """Fixed-caption grids of every stage; the word attention maps of sample 0 per stage and its
+    top-5 words by attention mass (text)."""
     inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
     outputs = self.generate(cfg, generator, inputs, training=False)
     num = int(outputs["images"].shape[0])
     for k in range(cfg.hparams.branch_num):
       summaries.add_image_grid(f"fixed_caption_grid_stage_{k}", outputs[f"stage_{k}"],
                                self.grid_columns(cfg, num))
+    words = tf.constant(run_vocabulary(cfg).words)
     with tf.compat.v1.name_scope(""):
       for k in range(1, cfg.hparams.branch_num):
         beta = outputs[f"attention_{k}"][0]  # [T, N]
         heat = summaries.attention_heat_maps(beta, cfg.image_size)  # [T, S, S, 1]
         tf.compat.v1.summary.image(f"attention/words_stage_{k}", heat,
                                    max_outputs=int(beta.shape[0]))
+        mass, top = tf.math.top_k(tf.reduce_mean(beta, axis=1), k=min(5, int(beta.shape[0])))
+        caption = tf.cast(inputs["captions"][0], tf.int32)  # [T]
+        ids = tf.gather(caption, top)
+        listing = tf.strings.reduce_join(
+            tf.gather(words, ids) + " " + tf.strings.as_string(mass, precision=3),
+            separator=", ")  # the 5 words with the most attention mass, as in Figure 4
+        tf.compat.v1.summary.text(f"attention/top_words_stage_{k}",
+                                  tf.strings.join([tf.strings.reduce_join(
+                                      tf.gather(words, tf.boolean_mask(caption, caption > 0)), separator=" "),
+                                                   ": ", listing]))
 
   # --- evaluation -----------------------------------------------------------------------------
   def extra_metrics(self, cfg):
