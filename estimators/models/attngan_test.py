@@ -188,3 +188,31 @@ def test_trains_through_the_one_device_engine(tmp_path):
     if name.startswith("damsm_image_encoder/"):
       np.testing.assert_array_equal(after.get_tensor(name), value)
   assert {"loss/generator", "generator/damsm_s1"} <= _tags(cfg.model_dir)
+
+
+def test_the_registry_hooks_attngan_uses_default_to_nothing(monkeypatch, tmp_path):
+  from estimators import evaluation  # pylint: disable=import-outside-toplevel
+  from estimators.model_registry import ModelSpec  # pylint: disable=import-outside-toplevel
+  base = ModelSpec()
+  images = tf.zeros([1, 2, 2, 3])
+  assert base.prepare(None) is None and base.extra_metrics(None) is None
+  assert list(base.serving_outputs(None, {"images": images, "other": images})) == ["images"]
+  calls = []
+  monkeypatch.setattr(damsm, "pretrain", lambda cfg, options=None: calls.append(cfg.model_dir))
+  spec = get_model("attngan")
+  spec.prepare(tiny_config(tmp_path / "a", **TINY))
+  spec.prepare(tiny_config(tmp_path / "b", **TINY, pretrain_damsm_first=True))
+  assert calls == [str(tmp_path / "b")]
+
+  class Recorder:  # what run_eval's extra metrics see: each batch with its own input rows
+    def __init__(self):
+      self.seen = []
+
+    def update(self, inputs, batch):
+      self.seen.append((inputs["captions"].tolist(), batch.tolist()))
+  recorder = Recorder()
+  inputs = {"captions": np.arange(5)}
+  batches = [np.array([10, 11]), np.array([12, 13]), np.array([14])]
+  assert [b.tolist() for b in evaluation._feeding(recorder, inputs, iter(batches), 2)] == [  # pylint: disable=protected-access
+      [10, 11], [12, 13], [14]]
+  assert recorder.seen == [([0, 1], [10, 11]), ([2, 3], [12, 13]), ([4], [14])]
