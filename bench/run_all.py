@@ -6,12 +6,12 @@
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
 Each benchmark (attention, lada_attention, train_step, eval, data, r_precision) runs as its own
-subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one after
-another so they do not compete for the cores. Its stdout is its section of the report: kept as markdown when it holds a markdown
-table, else shown as a fenced block. A benchmark that fails or times out does not stop the others:
-the summary table records its exit status with the last line of its stderr, and whatever it printed
-is kept. The report starts with the machine (CPUs, memory, GPUs, TensorFlow version, date, load
-average); it is written atomically (data.atomic_io) and printed.
+subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one after another
+so they do not compete for the cores. Its stdout is its section of the report: kept as markdown when
+it holds a markdown table, else shown as a fenced block. A benchmark that fails or times out does
+not stop the others: the summary table records its exit status with the last line of its stderr, and
+whatever it printed is kept. The report starts with the machine (CPUs, memory, GPUs, TensorFlow
+version, date, load average); it is written atomically (data.atomic_io) and printed.
 """
 import argparse
 import collections

@@ -417,12 +417,13 @@ class _StepSeededDropout(tf.keras.layers.Layer):
 
   def __init__(self, rate, seed, step, **kwargs):
     super().__init__(**kwargs)
-    self.rate, self.seed, self.step = rate, int(seed), step
+    self.rate, self.seed = rate, int(seed)
+    self._read_step = step.read_value  # a bound method: Keras does not track it as a weight
 
   def call(self, x, training=False):
     if not training or self.rate == 0:
       return x
-    seed = tf.stack([tf.constant(self.seed, tf.int64), self.step.read_value()])
+    seed = tf.stack([tf.constant(self.seed, tf.int64), self._read_step()])
     return tf.nn.experimental.stateless_dropout(x, self.rate, seed=seed)
 
 
@@ -440,6 +441,8 @@ class _Trainer:
     self.text_encoder.dropout = _StepSeededDropout(self.text_encoder.dropout.rate, cfg.seed,
                                                    self.step, name="dropout")
     self.flat = flat_variables(self.text_encoder, self.image_encoder)
+    if any(v is self.step for v in self.flat.values()):
+      raise AssertionError("the step counter must not be saved as an encoder weight")
     self.optimizer = tf.keras.optimizers.Adam(h.damsm_lr, beta_1=0.5, beta_2=0.999)
     # Slots exist before a restore, so a resumed run gets its Adam moments back.
     self.optimizer.build(self.text_encoder.trainable_variables

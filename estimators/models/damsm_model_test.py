@@ -67,8 +67,11 @@ def trained(tmp_path_factory):
 
 
 def _weights(prefix):
-  return {k: tf.train.load_variable(prefix, k) for k, _ in tf.train.list_variables(prefix)
-          if k.startswith(("text_", "image_"))}
+  """{'text_NNN' | 'image_NNN': value} of a DAMSM checkpoint (the encoders, not Adam)."""
+  suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+  return {k[:-len(suffix)]: tf.train.load_variable(prefix, k)
+          for k, _ in tf.train.list_variables(prefix)
+          if k.startswith(("text_", "image_")) and k.endswith(suffix) and k.count("/") == 2}
 
 
 def test_official_variant_is_a_preset_of_named_options():
