@@ -272,6 +272,16 @@ class Damsm:
   def embedding_dim(self) -> int:
     return int(self.config["embedding_dim"])
 
+  @property
+  def variant(self) -> damsm_lib.DamsmVariant:
+    """The loss variant the DAMSM was pretrained with (G's DAMSM term may reuse it)."""
+    return damsm_lib.DamsmVariant(**self.config["loss"])
+
+  @property
+  def class_masks(self) -> bool:
+    """Whether pretraining masked same-class negatives (official CUB)."""
+    return bool(self.config.get("class_masks"))
+
 
 def _read_config(damsm_dir: str) -> dict:
   path = os.path.join(damsm_dir, CONFIG_FILE)

@@ -166,6 +166,7 @@ def test_load_eager_and_in_a_graph_give_the_checkpoint_outputs(trained):
   ids, lengths, images = _inputs()
   model = damsm.load_damsm(trained, vocab=digits_captions.vocabulary())
   assert model.checkpoint_path.endswith("ckpt-1")
+  assert model.variant == damsm_lib.PAPER and model.class_masks is False
   assert model.checkpoint_sha256 == damsm.checkpoint_sha256(os.path.join(trained, "ckpt-1"))
   assert not model.text_encoder.trainable_variables
   assert not model.image_encoder.trainable_variables
