@@ -259,6 +259,42 @@ def test_r_precision_record_equals_the_accumulator_on_the_damsm_features(trained
   json.dumps(record, allow_nan=False)  # ready for metrics.jsonl
 
 
+def _write_tiny_cub(data_dir):
+  """12 train and 4 test images of 3 bird classes in the CUB layout, 10 captions each."""
+  from data import format_writers  # pylint: disable=import-outside-toplevel
+  colours = ("red", "blue", "green")
+  images = []
+  for n in range(16):
+    cls = n % 3
+    name = f"00{cls + 1}.Bird_{cls}/Bird_{cls}_{n:04d}_{n}"
+    captions = "\n".join(f"a {colours[cls]} bird number {k} with a {'long' if n % 2 else 'short'}"
+                         f" tail" for k in range(10)) + "\n"
+    images.append(dict(name=name, image=format_writers.smooth_image(40, 40, seed=n),
+                       box=(2, 2, 30, 30), cls=cls + 1, split="train" if n < 12 else "test",
+                       captions=captions.encode()))
+  format_writers.write_cub(str(data_dir), images)
+
+
+def test_pretrain_on_captions_in_the_cub_format_with_class_masks(tmp_path):
+  from data import cub  # pylint: disable=import-outside-toplevel
+  _write_tiny_cub(tmp_path / "birds")
+  cfg = dataclasses.replace(
+      _cfg(tmp_path / "run", damsm_batch_size=4, damsm_image_size=16, damsm_variant="official",
+           damsm_words_num=18, damsm_eval_examples=0),
+      dataset="cub", data_dir=str(tmp_path / "birds"))
+  path = damsm.pretrain(cfg)
+  config = json.load(open(os.path.join(path, "damsm_config.json")))
+  assert config["class_masks"] is True and config["loss"]["gamma1"] == 4.0
+  record = json.loads(open(os.path.join(path, "metrics.jsonl")).read())
+  assert record["step"] == 3 and record["retrieval_chance"] == 0.25
+  assert all(np.isfinite(v) for v in record["held_out"].values())
+  vocab = cub.vocabulary(str(tmp_path / "birds"))
+  model = damsm.load_damsm(path, vocab=vocab)
+  assert model.class_masks and model.variant.gamma1 == 4.0 and not model.variant.inverse_gamma2
+  words, _ = model.encode_text(np.array([vocab.encode_text("a red bird")]), np.array([3]))
+  assert words.shape == (1, 16, 3)
+
+
 @pytest.mark.slow
 def test_run_py_pretrain_damsm_mode_and_flags(tmp_path):
   model_dir = tmp_path / "cli"
