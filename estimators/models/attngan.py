@@ -8,7 +8,7 @@ weighting by default, the paper's eqs. 4-5 with `--loss_weighting=paper`). DAMSM
 Inputs (per example, from the real batch): the caption's token ids `captions` [B, T] and
 `caption_length` [B] (the text the generator draws), noise [B, z_dim] and the conditioning-
 augmentation draw `ca_noise` [B, c_dim] (stateless per example), and `class_ids` [B] (the
-dataset's labels; used only by --damsm_class_mask).
+dataset's labels; used only by --damsm_term_class_mask).
 The frozen DAMSM: its text encoder is part of G (all variables non-trainable; they start from
 the DAMSM checkpoint and the GAN checkpoint carries them); its image encoder encodes G's last
 stage for lambda * L_DAMSM. Neither is ever in G's or D's trainable variables; no gradient flows
