@@ -21,6 +21,7 @@ import dataclasses
 import os
 import weakref
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -469,7 +470,13 @@ class AttnGAN(ModelSpec):
       frozen = None
     if frozen is None:  # the text encoder's architecture from the DAMSM flags
       hp = cfg.hparams
-      frozen = FrozenDamsm("", "", "", {"vocab_size": len(run_vocabulary(cfg)),
+      try:
+        vocab_size = len(run_vocabulary(cfg))
+      except (FileNotFoundError, ValueError) as e:  # --dry_run reads no data
+        logging.warning("AttnGAN: no vocabulary readable (%s); the text encoder is counted "
+                        "with a 2-word vocabulary", e)
+        vocab_size = 2
+      frozen = FrozenDamsm("", "", "", {"vocab_size": vocab_size,
                                         "word_dim": hp.damsm_word_dim,
                                         "embedding_dim": hp.damsm_embedding_dim})
     generator = self.make_generator(cfg, frozen)
