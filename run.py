@@ -113,6 +113,8 @@ flags.DEFINE_enum("interpolation", "spherical", ("spherical", "linear"),
                   "interpolate: how the noise moves between seeds (slerp or straight line).")
 flags.DEFINE_integer("num_frames", 8, "interpolate: frames per segment, both ends included.")
 flags.DEFINE_integer("gif_frame_ms", 100, "interpolate: display time of each GIF frame (ms).")
+flags.DEFINE_string("captions_file", None, "sample, text-to-image models: a text file of "
+                    "captions, one per line, to draw images for (default: held-out captions).")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 flags.DEFINE_boolean("log_to_console", False, "Show TensorFlow's INFO and deprecation lines on "
                      "the console too (they always go to <model_dir>/log.txt), like "
@@ -150,6 +152,12 @@ flags.register_multi_flags_validator(
     and not (v["num_devices"] and v["distribution"] != "mirrored"),
     message="--use_tpu runs TF-GAN's TPUGANEstimator and takes no --distribution; "
             "--num_devices applies to --distribution=mirrored only.")
+flags.register_multi_flags_validator(
+    ["captions_file", "mode", "model"],
+    lambda v: v["captions_file"] is None or (v["mode"] == "sample"
+                                             and "sample" in get_model(v["model"]).modes),
+    message="--captions_file applies to --mode=sample of a text-to-image model (--model="
+            + "|".join(m for m in model_names() if "sample" in get_model(m).modes) + ").")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 flags.register_validator("num_frames", lambda v: v >= 2,
@@ -261,7 +269,8 @@ flags.register_multi_flags_validator(
 
 
 # The run-wide flags a model's own modes receive (as a dict).
-MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation")
+MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation",
+                "captions_file")
 # Run-wide flags a model may default differently (ModelSpec.run_defaults).
 RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
 
@@ -336,6 +345,7 @@ def _run_mode(cfg):
     distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
     precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
   if mode in ("train", "train_and_eval") and distribution.is_chief():
+    get_model(cfg.model).prepare(cfg)  # e.g. a DAMSM pretrained first (AttnGAN)
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
   if mode == "train":
     print(f"checkpoint: {experiment.run_train(cfg)}")

@@ -18,6 +18,8 @@ from estimators.gan_estimator import load_options, prepare_run_data
 from estimators.models import get_model
 
 METRICS_FILE = "metrics.jsonl"
+# Datasets whose images are the bundled digits (32 px): scored with digits_fid / digits_score.
+DIGITS_IMAGE_SETS = ("digits", "digits_captions")
 
 
 def use_ema(cfg, checkpoint_path):
@@ -26,7 +28,7 @@ def use_ema(cfg, checkpoint_path):
 
 def inception_wanted(cfg):
   """Inception metrics run for every dataset but digits, and for digits with --inception_path."""
-  return cfg.dataset != "digits" or bool(cfg.inception_path)
+  return cfg.dataset not in DIGITS_IMAGE_SETS or bool(cfg.inception_path)
 
 
 def load_classifier(cfg):
@@ -58,7 +60,7 @@ def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
   digits with --inception_path) also IS (TF-GAN's and 10-split), FID, KID, precision/recall.
   """
   digits = None
-  if cfg.dataset == "digits":
+  if cfg.dataset in DIGITS_IMAGE_SETS:
     from eval.digits_quality import DigitsQuality  # pylint: disable=import-outside-toplevel
     digits = DigitsQuality()
 
@@ -106,6 +108,14 @@ def write_sample_grid(cfg, generate_fn, step, tag="step"):
   return path, images, cols
 
 
+def _feeding(extra, inputs, batches, batch_size):
+  """The image batches, each also given to the model's extra metrics with its input rows."""
+  for i, images in enumerate(batches):
+    rows = {k: v[i * batch_size:(i + 1) * batch_size] for k, v in inputs.items()}
+    extra.update(rows, images)
+    yield images
+
+
 def run_eval(cfg: GANConfig, checkpoint=None, saved_model=None, seed=None, classifier=None):
   """Evaluates one checkpoint (default: latest) or SavedModel; appends to metrics.jsonl.
 
@@ -128,9 +138,16 @@ def run_eval(cfg: GANConfig, checkpoint=None, saved_model=None, seed=None, class
   batches = progress.track(export.generate(generate_fn, inputs, batch_size=cfg.eval_batch_size),
                            cfg.num_eval_samples,
                            label="eval" if step is None else f"eval step {step}")
+  extra = get_model(cfg.model).extra_metrics(cfg)
+  if extra is not None:
+    batches = _feeding(extra, inputs, batches, cfg.eval_batch_size)
   provenance = {"seed": sample_seed, "checkpoint_step": step, "ema_weights": ema,
                 "source": source, "truncation": None, "model": cfg.model}
   metrics, protocol, timing = quality_metrics(cfg, batches, provenance, classifier)
+  if extra is not None:
+    extra_metrics, extra_protocol = extra.result()
+    metrics.update(extra_metrics)
+    protocol.update(extra_protocol)
   timing["total_seconds"] = round(time.time() - t0, 2)
   record = {"step": step, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "metrics": metrics, "protocol": protocol, "timing": timing}

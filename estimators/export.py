@@ -100,7 +100,7 @@ class ServingModule(tf.Module):
 
     def serve(*args):
       inputs = dict(zip(names, args))
-      return {"images": spec.images(spec.generate(cfg, self.generator, inputs, training=False))}
+      return spec.serving_outputs(cfg, spec.generate(cfg, self.generator, inputs, training=False))
     self.serve = tf.function(serve, input_signature=list(signature.values()))
     self.extra_signatures = spec.extra_signatures(cfg, generator)  # tracked: saved with it
 

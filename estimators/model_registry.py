@@ -24,9 +24,12 @@ the tf.distribute step), export, evaluation and run.py never name one:
                         [B, heads, Nq, Nk]
   class_mixture_inputs  generator inputs with the class given as weights over the classes
                         (--mode=interpolate between classes)
+  serving_outputs       serving_default's outputs (default {'images'})
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
   mode_options          per extra mode, a frozen dataclass of its own flags (`hparam` fields)
+  prepare               what must exist before training (default nothing)
+  extra_metrics         metrics beyond the dataset's at evaluation (default none)
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
 contract that SAGAN, YLG-SAGAN and an unconditional GAN share; a model with other inputs or
@@ -116,6 +119,12 @@ class ModelSpec:
 
   def num_classes(self, cfg) -> int:
     return cfg.num_classes if self.conditional else 0
+
+  def prepare(self, cfg) -> None:
+    """Runs before training starts (train, train_and_eval; on the chief, before run_config.json
+    is written): what the model needs first, e.g. AttnGAN pretraining its DAMSM when asked to
+    and none exists. Default: nothing."""
+    del cfg
 
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg) -> tf.keras.Model:
@@ -217,6 +226,17 @@ class ModelSpec:
   def discriminator_summaries(self, cfg, discriminator) -> None:
     del cfg, discriminator
 
+  # --- evaluation -----------------------------------------------------------------------------
+  def extra_metrics(self, cfg):
+    """Metrics of this model beyond the dataset's (AttnGAN: R-precision), or None (default).
+
+    An object with `update(inputs, images)`, called for every generated batch of an evaluation
+    (`inputs`: that batch's rows of `sample_inputs`, numpy; `images` [b, S, S, 3] in [-1, 1]),
+    and `result() -> (metrics, protocol)`, merged into the evaluation's record.
+    """
+    del cfg
+    return None
+
   # --- serving --------------------------------------------------------------------------------
   def serving_signature(self, cfg) -> Dict[str, tf.TensorSpec]:
     """serving_default's inputs, by name, in order."""
@@ -224,6 +244,12 @@ class ModelSpec:
     if self.num_classes(cfg):
       signature["labels"] = tf.TensorSpec([None], tf.int32, name="labels")
     return signature
+
+  def serving_outputs(self, cfg, outputs) -> Dict[str, tf.Tensor]:
+    """serving_default's outputs from `generate`'s: {'images'} by default; a model may add more
+    (AttnGAN: every stage's images)."""
+    del cfg
+    return {IMAGES: self.images(outputs)}
 
   def serving_notes(self, cfg) -> Optional[str]:
     """What a user of the exported SavedModel must know (written beside it as

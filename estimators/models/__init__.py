@@ -10,5 +10,6 @@ importing goes one way: this package -> the model modules -> the registry.
 from estimators.model_registry import get_model, names, register  # noqa: F401
 from estimators.models import ladagan  # noqa: F401  (registers ladagan)
 from estimators.models import sagan  # noqa: F401  (registers sagan, ylg_sagan)
+from estimators.models import attngan  # noqa: F401  (registers attngan)
 
 __all__ = ["get_model", "names", "register"]
