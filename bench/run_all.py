@@ -5,13 +5,14 @@
   python -m bench --full                       # paper-scale settings (for a GPU machine)
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
-Each benchmark (attention, lada_attention, train_step, attngan_step, eval, data) runs as its own subprocess through its command
-line (`python -m bench.NAME ...`, i.e. its `main`), one after another so they do not compete for
-the cores. Its stdout is its section of the report: kept as markdown when it holds a markdown
-table, else shown as a fenced block. A benchmark that fails or times out does not stop the others:
-the summary table records its exit status with the last line of its stderr, and whatever it printed
-is kept. The report starts with the machine (CPUs, memory, GPUs, TensorFlow version, date, load
-average); it is written atomically (data.atomic_io) and printed.
+Each benchmark (attention, lada_attention, train_step, attngan_step, eval, data, r_precision) runs
+as its own subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one
+after another so they do not compete for the cores. Its stdout is its section of the report: kept
+as markdown when it holds a markdown table, else shown as a fenced block. A benchmark that fails or
+times out does not stop the others: the summary table records its exit status with the last line of
+its stderr, and whatever it printed is kept. The report starts with the machine (CPUs, memory,
+GPUs, TensorFlow version, date, load average); it is written atomically (data.atomic_io) and
+printed.
 """
 import argparse
 import collections
@@ -52,6 +53,9 @@ BENCHMARKS = {
     "data": Benchmark(
         "Data pipelines: images/s against a bare decode of the same files",
         ["--num_images=192", "--passes=3"], []),
+    "r_precision": Benchmark(
+        "R-precision of generated images: peak memory streaming 10x more images",
+        ["--images=300,3000", "--pool=3000"], []),
 }
 
 Outcome = collections.namedtuple("Outcome", "name command status seconds load stdout stderr")

@@ -15,8 +15,8 @@ each attribute value (`MARKERS`) belong to that value only, so a caption can be 
 against the pixels (data/digits_captions_test.py does).
 
 Images as data.digits (bilinear upsampling to S x S, RGB, [-1, 1]); no flip or crop (a flip
-would reverse the slant). Splits: digits' fixed stratified 80/20 split ('train' 1,437, 'test'
-360, 'all'). Vocabulary: data.text over the train then test captions. Elements as
+would reverse the slant). Splits: digits' fixed stratified 80/20 split ('train' 1,438, 'test'
+359, 'all'). Vocabulary: data.text over the train then test captions. Elements as
 data.captioned_images: images, captions [T], caption_length, caption_index, all_captions [K, T],
 all_caption_lengths [K], labels.
 """

@@ -8,7 +8,7 @@ weighting by default, the paper's eqs. 4-5 with `--loss_weighting=paper`). DAMSM
 Inputs (per example, from the real batch): the caption's token ids `captions` [B, T] and
 `caption_length` [B] (the text the generator draws), noise [B, z_dim] and the conditioning-
 augmentation draw `ca_noise` [B, c_dim] (stateless per example), and `class_ids` [B] (the
-dataset's labels; used only by --damsm_class_mask).
+dataset's labels; used only by --damsm_term_class_mask).
 The frozen DAMSM: its text encoder is part of G (all variables non-trainable; they start from
 the DAMSM checkpoint and the GAN checkpoint carries them); its image encoder encodes G's last
 stage for lambda * L_DAMSM. Neither is ever in G's or D's trainable variables; no gradient flows
@@ -21,6 +21,7 @@ import dataclasses
 import os
 import weakref
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -469,7 +470,13 @@ class AttnGAN(ModelSpec):
       frozen = None
     if frozen is None:  # the text encoder's architecture from the DAMSM flags
       hp = cfg.hparams
-      frozen = FrozenDamsm("", "", "", {"vocab_size": len(run_vocabulary(cfg)),
+      try:
+        vocab_size = len(run_vocabulary(cfg))
+      except (FileNotFoundError, ValueError) as e:  # --dry_run reads no data
+        logging.warning("AttnGAN: no vocabulary readable (%s); the text encoder is counted "
+                        "with a 2-word vocabulary", e)
+        vocab_size = 2
+      frozen = FrozenDamsm("", "", "", {"vocab_size": vocab_size,
                                         "word_dim": hp.damsm_word_dim,
                                         "embedding_dim": hp.damsm_embedding_dim})
     generator = self.make_generator(cfg, frozen)

@@ -272,6 +272,16 @@ class Damsm:
   def embedding_dim(self) -> int:
     return int(self.config["embedding_dim"])
 
+  @property
+  def variant(self) -> damsm_lib.DamsmVariant:
+    """The loss variant the DAMSM was pretrained with (G's DAMSM term may reuse it)."""
+    return damsm_lib.DamsmVariant(**self.config["loss"])
+
+  @property
+  def class_masks(self) -> bool:
+    """Whether pretraining masked same-class negatives (official CUB)."""
+    return bool(self.config.get("class_masks"))
+
 
 def _read_config(damsm_dir: str) -> dict:
   path = os.path.join(damsm_dir, CONFIG_FILE)
@@ -411,6 +421,22 @@ _ARCHITECTURE_KEYS = ("image_encoder", "embedding_dim", "word_dim", "words_num",
                       "cnn_width", "inception_weights_path", "vocab_size", "vocab_sha256")
 
 
+class _StepSeededDropout(tf.keras.layers.Layer):
+  """Dropout whose mask is a function of (seed, training step): a resumed run draws the masks
+  the uninterrupted run would have drawn (Keras' Dropout keeps its random state in the process)."""
+
+  def __init__(self, rate, seed, step, **kwargs):
+    super().__init__(**kwargs)
+    self.rate, self.seed = rate, int(seed)
+    self._read_step = step.read_value  # a bound method: Keras does not track it as a weight
+
+  def call(self, x, training=False):
+    if not training or self.rate == 0:
+      return x
+    seed = tf.stack([tf.constant(self.seed, tf.int64), self._read_step()])
+    return tf.nn.experimental.stateless_dropout(x, self.rate, seed=seed)
+
+
 class _Trainer:
   """The encoders, optimiser and compiled steps of one pretraining run."""
 
@@ -418,11 +444,19 @@ class _Trainer:
     h = cfg.hparams.resolved()
     self.h, self.use_masks = h, use_masks
     self.variant = cfg.hparams.loss_variant()
-    self.text_encoder, self.image_encoder = build_encoders(config, h.damsm_inception_bn)
-    self.flat = flat_variables(self.text_encoder, self.image_encoder)
-    self.optimizer = tf.keras.optimizers.Adam(h.damsm_lr, beta_1=0.5, beta_2=0.999)
+    tf.keras.utils.set_random_seed(cfg.seed)  # the initial weights
     self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.text_encoder, self.image_encoder = build_encoders(config, h.damsm_inception_bn)
+    self.text_encoder.dropout = _StepSeededDropout(self.text_encoder.dropout.rate, cfg.seed,
+                                                   self.step, name="dropout")
+    self.flat = flat_variables(self.text_encoder, self.image_encoder)
+    if any(v is self.step for v in self.flat.values()):
+      raise AssertionError("the step counter must not be saved as an encoder weight")
+    self.optimizer = tf.keras.optimizers.Adam(h.damsm_lr, beta_1=0.5, beta_2=0.999)
+    # Slots exist before a restore, so a resumed run gets its Adam moments back.
+    self.optimizer.build(self.text_encoder.trainable_variables
+                         + self.image_encoder.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(optimizer=self.optimizer, epoch=self.epoch,
                                           step=self.step, **self.flat)
     self.train_step = tf.function(self._train_step)
@@ -451,16 +485,11 @@ class _Trainer:
     return {"loss": loss.total, "w0": loss.w0, "w1": loss.w1, "s0": loss.s0, "s1": loss.s1}
 
   def _eval_step(self, batch):
-    loss, words, _, regions, _ = self._losses(batch, training=False)
-    sentence_scores = damsm_lib.sentence_scores(*self._globals(batch))
+    loss, words, sentence, regions, image_global = self._losses(batch, training=False)
+    sentence_scores = damsm_lib.sentence_scores(image_global, sentence)  # [B, B]
     w_scores, _ = damsm_lib.word_scores(words, regions, batch["caption_length"], self.variant)
     return {"loss": loss.total, "w0": loss.w0, "w1": loss.w1, "s0": loss.s0, "s1": loss.s1,
             **top1_retrieval(sentence_scores, "sentence"), **top1_retrieval(w_scores, "word")}
-
-  def _globals(self, batch):
-    _, sentence = self.text_encoder(batch["captions"], batch["caption_length"], training=False)
-    _, image_global = self.image_encoder(batch["images"], training=False)
-    return image_global, sentence
 
 
 def top1_retrieval(scores, tag):
@@ -535,7 +564,7 @@ def pretrain(cfg, options=None):
   manager = tf.train.CheckpointManager(trainer.checkpoint, damsm_dir, max_to_keep=3,
                                        checkpoint_name=CHECKPOINT_PREFIX)
   if manager.latest_checkpoint:
-    trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    trainer.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
     logging.info("DAMSM: resumed from %s (epoch %d)", manager.latest_checkpoint,
                  int(trainer.epoch.numpy()))
   train_writer = tf.summary.create_file_writer(os.path.join(damsm_dir, "train"))
