@@ -198,14 +198,11 @@ def run_attngan(workdir, s, steps, warmup, with_damsm):
 
 def run_damsm(s, steps, warmup):
   """warmup + steps DAMSM pretraining steps (damsm.py's _Trainer) on one random batch."""
-  import types  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from estimators.models import attngan, damsm  # pylint: disable=import-outside-toplevel
+  from estimators.models import damsm  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
-  hp = attngan.AttnGANHParams(**{k: v for k, v in s.items()
-                                 if k in {f.name for f in dataclasses.fields(
-                                     attngan.AttnGANHParams)}})
-  cfg = types.SimpleNamespace(hparams=hp, dataset="digits_captions")
+  cfg = _gan_config(os.path.join(tempfile.gettempdir(), "unused"), s, 1)  # nothing is written
+  hp = cfg.hparams
   vocab = _vocabulary(s["vocab_size"])
   config = damsm._config_dict(cfg, vocab, False)  # pylint: disable=protected-access
   trainer = damsm._Trainer(cfg, config, use_masks=False)  # pylint: disable=protected-access
