@@ -186,7 +186,8 @@ def run_attngan(workdir, s, steps, warmup, with_damsm):
     shutil.copy(os.path.join(model_dir, "vocab.txt"), os.path.join(run_dir, "vocab.txt"))
     cfg = dataclasses.replace(cfg, model_dir=run_dir)
     estimator = gan_estimator.build_estimator(cfg)
-    vocab_size = len(open(os.path.join(run_dir, "vocab.txt"), encoding="utf-8").read().split())
+    from data.text import Vocabulary  # pylint: disable=import-outside-toplevel
+    vocab_size = len(Vocabulary.load(os.path.join(run_dir, "vocab.txt")))
     input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=_synthetic_captioned(
         s["image_size"], s["max_words"], vocab_size))
     timer = _step_timer_hook(warmup)
