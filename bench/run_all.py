@@ -1,17 +1,18 @@
 """Runs every benchmark and writes one markdown report: `python -m bench` (or bench/run_all.py).
 
-  python -m bench                              # quick settings, all four, -> bench/results.md
+  python -m bench                              # quick settings, all of them, -> bench/results.md
   python -m bench --only=attention,data        # a selection
   python -m bench --full                       # paper-scale settings (for a GPU machine)
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
-Each benchmark (attention, lada_attention, train_step, eval, data, r_precision) runs as its own
-subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one after another
-so they do not compete for the cores. Its stdout is its section of the report: kept as markdown when
-it holds a markdown table, else shown as a fenced block. A benchmark that fails or times out does
-not stop the others: the summary table records its exit status with the last line of its stderr, and
-whatever it printed is kept. The report starts with the machine (CPUs, memory, GPUs, TensorFlow
-version, date, load average); it is written atomically (data.atomic_io) and printed.
+Each benchmark (attention, lada_attention, train_step, attngan_step, eval, data, r_precision) runs
+as its own subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one
+after another so they do not compete for the cores. Its stdout is its section of the report: kept
+as markdown when it holds a markdown table, else shown as a fenced block. A benchmark that fails or
+times out does not stop the others: the summary table records its exit status with the last line of
+its stderr, and whatever it printed is kept. The report starts with the machine (CPUs, memory,
+GPUs, TensorFlow version, date, load average); it is written atomically (data.atomic_io) and
+printed.
 """
 import argparse
 import collections
@@ -42,6 +43,9 @@ BENCHMARKS = {
     "train_step": Benchmark(
         "Training step: GANEstimator steps/s on synthetic in-memory data",
         [], ["--full"]),
+    "attngan_step": Benchmark(
+        "AttnGAN and DAMSM pretraining steps: images/s, peak memory, the frozen DAMSM's share",
+        ["--steps=2", "--warmup=1"], ["--full"]),
     "eval": Benchmark(
         "Evaluation: streaming overhead and memory growth with sample count",
         ["--throughput_samples=128", "--rounds=2", "--memory_samples=1000,5000",
