@@ -121,12 +121,15 @@ def _step_timer_hook(warmup):
   return StepTimer()
 
 
-def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_devices=0,
-            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1, xla=False):
+def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_devices=0,
+            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1, xla=False,
+            overrides=None, hooks=()):
   """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict.
 
   cpu_devices > 1 splits the CPU into that many logical devices first (no GPU: what
-  --distribution=mirrored then mirrors over; they share the same cores).
+  --distribution=mirrored then mirrors over; they share the same cores). `overrides`: further
+  GANConfig run settings or hyperparameters (estimators.testing.tiny_config names), e.g.
+  beta2 or sn_bound to match another code's settings. `hooks`: more SessionRunHooks.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from estimators.replica_check import configure_cpu_devices  # pylint: disable=import-outside-toplevel
@@ -147,21 +150,23 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
         num_classes=num_classes, max_steps=total, **widths,
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
-        distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision,
-        mixed_precision_dtype=mixed_precision_dtype, xla=xla)
+        num_devices=num_devices, mixed_precision=mixed_precision,
+        mixed_precision_dtype=mixed_precision_dtype, xla=xla,
+        **({} if distribution is None else {"distribution": distribution}),
+        **dict(overrides or {}))
     estimator = gan_estimator.build_estimator(cfg)
     input_fn = gan_estimator.make_train_input_fn(
         cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()
-    estimator.train(input_fn, hooks=[timer], max_steps=total)
+    estimator.train(input_fn, hooks=[timer] + list(hooks), max_steps=total)
     wall = time.perf_counter() - start
   timed = timer.timed()
   if len(timed) != steps + 1:
     raise RuntimeError(f"expected {total} steps, the hook saw {len(timer.times)}")
   seconds = timed[-1] - timed[0]
   step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
-  return {"config": config_text(config), "distribution": distribution,
+  return {"config": config_text(config), "distribution": cfg.distribution,
           "mixed_precision": mixed_precision and mixed_precision_dtype, "xla": xla,
           "timed_steps": len(step_ms), "seconds": seconds,
           "steps_per_sec": len(step_ms) / seconds,
