@@ -1,7 +1,7 @@
 """This project's SAGAN training step next to TF-GAN's own SAGAN example, interleaved in one process.
 
-  python -m bench.tfgan_example                                # 16:8 and 32:16, 2 rounds
-  python -m bench.tfgan_example --settings=16:8 --rounds=3 --steps=10
+  python -m bench.tfgan_example                                # 16:8 and 32:16
+  python -m bench.tfgan_example --settings=16:8 --steps=20
   python -m bench.tfgan_example --ours=default,gan_estimator   # our engines side by side
 
 TF-GAN's example is `tensorflow_gan.examples.self_attention_estimator` imported from the installed
@@ -16,16 +16,21 @@ passes only beta1), TF-GAN's spectral-norm bound (W / max(1, sigma) outside atte
 per G step, no EMA, no checkpoint or summary inside the timed window. Ours trains through
 `bench.train_step.run_one` (our estimator as `run.py` builds it) on 64 random images held in memory.
 
-Rounds alternate TF-GAN and each of our engine variants in one process, so they share whatever
-else the machine runs at that moment; a contender's images/s is the median over rounds, and the
-ratio column is each variant's median over TF-GAN's. A timed window starts after --warmup steps
-(graph build, session start, step-0 checkpoint and summaries) and ends with the last step.
+All contenders train at once in one process, each in its own thread, but take turns step by step
+(`Turns`): TF-GAN's step 1, ours step 1, TF-GAN's step 2, ... Only one computes at any moment and
+neighbouring steps of different contenders see the same background load, so the ratio stays fair
+on a shared machine even when absolute numbers do not. A step is timed from taking the turn to the
+start of the contender's next step (every hook's session.run included). The first --warmup steps
+(graph build, session start, step-0 checkpoint and summaries) are not timed; images/s = batch /
+median step time (robust to a burst of load; the mean over all timed steps is shown too); the
+ratio is each variant's images/s over TF-GAN's, both at the median step.
 """
 import argparse
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -40,7 +45,8 @@ DEFAULT_SETTINGS = "16:8,32:16"  # WIDTH:BATCH (gf = df = WIDTH)
 VARIANTS = {
     "default": {},                                   # whatever `python run.py` trains with
     "gan_estimator": {"distribution": "none"},       # TF-GAN's GANEstimator (sequential hooks)
-    "one_device": {"distribution": "one_device"},    # the in-graph D-then-G step
+    "one_device": {"distribution": "one_device"},    # the in-graph D-then-G step, tf.distribute
+    "in_graph": {"distribution": "none", "engine": "in_graph"},  # the same step, no strategy
     "xla": {"xla": True},
 }
 
@@ -86,12 +92,67 @@ def _import_tfgan_example():
   return train_experiment
 
 
-def run_tfgan(width, batch, *, steps, warmup):
-  """Trains TF-GAN's example warmup + steps steps; returns {'images_per_sec', ...}."""
+class Turns:
+  """Step-by-step interleaving of contenders that each train in their own thread.
+
+  A contender waits for its turn before it builds its graph and before each step; it hands the
+  turn on when its step (every hook included) is done, and after its last step only when its
+  estimator.train has returned (end-of-training checkpoint included). So only one contender
+  computes at a time, builds never overlap, and consecutive steps of different contenders see
+  the same background load.
+  """
+
+  def __init__(self, names):
+    self._order = list(names)
+    self._turn = 0
+    self._cond = threading.Condition()
+
+  def acquire(self, name):
+    with self._cond:
+      self._cond.wait_for(lambda: self._order[self._turn] == name)
+
+  def release(self, name, finished=False):
+    with self._cond:
+      index = self._order.index(name)
+      if finished:
+        self._order.pop(index)
+        self._turn = index % len(self._order) if self._order else 0
+      else:
+        self._turn = (index + 1) % len(self._order)
+      self._cond.notify_all()
+
+
+def turn_hook(turns, name):
+  """A SessionRunHook (first in the list) that takes turns and times each step from taking the
+  turn to the start of the next step (its after_run hooks included); the last step ends at end()."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from bench.train_step import _step_timer_hook  # pylint: disable=import-outside-toplevel
+
+  class TurnHook(tf.estimator.SessionRunHook):
+    def __init__(self):
+      self.step_seconds = []
+      self._start = None
+
+    def _finish_step(self):
+      if self._start is not None:
+        self.step_seconds.append(time.perf_counter() - self._start)
+        self._start = None
+
+    def before_run(self, run_context):
+      if self._start is not None:  # the previous step is over: hand on the turn
+        self._finish_step()
+        turns.release(name)
+        turns.acquire(name)
+      self._start = time.perf_counter()
+
+    def end(self, session):
+      self._finish_step()
+  return TurnHook()
+
+
+def train_tfgan(width, batch, total, hooks):
+  """Trains TF-GAN's example `total` steps with `hooks` (its GANEstimator, its fake data)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   te = _import_tfgan_example()
-  total = warmup + steps
   with tempfile.TemporaryDirectory(prefix="bench_tfgan_example_") as tmp:
     hparams = te.HParams(
         train_batch_size=batch, eval_batch_size=batch, predict_batch_size=batch,
@@ -104,12 +165,11 @@ def run_tfgan(width, batch, *, steps, warmup):
                                 tpu_zone=None, tpu_iterations_per_loop=1))
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
     estimator = te.make_estimator(hparams)
-    timer = _step_timer_hook(warmup)
-    estimator.train(te.train_eval_input_fn, max_steps=total, hooks=[timer])
-  return _rate(timer.timed(), batch, steps)
+    estimator.train(te.train_eval_input_fn, max_steps=total, hooks=hooks)
+  return "GANEstimator (TF-GAN's sequential hooks, its MirroredStrategy RunConfig)"
 
 
-def run_ours(width, batch, overrides, *, steps, warmup):
+def train_ours(width, batch, overrides, total, hooks):
   from bench import train_step  # pylint: disable=import-outside-toplevel
   config = train_step.Config("sagan", IMAGE_SIZE, width, width, batch, ATTENTION)
   same = dict(generator_lr=LR_G, discriminator_lr=LR_D, beta1=BETA1, beta2=BETA2,
@@ -117,27 +177,54 @@ def run_ours(width, batch, overrides, *, steps, warmup):
   same.update(overrides)
   distribution = same.pop("distribution", None)
   xla = same.pop("xla", False)
-  result = train_step.run_one(config, steps=steps, warmup=warmup, num_classes=NUM_CLASSES,
-                              distribution=distribution, xla=xla, overrides=same)
-  return {"images_per_sec": result["images_per_sec"], "median_step_ms": result["median_step_ms"],
-          "engine": result["distribution"]}
+  result = train_step.run_one(config, steps=total - 1, warmup=1, num_classes=NUM_CLASSES,
+                              distribution=distribution, xla=xla, overrides=same, hooks=hooks)
+  return f"engine {result['engine']}, distribution {result['distribution']}, xla {xla}"
 
 
-def _rate(timed, batch, steps):
-  if len(timed) != steps + 1:
-    raise RuntimeError(f"expected {steps} timed steps, the hook saw {len(timed) - 1}")
-  seconds = timed[-1] - timed[0]
-  step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
-  return {"images_per_sec": batch * steps / seconds, "median_step_ms": statistics.median(step_ms)}
+def compare(setting, variants, *, steps, warmup):
+  """Trains TF-GAN's example and each variant step-interleaved; returns
+  {name: (engine description, [seconds of each timed step])}."""
+  width, batch = setting
+  total = warmup + steps
+  contenders = [("TF-GAN example", None)] + list(variants)
+  turns = Turns([name for name, _ in contenders])
+  results, errors = {}, {}
+
+  def run(name, overrides):
+    hook = turn_hook(turns, name)
+    turns.acquire(name)
+    try:
+      engine = (train_tfgan(width, batch, total, [hook]) if overrides is None
+                else train_ours(width, batch, overrides, total, [hook]))
+      timed = hook.step_seconds[warmup:]
+      if len(timed) != steps:
+        raise RuntimeError(f"{name}: expected {steps} timed steps, got {len(timed)}")
+      results[name] = (engine, timed)
+    except BaseException as e:  # pylint: disable=broad-except  (reported below)
+      errors[name] = e
+    finally:
+      turns.release(name, finished=True)
+
+  threads = [threading.Thread(target=run, args=c, name=c[0]) for c in contenders]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  if errors:
+    name, error = next(iter(errors.items()))
+    raise RuntimeError(f"{name} failed: {error!r}") from error
+  return {name: results[name] for name, _ in contenders}
 
 
 def format_table(rows):
-  """rows: [(setting, contender, [images/s per round], ratio or None)] -> markdown."""
-  lines = ["| gf = df | batch | contender | images/s per round | median images/s | vs TF-GAN |",
-           "|---:|---:|---|---|---:|---:|"]
-  for (width, batch), name, rates, ratio in rows:
-    per_round = ", ".join(f"{r:.1f}" for r in rates)
-    lines.append(f"| {width} | {batch} | {name} | {per_round} | {statistics.median(rates):.1f} "
+  """rows: [((width, batch), contender, images/s at the median step, images/s over all timed
+  steps, median ms/step, ratio or None)] -> markdown."""
+  lines = ["| gf = df | batch | contender | median ms/step | images/s (median step) "
+           "| images/s (all timed steps) | vs TF-GAN (median step) |",
+           "|---:|---:|---|---:|---:|---:|---:|"]
+  for (width, batch), name, rate, mean_rate, median_ms, ratio in rows:
+    lines.append(f"| {width} | {batch} | {name} | {median_ms:,.0f} | {rate:.1f} | {mean_rate:.1f} "
                  f"| {'1.00 (reference)' if ratio is None else f'{ratio:.2f}x'} |")
   return "\n".join(lines)
 
@@ -149,7 +236,6 @@ def main(argv=None):
   p.add_argument("--ours", default="default",
                  help=f"our engine variants, comma-separated, each from {', '.join(VARIANTS)} "
                  "or several joined by '+' (default: default)")
-  p.add_argument("--rounds", type=int, default=2, help="alternating rounds (>= 1)")
   p.add_argument("--steps", type=int, default=8, help="timed steps per contender and round")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 1)")
   args = p.parse_args(argv)
@@ -157,36 +243,29 @@ def main(argv=None):
     settings, variants = parse_settings(args.settings), parse_variants(args.ours)
   except ValueError as e:
     p.error(str(e))
-  if args.rounds < 1 or args.steps < 1 or args.warmup < 1:
-    p.error("--rounds, --steps and --warmup must be >= 1")
+  if args.steps < 1 or args.warmup < 1:
+    p.error("--steps and --warmup must be >= 1")
+  _import_tfgan_example()  # the shim and the flags, before any thread imports it
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   load_before, start = os.getloadavg()[0], time.time()
   rows, engines = [], {}
   for setting in settings:
-    rates = {"TF-GAN example": []}
-    rates.update({name: [] for name, _ in variants})
-    for r in range(args.rounds):
-      # Alternate who goes first, so neither always runs right after a graph build.
-      order = [("TF-GAN example", None)] + variants
-      order = order if r % 2 == 0 else order[::-1]
-      for name, overrides in order:
-        width, batch = setting
-        kw = dict(steps=args.steps, warmup=args.warmup)
-        result = (run_tfgan(width, batch, **kw) if overrides is None
-                  else run_ours(width, batch, overrides, **kw))
-        engines[name] = result.get("engine", "GANEstimator (TF-GAN's hooks)")
-        rates[name].append(result["images_per_sec"])
-        print(f"  gf=df={width} batch {batch} round {r + 1} {name}: "
-              f"{result['images_per_sec']:.2f} images/s", file=sys.stderr, flush=True)
-    reference = statistics.median(rates["TF-GAN example"])
-    for name, values in rates.items():
-      rows.append((setting, name, values,
-                   None if name == "TF-GAN example" else statistics.median(values) / reference))
+    results = compare(setting, variants, steps=args.steps, warmup=args.warmup)
+    reference = None
+    for name, (engine, seconds) in results.items():
+      engines[name] = engine
+      median_ms = statistics.median(seconds) * 1000
+      rate = setting[1] * 1000 / median_ms  # the median step: robust to a burst of load
+      reference = reference or rate
+      rows.append((setting, name, rate, setting[1] * len(seconds) / sum(seconds), median_ms,
+                   None if name == "TF-GAN example" else rate / reference))
+      print(f"  gf=df={setting[0]} batch {setting[1]} {name}: {rate:.2f} images/s",
+            file=sys.stderr, flush=True)
   print(f"\n128 px, {NUM_CLASSES} classes, attention at {ATTENTION}x{ATTENTION}, float32; "
-        f"{args.warmup} warm-up + {args.steps} timed steps per contender, {args.rounds} "
-        f"alternating rounds in one process; {os.cpu_count()} CPUs, load average "
+        f"{args.warmup} warm-up + {args.steps} timed steps per contender, interleaved step by "
+        f"step in one process; {os.cpu_count()} CPUs, load average "
         f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; ran {time.time() - start:.0f} s. "
-        "Engines: " + "; ".join(f"{k} = {v}" for k, v in engines.items()) + "\n")
+        "Engines: " + "; ".join(f"{k}: {v}" for k, v in engines.items()) + "\n")
   print(format_table(rows))
   return rows
 

@@ -166,7 +166,7 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
     raise RuntimeError(f"expected {total} steps, the hook saw {len(timer.times)}")
   seconds = timed[-1] - timed[0]
   step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
-  return {"config": config_text(config), "distribution": cfg.distribution,
+  return {"config": config_text(config), "distribution": cfg.distribution, "engine": cfg.engine,
           "mixed_precision": mixed_precision and mixed_precision_dtype, "xla": xla,
           "timed_steps": len(step_ms), "seconds": seconds,
           "steps_per_sec": len(step_ms) / seconds,
