@@ -185,7 +185,8 @@ def build_estimator(cfg: GANConfig):
     model_fn = distribution.make_model_fn(
         kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
         resample_noise=_resample_noise,
-        model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model))
+        model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model),
+        generator_first=cfg.distribution == "none")  # GANEstimator's order (it replaces it)
     if cfg.distribution == "none":  # the in-graph step on the default device, no strategy
       config = tf.estimator.RunConfig(session_config=precision.configure_session(cfg),
                                       **run_kwargs)
