@@ -113,8 +113,22 @@ def expected_replicas(cfg):
                           f"{DISTRIBUTIONS}")
 
 
+ENGINES = ("in_graph", "gan_estimator")
+
+
+def validate_engine(cfg):
+  """--engine is known and fits --distribution."""
+  if cfg.engine not in ENGINES:
+    raise DistributionError(f"unknown engine {cfg.engine!r}; choose one of {ENGINES}")
+  if cfg.engine == "gan_estimator" and cfg.distribution != "none":
+    raise DistributionError(
+        f"--engine=gan_estimator trains on one device; --distribution={cfg.distribution} runs "
+        "the in-graph step (--engine=in_graph, the default)")
+
+
 def validate(cfg):
   """Fails at start, before anything is written, when the distribution cannot run here."""
+  validate_engine(cfg)
   per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
 
 

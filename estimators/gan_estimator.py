@@ -181,6 +181,7 @@ def build_estimator(cfg: GANConfig):
     return tfgan.estimator.TPUGANEstimator(
         config=config, use_tpu=bool(cfg.tpu), train_batch_size=cfg.batch_size,
         eval_batch_size=cfg.batch_size, predict_batch_size=cfg.batch_size, **kwargs)
+  distribution.validate_engine(cfg)
   if cfg.distribution != "none" or cfg.engine == "in_graph":
     model_fn = distribution.make_model_fn(
         kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
