@@ -32,6 +32,8 @@ import tensorflow_gan as tfgan
 from tensorflow_gan.python import contrib_utils
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
+from estimators.losses import NONFINITE_MARKER
+
 DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
 
 
@@ -213,6 +215,21 @@ def _loss_summaries(scalars):
   return list(values.values())
 
 
+def _guard_gradients(grads_and_vars, which):
+  """The gradients, made to wait for a check that their global norm is finite.
+
+  The loss guard (estimators.losses) misses a NaN that a ReLU swallows on the way to the loss
+  (oneDNN's ReLU maps NaN to 0: NaN real images give a finite D loss and NaN D gradients).
+  GANEstimator's extra forward pass for the logged loss happened to expose such weights one
+  session.run later; the in-graph step checks the gradients themselves, before they are applied.
+  """
+  grads_and_vars = [(g, v) for g, v in grads_and_vars]
+  norm = tf.linalg.global_norm([g for g, _ in grads_and_vars if g is not None])
+  check = tf.debugging.check_numerics(norm, f"{NONFINITE_MARKER}: {which} loss gradient")
+  with tf.control_dependencies([check]):
+    return [(tf.identity(g) if g is not None else None, v) for g, v in grads_and_vars]
+
+
 def _sub_step(which, generator_fn, discriminator_fn, real_data, generator_inputs, optimizer,
               model_loss):
   """One network's update on a fresh forward pass: (train op, loss, {tag: scalar}, gan_model)."""
@@ -227,7 +244,8 @@ def _sub_step(which, generator_fn, discriminator_fn, real_data, generator_inputs
   with tf.compat.v1.name_scope(f"{which}_train"):
     train = contrib_utils.create_train_op(
         loss, optimizer, global_step=None, variables_to_train=variables,
-        update_ops=_new_update_ops(before, scope.name.rstrip("/")))
+        update_ops=_new_update_ops(before, scope.name.rstrip("/")),
+        transform_grads_fn=lambda grads: _guard_gradients(grads, which))
   return train, loss, scalars, gan_model
 
 
