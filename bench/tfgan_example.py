@@ -44,9 +44,9 @@ DEFAULT_SETTINGS = "16:8,32:16"  # WIDTH:BATCH (gf = df = WIDTH)
 # Our engine variants: name -> GANConfig overrides ('+' joins several: one_device+xla).
 VARIANTS = {
     "default": {},                                   # whatever `python run.py` trains with
-    "gan_estimator": {"distribution": "none"},       # TF-GAN's GANEstimator (sequential hooks)
-    "one_device": {"distribution": "one_device"},    # the in-graph D-then-G step, tf.distribute
-    "in_graph": {"distribution": "none", "engine": "in_graph"},  # the same step, no strategy
+    "gan_estimator": {"engine": "gan_estimator"},    # TF-GAN's GANEstimator (sequential hooks)
+    "in_graph": {"engine": "in_graph"},              # one train op: G update, then D update
+    "one_device": {"distribution": "one_device"},    # the in-graph step under tf.distribute
     "xla": {"xla": True},
 }
 
