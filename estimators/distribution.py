@@ -14,6 +14,9 @@ written, then no step in 10 minutes). Here one train op holds the whole step, in
 TPUGANEstimator uses on TPU: the D update, then, under a control dependency on it, a fresh
 forward pass and the G update (so G sees the updated D), then the global-step increment. Each
 step consumes one batch (the hook path reads one for D, one for G and one for the logged loss).
+The single-device default engine (GANConfig.engine='in_graph', no strategy) runs the same train
+op with the G update first, GANEstimator's hook order, so it computes GANEstimator's step
+(estimators/engine_parity_test.py) without GANEstimator's third session.run.
 
 Batch sizes: `--batch_size` is the GLOBAL batch. Each of the R replicas gets batch_size / R
 examples; a batch that does not divide evenly is an error at start. Gradients are averaged over
