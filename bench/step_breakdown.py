@@ -1,6 +1,6 @@
 """Where a training step's time goes: RunMetadata step-stats timelines aggregated by op name scope.
 
-  python -m bench.step_breakdown                                   # SAGAN, YLG-SAGAN, LadaGAN
+  python -m bench.step_breakdown                        # SAGAN, YLG-SAGAN (128 px), LadaGAN (32 px)
   python -m bench.step_breakdown --configs=sagan:128:16:8:32 --num_classes=1000 --engine=gan_estimator
 
 Each config trains (bench.train_step.run_one: our estimator on in-memory random images) --warmup
@@ -40,7 +40,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if sys.path[0] != ROOT:
   sys.path.insert(0, ROOT)
 
-DEFAULT_CONFIGS = "sagan:128:16:8:32,ylg_sagan:128:16:8:32,ladagan:32:paper:16"
+# YLG's 8 heads need >= 64 channels at the attention block: df 32 at 128 px / 32x32.
+DEFAULT_CONFIGS = "sagan:128:16:8:32,ylg_sagan:128:16/32:8:32,ladagan:32:paper:16"
 BUCKETS = ("input", "G forward", "D forward", "G backward", "D backward",
            "spectral norm (power iteration, W / sigma)", "spectral norm backward",
            "optimiser updates", "summaries", "non-finite guard", "other")
@@ -257,15 +258,25 @@ def main(argv=None):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   load = os.getloadavg()[0]
   out = []
+  failed = []
   for config in configs:
-    out.append(breakdown(config, num_classes=args.num_classes, warmup=args.warmup,
-                         untraced=args.untraced, traced=args.traced, engine=args.engine))
+    try:
+      out.append(breakdown(config, num_classes=args.num_classes, warmup=args.warmup,
+                           untraced=args.untraced, traced=args.traced, engine=args.engine))
+    except Exception as e:  # pylint: disable=broad-except  (the other configs still run)
+      failed.append(f"{train_step.config_text(config)}: FAILED: {type(e).__name__}: {e}")
+      print(failed[-1], file=sys.stderr, flush=True)
+      continue
     print(f"  {out[-1]['config']}: {out[-1]['untraced_ms']:.0f} ms/step", file=sys.stderr,
           flush=True)
   print(f"\n{args.num_classes} classes (class-conditional models), float32; {args.warmup} "
         f"warm-up, {args.untraced} untraced and {args.traced} traced steps each; "
         f"{os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
   print("\n\n".join(format_breakdown(b) for b in out))
+  for line in failed:
+    print(f"\n{line}")
+  if failed:
+    sys.exit(1)
   return out
 
 
