@@ -78,6 +78,11 @@ flags.DEFINE_enum("distribution", "none", ("none", "one_device", "mirrored", "mu
                   "(MirroredStrategy), 'multi_worker' = the cluster in TF_CONFIG "
                   "(MultiWorkerMirroredStrategy), 'one_device' = the same in-graph step on one "
                   "device, 'none' = TF-GAN's GANEstimator. --batch_size is the global batch.")
+flags.DEFINE_enum("engine", "in_graph", ("in_graph", "gan_estimator"),
+                  "Training step on one device (--distribution=none): 'in_graph' = one train op "
+                  "per step (G update, then D update; GANEstimator's math without its extra "
+                  "session.run for the logged loss; faster, see README 'Training speed'), "
+                  "'gan_estimator' = TF-GAN's GANEstimator with its sequential train hooks.")
 flags.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use this many local devices "
                      "(0: every GPU).")
 flags.DEFINE_boolean("cross_replica_bn", True, "Batch-norm statistics over the global batch "
@@ -293,7 +298,7 @@ def config_from_flags():
       **run,
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
-      use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution,
+      use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution, engine=FLAGS.engine,
       num_devices=FLAGS.num_devices, cross_replica_bn=FLAGS.cross_replica_bn,
       mixed_precision=FLAGS.mixed_precision, mixed_precision_dtype=FLAGS.mixed_precision_dtype,
       xla=FLAGS.xla,

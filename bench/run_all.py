@@ -5,9 +5,9 @@
   python -m bench --full                       # paper-scale settings (for a GPU machine)
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
-Each benchmark (attention, lada_attention, train_step, attngan_step, eval, data, r_precision) runs
-as its own subprocess through its command line (`python -m bench.NAME ...`, i.e. its `main`), one
-after another so they do not compete for the cores. Its stdout is its section of the report: kept
+Each benchmark (attention, lada_attention, train_step, tfgan_example, step_breakdown, attngan_step,
+eval, data, r_precision) runs as its own subprocess through its command line (`python -m
+bench.NAME ...`, i.e. its `main`), one after another so they do not compete for the cores. Its stdout is its section of the report: kept
 as markdown when it holds a markdown table, else shown as a fenced block. A benchmark that fails or
 times out does not stop the others: the summary table records its exit status with the last line of
 its stderr, and whatever it printed is kept. The report starts with the machine (CPUs, memory,
@@ -46,6 +46,14 @@ BENCHMARKS = {
     "attngan_step": Benchmark(
         "AttnGAN and DAMSM pretraining steps: images/s, peak memory, the frozen DAMSM's share",
         ["--steps=2", "--warmup=1"], ["--full"]),
+    "tfgan_example": Benchmark(
+        "Training step: our SAGAN vs TF-GAN's own SAGAN example (128 px, 1000 classes), "
+        "interleaved step by step",
+        ["--settings=16:8", "--steps=6"], []),
+    "step_breakdown": Benchmark(
+        "Training step: where the time goes (step-stats timelines by op name scope)",
+        ["--configs=sagan:32:16/32:16,ylg_sagan:32:16/32:16,ladagan:32:paper:16",
+         "--num_classes=10", "--warmup=2", "--untraced=2", "--traced=2"], []),
     "eval": Benchmark(
         "Evaluation: streaming overhead and memory growth with sample count",
         ["--throughput_samples=128", "--rounds=2", "--memory_samples=1000,5000",

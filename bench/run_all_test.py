@@ -81,6 +81,9 @@ def test_real_run_of_every_benchmark_at_tiny_settings(tmp_path):
       f"--out={out}", "--timeout=600",
       "--args=attention=--sizes=32 --layers=sagan_1head,ylg_sparse --channels=64 --steps=1",
       "--args=train_step=--configs=sagan:32:8:8 --warmup=1 --steps=2",
+      "--args=tfgan_example=--settings=8:2 --warmup=1 --steps=1",
+      "--args=step_breakdown=--configs=sagan:32:8:8 --num_classes=10 --warmup=1 --untraced=1 "
+      "--traced=1",
       "--args=eval=--parts=memory --memory_samples=100,200 --memory_real_samples=100 "
       "--memory_feature_subset_size=100 --batch_size=50",
       "--args=data=--num_images=8 --passes=1"])

@@ -13,7 +13,8 @@ hook, cached, so input costs next to nothing). A SessionRunHook stamps the end o
 the first --warmup steps (graph build, session start, first-step summaries and the step-0
 checkpoint all fall before them) are excluded, and the next --steps are timed from the end of
 the last warm-up step to the end of the last timed step. One step is what the estimator calls a
-step: one discriminator update and one generator update (TF-GAN's sequential train hooks).
+step: one generator update and one discriminator update (--engine: the in-graph step, default,
+or TF-GAN's GANEstimator with its sequential train hooks).
 images/s = global batch x steps/s. Peak RSS is the subprocess's resident high-water mark
 (VmHWM: TensorFlow itself, the graph, variables and activations). The CPU may be shared with
 other work: the table header shows the load average.
@@ -121,12 +122,15 @@ def _step_timer_hook(warmup):
   return StepTimer()
 
 
-def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_devices=0,
-            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1, xla=False):
+def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_devices=0,
+            mixed_precision=False, mixed_precision_dtype="auto", cpu_devices=1, xla=False,
+            overrides=None, hooks=()):
   """Trains warmup + steps steps of `config` (a Config) in this process; returns a dict.
 
   cpu_devices > 1 splits the CPU into that many logical devices first (no GPU: what
-  --distribution=mirrored then mirrors over; they share the same cores).
+  --distribution=mirrored then mirrors over; they share the same cores). `overrides`: further
+  GANConfig run settings or hyperparameters (estimators.testing.tiny_config names), e.g.
+  beta2 or sn_bound to match another code's settings. `hooks`: more SessionRunHooks.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   from estimators.replica_check import configure_cpu_devices  # pylint: disable=import-outside-toplevel
@@ -147,21 +151,23 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution="none", num_d
         num_classes=num_classes, max_steps=total, **widths,
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
-        distribution=distribution, num_devices=num_devices, mixed_precision=mixed_precision,
-        mixed_precision_dtype=mixed_precision_dtype, xla=xla)
+        num_devices=num_devices, mixed_precision=mixed_precision,
+        mixed_precision_dtype=mixed_precision_dtype, xla=xla,
+        **({} if distribution is None else {"distribution": distribution}),
+        **dict(overrides or {}))
     estimator = gan_estimator.build_estimator(cfg)
     input_fn = gan_estimator.make_train_input_fn(
         cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()
-    estimator.train(input_fn, hooks=[timer], max_steps=total)
+    estimator.train(input_fn, hooks=[timer] + list(hooks), max_steps=total)
     wall = time.perf_counter() - start
   timed = timer.timed()
   if len(timed) != steps + 1:
     raise RuntimeError(f"expected {total} steps, the hook saw {len(timer.times)}")
   seconds = timed[-1] - timed[0]
   step_ms = [1000 * (b - a) for a, b in zip(timed, timed[1:])]
-  return {"config": config_text(config), "distribution": distribution,
+  return {"config": config_text(config), "distribution": cfg.distribution, "engine": cfg.engine,
           "mixed_precision": mixed_precision and mixed_precision_dtype, "xla": xla,
           "timed_steps": len(step_ms), "seconds": seconds,
           "steps_per_sec": len(step_ms) / seconds,
@@ -175,6 +181,7 @@ def _run_in_subprocess(config, args):
          f"--steps={args.steps}", f"--warmup={args.warmup}", f"--num_classes={args.num_classes}",
          f"--distribution={args.distribution}", f"--num_devices={args.num_devices}",
          f"--cpu_devices={args.cpu_devices}",
+         *([f"--engine={args.engine}"] if args.engine else []),
          f"--mixed_precision_dtype={args.mixed_precision_dtype}"]
   if args.mixed_precision:
     cmd.append("--mixed_precision")
@@ -219,6 +226,8 @@ def main(argv=None):
                  choices=("none", "one_device", "mirrored", "multi_worker"),
                  help="GANConfig.distribution (scale-out engine)")
   p.add_argument("--num_devices", type=int, default=0, help="GANConfig.num_devices")
+  p.add_argument("--engine", default=None, choices=("in_graph", "gan_estimator"),
+                 help="GANConfig.engine with --distribution=none (default: GANConfig's)")
   p.add_argument("--mixed_precision", action="store_true", help="GANConfig.mixed_precision")
   p.add_argument("--xla", action="store_true", help="GANConfig.xla: XLA auto-clustering")
   p.add_argument("--mixed_precision_dtype", default="auto", choices=("auto", "float16",
@@ -243,7 +252,8 @@ def main(argv=None):
                      num_classes=args.num_classes, distribution=args.distribution,
                      num_devices=args.num_devices, mixed_precision=args.mixed_precision,
                      mixed_precision_dtype=args.mixed_precision_dtype,
-                     cpu_devices=args.cpu_devices, xla=args.xla)
+                     cpu_devices=args.cpu_devices, xla=args.xla,
+                     overrides={"engine": args.engine} if args.engine else None)
     print(json.dumps(result))
     return result
   load_before, start = os.getloadavg()[0], time.time()
@@ -254,7 +264,8 @@ def main(argv=None):
     print(f"  {config_text(config)}: " + (r["error"] if "error" in r else
           f"{r['steps_per_sec']:.2f} steps/s, {r['peak_rss_mb']:.0f} MB"),
           file=sys.stderr, flush=True)
-  print(f"\n{args.num_classes} classes, z 128, distribution={args.distribution}, "
+  engine = results[0].get("engine", args.engine) if results else args.engine
+  print(f"\n{args.num_classes} classes, z 128, distribution={args.distribution}, engine={engine}, "
         f"mixed_precision={args.mixed_precision}, xla={args.xla}; {args.warmup} warm-up + {args.steps} timed "
         f"steps; {os.cpu_count()} CPUs, load average {load_before:.1f} -> "
         f"{os.getloadavg()[0]:.1f}; ran {time.time() - start:.0f} s\n")

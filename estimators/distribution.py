@@ -14,6 +14,9 @@ written, then no step in 10 minutes). Here one train op holds the whole step, in
 TPUGANEstimator uses on TPU: the D update, then, under a control dependency on it, a fresh
 forward pass and the G update (so G sees the updated D), then the global-step increment. Each
 step consumes one batch (the hook path reads one for D, one for G and one for the logged loss).
+The single-device default engine (GANConfig.engine='in_graph', no strategy) runs the same train
+op with the G update first, GANEstimator's hook order, so it computes GANEstimator's step
+(estimators/engine_parity_test.py) without GANEstimator's third session.run.
 
 Batch sizes: `--batch_size` is the GLOBAL batch. Each of the R replicas gets batch_size / R
 examples; a batch that does not divide evenly is an error at start. Gradients are averaged over
@@ -31,6 +34,8 @@ import tensorflow as tf
 import tensorflow_gan as tfgan
 from tensorflow_gan.python import contrib_utils
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
+
+from estimators.losses import NONFINITE_MARKER
 
 DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
 
@@ -113,8 +118,22 @@ def expected_replicas(cfg):
                           f"{DISTRIBUTIONS}")
 
 
+ENGINES = ("in_graph", "gan_estimator")
+
+
+def validate_engine(cfg):
+  """--engine is known and fits --distribution."""
+  if cfg.engine not in ENGINES:
+    raise DistributionError(f"unknown engine {cfg.engine!r}; choose one of {ENGINES}")
+  if cfg.engine == "gan_estimator" and cfg.distribution != "none":
+    raise DistributionError(
+        f"--engine=gan_estimator trains on one device; --distribution={cfg.distribution} runs "
+        "the in-graph step (--engine=in_graph, the default)")
+
+
 def validate(cfg):
   """Fails at start, before anything is written, when the distribution cannot run here."""
+  validate_engine(cfg)
   per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
 
 
@@ -199,48 +218,88 @@ def _loss_summaries(scalars):
   return list(values.values())
 
 
-def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_inputs,
-                         g_optimizer, d_optimizer, resample_noise, model_loss):
-  """One D update, then one G update on a fresh forward pass, then global_step += 1.
+def _guard_gradients(grads_and_vars, which):
+  """The gradients, made to wait for a check that their global norm is finite.
 
-  Returns (train_op, discriminator_loss of the D sub-step). `resample_noise(inputs)` gives the
-  G sub-step's generator inputs (new noise, as each TF-GAN hook run draws a new batch);
-  `model_loss(which, gan_model)` the model's (loss, {tag: scalar}) for 'generator' or
-  'discriminator' (estimators.losses.model_loss).
+  The loss guard (estimators.losses) misses a NaN that a ReLU swallows on the way to the loss
+  (oneDNN's ReLU maps NaN to 0: NaN real images give a finite D loss and NaN D gradients).
+  GANEstimator's extra forward pass for the logged loss happened to expose such weights one
+  session.run later; the in-graph step checks the gradients themselves, before they are applied.
   """
+  grads_and_vars = [(g, v) for g, v in grads_and_vars]
+  norm = tf.linalg.global_norm([g for g, _ in grads_and_vars if g is not None])
+  check = tf.debugging.check_numerics(norm, f"{NONFINITE_MARKER}: {which} loss gradient")
+  with tf.control_dependencies([check]):
+    return [(tf.identity(g) if g is not None else None, v) for g, v in grads_and_vars]
+
+
+def _sub_step(which, generator_fn, discriminator_fn, real_data, generator_inputs, optimizer,
+              model_loss):
+  """One network's update on a fresh forward pass: (train op, loss, {tag: scalar}, gan_model)."""
   mode = tf.estimator.ModeKeys.TRAIN
   before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
-  d_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
-  d_loss, d_scalars = model_loss("discriminator", d_model)
-  _, g_scalars = model_loss("generator", d_model)  # logged: G's loss against the D it stepped on
+  gan_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
+  loss, scalars = model_loss(which, gan_model)
+  scope = (gan_model.discriminator_scope if which == "discriminator"
+           else gan_model.generator_scope)
+  variables = (gan_model.discriminator_variables if which == "discriminator"
+               else gan_model.generator_variables)
+  with tf.compat.v1.name_scope(f"{which}_train"):
+    train = contrib_utils.create_train_op(
+        loss, optimizer, global_step=None, variables_to_train=variables,
+        update_ops=_new_update_ops(before, scope.name.rstrip("/")),
+        transform_grads_fn=lambda grads: _guard_gradients(grads, which))
+  return train, loss, scalars, gan_model
+
+
+def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_inputs,
+                         g_optimizer, d_optimizer, resample_noise, model_loss,
+                         generator_first=False):
+  """One D update and one G update, each on a fresh forward pass that reads the other's update
+  (a control dependency), then global_step += 1.
+
+  Order: D then G (generator_first=False: TPUGANEstimator's order, the tf.distribute engines'),
+  or G then D (generator_first=True: TF-GAN GANEstimator's sequential hooks, whose generator hook
+  runs first; the single-device in-graph engine, so it computes GANEstimator's step).
+
+  Returns (train_op, discriminator loss of the D sub-step). The D sub-step reads the input
+  pipeline's first draw, the G sub-step `resample_noise(inputs)` (the 'g_' draw: new noise, as
+  each TF-GAN hook run reads a new batch). `model_loss(which, gan_model)` gives the model's
+  (loss, {tag: scalar}) for 'generator' or 'discriminator' (estimators.losses.model_loss). Logged
+  (the summaries' scalars, over the global batch): each loss of its own sub-step, with the
+  discriminator's other terms; with D first, the generator loss is against the D it stepped on
+  (the D sub-step's forward, as before).
+  """
+  common = (generator_fn, discriminator_fn, real_data)
+  d_args = common + (generator_inputs, d_optimizer, model_loss)
+  g_args = common + (resample_noise(generator_inputs), g_optimizer, model_loss)
+  if generator_first:
+    g_train, _, g_scalars, _ = _sub_step("generator", *g_args)
+    with tf.control_dependencies([g_train]):  # D's forward reads G's updated weights
+      d_train, d_loss, d_scalars, _ = _sub_step("discriminator", *d_args)
+    last = d_train
+  else:
+    d_train, d_loss, d_scalars, d_model = _sub_step("discriminator", *d_args)
+    _, g_scalars = model_loss("generator", d_model)  # G's loss against the D it stepped on
+    with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
+      g_train, _, _, _ = _sub_step("generator", *g_args)
+    last = g_train
   reduced = _loss_summaries({**g_scalars, **d_scalars})
-  d_updates = _new_update_ops(before, d_model.discriminator_scope.name.rstrip("/"))
-  with tf.compat.v1.name_scope("discriminator_train"):
-    d_train = contrib_utils.create_train_op(
-        d_loss, d_optimizer, global_step=None,
-        variables_to_train=d_model.discriminator_variables, update_ops=d_updates)
-  with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
-    before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
-    g_model = _build_gan_model(generator_fn, discriminator_fn, real_data,
-                               resample_noise(generator_inputs), mode)
-    g_loss, _ = model_loss("generator", g_model)
-    g_updates = _new_update_ops(before, g_model.generator_scope.name.rstrip("/"))
-    with tf.compat.v1.name_scope("generator_train"):
-      g_train = contrib_utils.create_train_op(
-          g_loss, g_optimizer, global_step=None,
-          variables_to_train=g_model.generator_variables, update_ops=g_updates)
-  with tf.control_dependencies([g_train] + reduced):
+  with tf.control_dependencies([last] + reduced):
     step = tf.compat.v1.train.get_or_create_global_step().assign_add(1)
   return step, d_loss
 
 
-def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise, model_loss):
-  """An Estimator model_fn: TF-GAN's GAN model, losses and specs; the in-graph train step."""
+def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise, model_loss,
+                  generator_first=False):
+  """An Estimator model_fn: TF-GAN's GAN model, losses and specs; the in-graph train step
+  (alternating_train_op, G first when `generator_first`)."""
   def model_fn(features, labels, mode):
     if mode == tf.estimator.ModeKeys.TRAIN:
       g_opt, d_opt = make_optimizers()
       train_op, loss = alternating_train_op(generator_fn, discriminator_fn, labels, features,
-                                            g_opt, d_opt, resample_noise, model_loss)
+                                            g_opt, d_opt, resample_noise, model_loss,
+                                            generator_first=generator_first)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     gan_model = _build_gan_model(generator_fn, discriminator_fn, labels, features, mode)
     if mode == tf.estimator.ModeKeys.PREDICT:

@@ -181,13 +181,19 @@ def build_estimator(cfg: GANConfig):
     return tfgan.estimator.TPUGANEstimator(
         config=config, use_tpu=bool(cfg.tpu), train_batch_size=cfg.batch_size,
         eval_batch_size=cfg.batch_size, predict_batch_size=cfg.batch_size, **kwargs)
-  if cfg.distribution != "none":
-    strategy = distribution.make_strategy(cfg)
-    distribution.per_replica_batch_size(cfg.batch_size, strategy.num_replicas_in_sync)
+  distribution.validate_engine(cfg)
+  if cfg.distribution != "none" or cfg.engine == "in_graph":
     model_fn = distribution.make_model_fn(
         kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
         resample_noise=_resample_noise,
-        model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model))
+        model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model),
+        generator_first=cfg.distribution == "none")  # GANEstimator's order (it replaces it)
+    if cfg.distribution == "none":  # the in-graph step on the default device, no strategy
+      config = tf.estimator.RunConfig(session_config=precision.configure_session(cfg),
+                                      **run_kwargs)
+      return tf.estimator.Estimator(model_fn=model_fn, config=config)
+    strategy = distribution.make_strategy(cfg)
+    distribution.per_replica_batch_size(cfg.batch_size, strategy.num_replicas_in_sync)
     config = tf.estimator.RunConfig(
         train_distribute=strategy,
         session_config=precision.configure_session(cfg, distribution.session_config()),

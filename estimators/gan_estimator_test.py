@@ -210,13 +210,16 @@ def test_ema_shadows_are_checkpointed_and_lag_the_weights(trained, tmp_path):
     assert moved > 1e-5, name  # the weights moved, so the recurrence was put to the test
 
 
-def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
-  cfg = tiny_config(tmp_path, save_checkpoints_steps=4, max_steps=12)
+@pytest.mark.parametrize("engine, batches_per_step", [("gan_estimator", 3), ("in_graph", 1)])
+def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path, engine,
+                                                                        batches_per_step):
+  cfg = tiny_config(tmp_path, save_checkpoints_steps=4, max_steps=12, engine=engine)
 
   def dataset_fn():
-    # Each step draws 3 batches (D step, G step, step counter): 4 steps use 12 batches of 8.
-    images = np.zeros([12 * 8 + 64, 32, 32, 3], np.float32)
-    images[12 * 8:] = np.nan
+    # GANEstimator draws 3 batches a step (G hook, D hook, logged loss), the in-graph step 1:
+    # the first 4 steps read only zeros, the fifth NaNs.
+    images = np.zeros([4 * batches_per_step * 8 + 64, 32, 32, 3], np.float32)
+    images[4 * batches_per_step * 8:] = np.nan
     return tf.data.Dataset.from_tensor_slices(
         {"images": images, "labels": np.zeros([len(images)], np.int32)})
   # Keep the order so the NaNs arrive after the first checkpoint.

@@ -48,6 +48,8 @@ def dry_run_config(proc):
      "error: --num_devices=64 but only"),
     (["--mode=train", "--distribution=multi_worker"], "error: --distribution=multi_worker needs "
                                                       "TF_CONFIG"),
+    (["--mode=train", "--engine=gan_estimator", "--distribution=one_device"],
+     "error: --engine=gan_estimator trains on one device"),
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   start = time.time()
