@@ -86,7 +86,10 @@ def test_real_run_of_every_benchmark_at_tiny_settings(tmp_path):
       "--traced=1",
       "--args=eval=--parts=memory --memory_samples=100,200 --memory_real_samples=100 "
       "--memory_feature_subset_size=100 --batch_size=50",
-      "--args=data=--num_images=8 --passes=1"])
+      "--args=data=--num_images=8 --passes=1",
+      "--args=lada_attention=--tokens=64,256 --steps=1",
+      "--args=attngan_step=--parts=attngan,damsm_pretrain --steps=1 --warmup=1",
+      "--args=r_precision=--images=100,200 --pool=300"])
   report = out.read_text()
   assert code == 0, report
   for name in run_all.BENCHMARKS:

@@ -11,13 +11,17 @@ from data import sharding
 
 def test_every_dataset_of_the_issue_is_registered_with_what_run_py_needs():
   names = {"digits", "cifar10", "imagenet", "imagenet32", "imagenet64", "imagenet128",
-           "imagenet256", "cub", "coco", "image_folder", "celeba", "ffhq", "lsun"}
+           "imagenet256", "cub", "coco", "image_folder", "celeba", "ffhq", "lsun",
+           "digits_captions"}
   for name in names:
     assert data.get_spec(name).name == name
   assert set(data.DATASETS) == names
   cub, coco = data.get_spec("cub"), data.get_spec("coco")
   assert (cub.has_captions, cub.captions_per_image, cub.default_max_words, cub.num_classes) == (
       True, 10, 18, 200)
+  captioned = data.get_spec("digits_captions")
+  assert (captioned.has_captions, captioned.captions_per_image, captioned.num_classes) == (
+      True, 10, 10)
   assert (coco.has_captions, coco.captions_per_image, coco.default_max_words, coco.num_classes) == (
       True, 5, 12, 0)
   assert callable(cub.vocabulary) and callable(coco.vocabulary)
