@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from estimators import run_dir
 from estimators.config import GANConfig
 from estimators.models import get_model
 from estimators.networks import make_generator
@@ -27,18 +28,7 @@ def checkpoint_step(checkpoint_path):
   return int(tf.train.load_checkpoint(checkpoint_path).get_tensor("global_step"))
 
 
-def resolve_checkpoint(model_dir_or_path):
-  """A checkpoint prefix from a prefix or a model_dir (its latest); clear error if none."""
-  if tf.io.gfile.isdir(model_dir_or_path):
-    path = tf.train.latest_checkpoint(model_dir_or_path)
-    if path is None:
-      raise FileNotFoundError(f"no checkpoint in {model_dir_or_path}: train first "
-                              "(--mode=train) or pass --checkpoint=PATH")
-    return path
-  if not tf.io.gfile.exists(model_dir_or_path + ".index"):
-    raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
-                            f"{model_dir_or_path}.index)")
-  return model_dir_or_path
+resolve_checkpoint = run_dir.resolve_checkpoint  # where every mode finds its checkpoint
 
 
 def has_ema(checkpoint_path):

@@ -10,6 +10,7 @@ import platform
 import sys
 
 import numpy as np
+import tensorflow as tf
 
 from data.atomic_io import atomic_write_bytes
 from eval.metrics_log import append_jsonl, read_jsonl
@@ -80,3 +81,17 @@ def write_run_config(model_dir, config_dict, argv=None):
     atomic_write_json(os.path.join(model_dir, f"run_config.{n}.json"), previous)
   atomic_write_json(path, record)
   return path
+
+
+def resolve_checkpoint(model_dir_or_path):
+  """A checkpoint prefix from a prefix or a model_dir (its latest); clear error if none."""
+  if tf.io.gfile.isdir(model_dir_or_path):
+    path = tf.train.latest_checkpoint(model_dir_or_path)
+    if path is None:
+      raise FileNotFoundError(f"no checkpoint in {model_dir_or_path}: train first "
+                              "(--mode=train) or pass --checkpoint=PATH")
+    return path
+  if not tf.io.gfile.exists(model_dir_or_path + ".index"):
+    raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
+                            f"{model_dir_or_path}.index)")
+  return model_dir_or_path

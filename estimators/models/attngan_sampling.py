@@ -70,11 +70,7 @@ def overlay(image, heat):
 
 
 def latest_checkpoint(cfg, checkpoint=None):
-  path = checkpoint or tf.train.latest_checkpoint(cfg.model_dir)
-  if not path or not tf.io.gfile.exists(path + ".index"):
-    raise FileNotFoundError(f"no checkpoint {checkpoint or 'in ' + cfg.model_dir}: train first "
-                            "or pass --checkpoint=PREFIX")
-  return path
+  return run_dir.resolve_checkpoint(checkpoint or cfg.model_dir)
 
 
 def restore_generator(cfg, spec, checkpoint):

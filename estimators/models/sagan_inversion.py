@@ -36,6 +36,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from estimators import run_dir
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, hparam
 
 RECIPES = ("paper", "official")
@@ -355,21 +356,11 @@ def image_scores(images, target):
 # --- from a run directory ------------------------------------------------------------------------
 # This module is imported by the model module (sagan.py), which the model package imports, so it
 # restores the networks itself: estimators.export / evaluation import that package (a cycle).
+# Finding the checkpoint is shared with every mode (estimators.run_dir.resolve_checkpoint).
 SCOPES = {"generator": "Generator", "discriminator": "Discriminator"}  # TF-GAN's scopes
 
 
-def latest_checkpoint(model_dir_or_path):
-  """A checkpoint prefix from a prefix or a model_dir (its latest); clear error if none."""
-  if tf.io.gfile.isdir(model_dir_or_path):
-    path = tf.train.latest_checkpoint(model_dir_or_path)
-    if path is None:
-      raise FileNotFoundError(f"no checkpoint in {model_dir_or_path}: train first "
-                              "(--mode=train) or pass --checkpoint=PATH")
-    return path
-  if not tf.io.gfile.exists(model_dir_or_path + ".index"):
-    raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
-                            f"{model_dir_or_path}.index)")
-  return model_dir_or_path
+latest_checkpoint = run_dir.resolve_checkpoint
 
 
 def _ema_wanted(cfg, available):
@@ -519,7 +510,6 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
 
 def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings):
   """The PNGs, then inversion.json (last: its presence means the inversion is complete)."""
-  from estimators import run_dir  # pylint: disable=import-outside-toplevel
   start_images = generate(tf.constant(z0)).numpy()  # [R, S, S, 3]
   record["methods"], images = {}, {}
   for method, res in results.items():
