@@ -207,3 +207,14 @@ def test_load_state_dict_names_entries_that_are_not_tensors(tmp_path):
   w.write_zip(path, {"w": w.contiguous_tensor(np.ones(2, np.float32), "0"), "epoch": 3})
   with pytest.raises(torch_files.TorchFileError, match="'epoch': 'int'"):
     torch_files.load_state_dict(path)
+
+
+def test_the_tar_format_of_early_torch_is_named(tmp_path):
+  import tarfile  # pylint: disable=import-outside-toplevel
+  path = str(tmp_path / "old.pth")
+  member = tmp_path / "sys_info"
+  member.write_bytes(b"\x80\x02}q\x00.")
+  with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+    tar.add(str(member), arcname="sys_info")
+  with pytest.raises(torch_files.TorchFileError, match="tar format of torch < 0.1.10"):
+    torch_files.load(path)
