@@ -46,13 +46,13 @@ class Global:
 
 
 class Reduce:
-  """Pickled as func(*args): the global `func`, the args tuple, REDUCE."""
+  """Pickled as func(*args): the global `func`, the args tuple, REDUCE (then `state`, BUILD)."""
 
-  def __init__(self, func, args):
-    self.func, self.args = func, tuple(args)
+  def __init__(self, func, args, state=None):
+    self.func, self.args, self.state = func, tuple(args), state
 
   def __reduce__(self):
-    return self.func, self.args
+    return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
 
 
 class Py2Str(bytes):

@@ -218,3 +218,24 @@ def test_the_tar_format_of_early_torch_is_named(tmp_path):
     tar.add(str(member), arcname="sys_info")
   with pytest.raises(torch_files.TorchFileError, match="tar format of torch < 0.1.10"):
     torch_files.load(path)
+
+
+def test_python2_ordered_dict_with_metadata_attribute(tmp_path):
+  """torch 0.4 state_dicts carry `_metadata` on the OrderedDict; Python 2 pickled it as
+  REDUCE(OrderedDict, ([[key, value], ...],)) followed by BUILD with the instance dict."""
+  value = np.arange(4, dtype=np.float32)
+  items = [["fc.weight", w.contiguous_tensor(value, "0")]]
+  state = w.Reduce(w.Global("collections", "OrderedDict"), (items,),
+                   state={"_metadata": w.Reduce(w.Global("collections", "OrderedDict"),
+                                                ([["", {"version": 1}]],))})
+  path = str(tmp_path / "g.pth")
+  w.write_legacy(path, state)
+  import io  # pylint: disable=import-outside-toplevel
+  import pickletools  # pylint: disable=import-outside-toplevel
+  f = io.BytesIO(open(path, "rb").read())
+  for _ in range(3):  # magic number, protocol version, sys_info
+    list(pickletools.genops(f))
+  assert "BUILD" in [op.name for op, _, _ in pickletools.genops(f)]  # the instance dict is there
+  got = torch_files.load_state_dict(path)
+  assert list(got) == ["fc.weight"]
+  np.testing.assert_array_equal(got["fc.weight"], value)
