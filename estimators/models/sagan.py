@@ -41,9 +41,10 @@ class _SAGANArchitecture:
       False, "Official-D quirk: update spectral-norm u vectors outside training too.")
   bn_inference: str = hparam(
       "moving", "G's batch norm outside training (sampling, evaluation, export): 'moving' "
-      "averages, or 'batch' statistics as TF-GAN's example, the YLG code and the SAGAN authors' "
-      "code (which has no moving averages) do: their published numbers used 'batch'. A 'batch' "
-      "SavedModel's output depends on the whole batch it is given.",
+      "averages, as TF-GAN's example and the YLG code do (both generate and evaluate with "
+      "training=False, tfgan.tpu.batch_norm's moving statistics), or 'batch' statistics, as the "
+      "SAGAN authors' PyTorch code does (it keeps no moving averages). A 'batch' SavedModel's "
+      "output depends on the whole batch it is given.",
       choices=("moving", "batch"))
   sn_bound: str = hparam(
       "paper", "Spectral-norm bound: 'paper' = W / sigma everywhere (SAGAN); 'tfgan' = W / "
@@ -211,7 +212,7 @@ class SAGAN(ModelSpec):
     if cfg.hparams.bn_inference != "batch":
       return None
     return ("This generator normalises with batch statistics at inference (--bn_inference=batch, "
-            "as TF-GAN's SAGAN example, the YLG code and the SAGAN authors' code): an image "
+            "as the SAGAN authors' PyTorch code, which keeps no moving averages): an image "
             "depends on the other inputs of its batch. Feed batches as large as evaluation used "
             f"({cfg.eval_batch_size}) for comparable samples.")
 
