@@ -304,7 +304,8 @@ def rerun_argv(argv):
   mode = scratch["mode"].value
   values = run_settings.rerun_flags(
       scratch["model_dir"].value, mode, given, set(FLAGS), may_start=_may_start_a_run(mode),
-      needs_run=not given.get("saved_model") and mode != "continuous_eval")
+      needs_run=not (given.get("saved_model") or given.get("checkpoint"))
+      and mode != "continuous_eval")
   head, tail = [], []  # saved values first; a merged --data_options after the given one
   for name, value in sorted(values.items()):
     scratch[name].value = value

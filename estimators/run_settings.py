@@ -142,8 +142,8 @@ def rerun_flags(model_dir: str, mode: str, given: Dict[str, object], flag_names:
     given: {flag: value} of the flags given on the command line or in a flagfile.
     flag_names: every flag run.py defines.
     may_start: the mode may start a run in a directory that holds none (train, ...).
-    needs_run: False when the mode has what it needs elsewhere (--saved_model, or a
-      continuous_eval waiting for a trainer to start): no run is then not an error.
+    needs_run: False when the mode has what it needs elsewhere (--saved_model, --checkpoint, or
+      a continuous_eval waiting for a trainer to start): no run is then not an error.
   Raises:
     RunSettingsError: a network flag given with another value than the run's (all such flags
       are listed), or (needs_run, not may_start) a directory that holds no run.

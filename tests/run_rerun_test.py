@@ -84,6 +84,9 @@ def test_a_mode_on_a_directory_without_a_run_says_what_to_do(parse, tmp_path):
     run.parse_flags(["run.py", "--model=attngan", "--mode=sample", f"--captions_file={captions}",
                      f"--model_dir={empty}"])
   assert not empty.exists()
+  # Weights named elsewhere: the flags as given, nothing taken.
+  argv = ["run.py", "--mode=eval", f"--model_dir={empty}", "--checkpoint=/elsewhere/model.ckpt-5"]
+  assert run.rerun_argv(argv) == argv
   fresh = parse("--mode=train", f"--model_dir={empty}", *TINY)  # a fresh train: the flags
   assert fresh.hparams.z_dim == 16
 
