@@ -4,10 +4,14 @@
   python run.py --flagfile=configs/sagan_imagenet128.cfg --data_dir=/data/imagenet
   python run.py --mode=sample --num_samples=64 --model_dir=runs/digits_sagan
 
-Every value is checked when flags are parsed, before TensorFlow builds anything. The console
+Every mode but a fresh train takes the run's settings from <model_dir>/run_config.json
+(estimators/run_settings.py): flags given may change only what can change; a network flag that
+contradicts the run is an error. Every value is checked when flags are parsed, before TensorFlow
+builds anything. The console
 shows progress, results and warnings that matter; TensorFlow's chatter goes to
 <model_dir>/log.txt (estimators/console.py; --verbosity or --log_to_console show everything).
 """
+import copy
 import json
 import os
 import sys
@@ -273,6 +277,56 @@ flags.register_multi_flags_validator(
     + model_flags.flag_names(), _check_run_flags)
 
 
+TRAIN_MODES = ("train", "train_and_eval")
+
+
+def _may_start_a_run(mode):
+  return mode in TRAIN_MODES or any(mode in get_model(m).starting_modes for m in model_names())
+
+
+def rerun_argv(argv):
+  """argv with the run directory's saved settings (run_config.json) put before the flags given,
+  so that a flag not given takes the run's value (README "The run directory").
+
+  The flags are parsed once without validation (a copy of FLAGS) to learn which were given and
+  where the run is; FLAGS itself is parsed, and validated, once, by the caller.
+  Raises:
+    run_settings.RunSettingsError: a network flag contradicts the run, or the mode needs a run
+      and --model_dir holds none.
+    flags.Error: a flag absl cannot parse.
+  """
+  from estimators import run_settings  # pylint: disable=import-outside-toplevel
+  scratch = copy.deepcopy(FLAGS)
+  for name in scratch:
+    scratch[name].validators = []
+  scratch(argv)
+  given = {scratch[n].name: scratch[n].value for n in scratch if scratch[n].present}
+  mode = scratch["mode"].value
+  values = run_settings.rerun_flags(
+      scratch["model_dir"].value, mode, given, set(FLAGS), may_start=_may_start_a_run(mode),
+      needs_run=not (given.get("saved_model") or given.get("checkpoint"))
+      and mode != "continuous_eval")
+  head, tail = [], []  # saved values first; a merged --data_options after the given one
+  for name, value in sorted(values.items()):
+    scratch[name].value = value
+    text = scratch[name].serialize()
+    if text:
+      (tail if name in given else head).append(text)
+  return [argv[0]] + head + list(argv[1:]) + tail
+
+
+def parse_flags(argv):
+  """app.run's flag parser: absl's, with the run's saved settings (rerun_argv)."""
+  from estimators.run_settings import RunSettingsError  # pylint: disable=import-outside-toplevel
+  try:
+    argv = rerun_argv(argv)
+  except flags.Error:
+    pass  # absl's own parse below reports it, with its usage line
+  except RunSettingsError as e:
+    sys.exit(f"error: {e}")
+  return app.parse_flags_with_usage(argv)
+
+
 # The run-wide flags a model's own modes receive (as a dict).
 MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation",
                 "captions_file")
@@ -346,12 +400,16 @@ def main(argv):
 def _run_mode(cfg):
   from estimators import distribution, experiment, precision, run_dir  # pylint: disable=import-outside-toplevel
   mode = FLAGS.mode
-  if mode in ("train", "train_and_eval"):
+  if mode in TRAIN_MODES:
     distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
     precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
-  if mode in ("train", "train_and_eval") and distribution.is_chief():
+  if mode in TRAIN_MODES and distribution.is_chief():
     get_model(cfg.model).prepare(cfg)  # e.g. a DAMSM pretrained first (AttnGAN)
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
+  if mode in TRAIN_MODES:
+    point = run_dir.resume_point(cfg.model_dir)  # TensorFlow's own line goes to log.txt only
+    if point:
+      print(f"resuming from step {point[0]}: {point[1]}")
   if mode == "train":
     print(f"checkpoint: {experiment.run_train(cfg)}")
   elif mode == "train_and_eval":
@@ -415,4 +473,4 @@ def _print_locations(cfg, saved_model):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -27,6 +27,8 @@ the tf.distribute step), export, evaluation and run.py never name one:
   serving_outputs       serving_default's outputs (default {'images'})
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
   modes                 extra run.py modes (name -> fn(cfg, options))
+  starting_modes        those of them that, like train, may start in a directory that holds no
+                        run yet (the others need one; README "The run directory")
   mode_options          per extra mode, a frozen dataclass of its own flags (`hparam` fields)
   prepare               what must exist before training (default nothing)
   extra_metrics         metrics beyond the dataset's at evaluation (default none)
@@ -45,7 +47,8 @@ import tensorflow as tf
 IMAGES = "images"  # the generator output key evaluation, grids and export read
 
 
-def hparam(default, help_text, *, choices=None, check=None, cli_default=dataclasses.MISSING):
+def hparam(default, help_text, *, choices=None, check=None, cli_default=dataclasses.MISSING,
+           may_change=False):
   """A hyperparameter field: its paper default, its flag's help text, allowed values.
 
   Args:
@@ -55,8 +58,13 @@ def hparam(default, help_text, *, choices=None, check=None, cli_default=dataclas
     check: (predicate, message) a value must satisfy, e.g. `POSITIVE`.
     cli_default: the value `python run.py` uses when the flag is not given, when it differs from
       the paper's (the embedded digits job is small); it is validated like any value.
+    may_change: the field does not decide what the run's variables are or how they trained (an
+      evaluation or sampling option, a file's location, how long a pretraining runs): a rerun on
+      the run directory may give another value than the saved one (estimators/run_settings.py).
+      Every other field is part of the network: a rerun that contradicts it is an error.
   """
-  metadata = {"help": help_text, "choices": tuple(choices) if choices else None, "check": check}
+  metadata = {"help": help_text, "choices": tuple(choices) if choices else None, "check": check,
+              "may_change": may_change}
   if cli_default is not dataclasses.MISSING:
     metadata["cli_default"] = cli_default
   return dataclasses.field(default=default, metadata=metadata)
@@ -97,6 +105,9 @@ class ModelSpec:
   run_defaults: Mapping[str, object] = {}
   # Extra run.py modes: name -> fn(cfg, options) with options the run-wide mode flags.
   modes: Mapping[str, Callable] = {}
+  # Those of `modes` that may start in a directory holding no run (run_config.json) yet, as
+  # train does; every other mode needs a run there (estimators/run_settings.py).
+  starting_modes: Tuple[str, ...] = ()
   # Flags of those modes: mode name -> frozen dataclass of `hparam` fields. Each field becomes a
   # run.py flag (given with another mode: an error); the mode fn finds the instance under
   # options["mode_options"].

@@ -7,6 +7,7 @@ rewrites it that way.
 import json
 import os
 import platform
+import re
 import sys
 
 import numpy as np
@@ -95,3 +96,16 @@ def resolve_checkpoint(model_dir_or_path):
     raise FileNotFoundError(f"checkpoint {model_dir_or_path} not found (expected "
                             f"{model_dir_or_path}.index)")
   return model_dir_or_path
+
+
+def resume_point(model_dir):
+  """(global step, checkpoint prefix) a train rerun in `model_dir` continues from, or None when
+  it holds no checkpoint. The step is the checkpoint's global_step (else its name's suffix)."""
+  path = tf.train.latest_checkpoint(model_dir)
+  if path is None:
+    return None
+  try:
+    return int(tf.train.load_variable(path, "global_step")), path
+  except (tf.errors.NotFoundError, ValueError):
+    match = re.search(r"-(\d+)$", path)
+    return (int(match.group(1)) if match else None), path

@@ -126,3 +126,16 @@ def test_export_keeps_the_old_saved_model_whole_when_a_new_export_fails(tmp_path
   monkeypatch.undo()  # renames work again: re-exporting the same step replaces it cleanly
   assert export.export_saved_model(cfg, ckpt, root) == first
   assert sorted(os.listdir(root)) == ["1"]
+
+
+def test_resume_point_is_the_latest_checkpoints_global_step(tmp_path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  assert run_dir.resume_point(str(tmp_path)) is None
+  with tf.Graph().as_default():
+    step = tf.compat.v1.train.get_or_create_global_step()
+    saver = tf.compat.v1.train.Saver()
+    with tf.compat.v1.Session() as sess:
+      sess.run(step.initializer)
+      sess.run(step.assign(7))
+      saver.save(sess, str(tmp_path / "model.ckpt"), global_step=5)  # the name says 5
+  assert run_dir.resume_point(str(tmp_path)) == (7, str(tmp_path / "model.ckpt-5"))

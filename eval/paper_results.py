@@ -132,11 +132,12 @@ _SAGAN_SETTINGS = (
 )
 # YLG sec. 4: "1e-4 learning rate for generator and 4e-4 for the discriminator", every other
 # hyperparameter SAGAN's. Its numbers come from the TF-GAN-based official code, whose spectral
-# norm divides by max(1, sigma) and whose G uses batch statistics at evaluation (the hparams'
-# help texts in estimators/models/sagan.py).
+# norm divides by max(1, sigma) and whose G generates and evaluates with training=False, i.e. BN
+# moving statistics (tfgan.tpu.batch_norm; checked by running YLG's generate_images.py), this
+# suite's default --bn_inference=moving (the hparams' help texts in estimators/models/sagan.py).
 _YLG_SETTINGS = _SAGAN_SETTINGS[:2] + _SAGAN_SETTINGS[4:7] + (
     Setting("hparams", "sn_bound", "tfgan", "official code"),
-    Setting("hparams", "bn_inference", "batch", "official code"))
+    Setting("hparams", "bn_inference", "moving", "official code"))
 _IMAGENET = ("imagenet", "imagenet128")
 
 # SAGAN Table 1: FID / IS of each attention placement (one head).

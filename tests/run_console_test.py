@@ -135,9 +135,17 @@ def test_errors_stay_one_line_and_crashes_keep_their_traceback_in_both(tmp_path)
   model_dir = tmp_path / "run"
   os.makedirs(model_dir)
   proc = run_py(f"--model_dir={model_dir}", "--mode=eval", *TINY)
+  assert proc.returncode == 1  # no run there: refused at flag parsing, before log.txt exists
+  assert (proc.stdout, proc.stderr) == ("", (
+      f"error: checkpoint and run settings not found: --model_dir={model_dir} holds no run (no "
+      "run_config.json, no checkpoint), so --mode=eval has nothing to work on. Train one there "
+      f"first (python run.py --mode=train --model_dir={model_dir} [flags]) or point --model_dir "
+      "at a run directory.\n"))
+  assert not os.path.exists(model_dir / "log.txt")
+  checkpoint = model_dir / "model.ckpt-9"
+  proc = run_py(f"--model_dir={model_dir}", "--mode=eval", f"--checkpoint={checkpoint}", *TINY)
   assert proc.returncode == 1
-  error_line = (f"error: no checkpoint in {model_dir}: train first (--mode=train) or pass "
-                "--checkpoint=PATH")
+  error_line = f"error: checkpoint {checkpoint} not found (expected {checkpoint}.index)"
   assert (proc.stdout, proc.stderr) == ("", error_line + "\n")
   assert error_line in open(model_dir / "log.txt").read()
   not_a_model = tmp_path / "not_a_saved_model"

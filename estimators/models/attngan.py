@@ -58,15 +58,15 @@ class AttnGANHParams(damsm.DamsmHParams):
       "'official' (gamma1 4, no 1/gamma2).", choices=tuple(damsm_ops.VARIANTS))
   r_precision_damsm_dir: str = hparam(
       "", "DAMSM that scores R-precision at evaluation ('' = the one G trained against, which "
-      "inflates it; give a separately pretrained one to avoid that).")
+      "inflates it; give a separately pretrained one to avoid that).", may_change=True)
   r_precision_protocols: str = hparam(
       "paper,dmgan", "R-precision protocols at evaluation: 'paper' (true caption + 99 random "
       "ones of other images, R = 1), 'dmgan' (negatives of other classes / images, 10 folds); "
       "'' = none.", check=(lambda v: all(p in ("paper", "dmgan") for p in v.split(",") if p),
-                           "must list protocols among paper, dmgan"))
+                           "must list protocols among paper, dmgan"), may_change=True)
   pretrain_damsm_first: bool = hparam(
       False, "Before training, pretrain the DAMSM (--mode=pretrain_damsm with the --damsm_* "
-      "flags) when --damsm_dir holds none (the embedded digits job does).")
+      "flags) when --damsm_dir holds none (the embedded digits job does).", may_change=True)
   damsm_term_class_mask: bool = hparam(
       False, "Official CUB code: same-class non-matching pairs are no negatives in G's L_DAMSM "
       "(needs a dataset with classes).")
@@ -221,6 +221,7 @@ class AttnGAN(ModelSpec):
                   "ema_decay": 0.999}
   # --mode=sample with --captions_file: images and attention figures for given captions.
   modes = {"pretrain_damsm": damsm.pretrain, "sample": attngan_sampling.run_sample}
+  starting_modes = ("pretrain_damsm",)  # writes <model_dir>/damsm before any training
 
   # --- hyperparameters ------------------------------------------------------------------------
   def validate(self, hparams, image_size, dataset):

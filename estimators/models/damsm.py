@@ -94,7 +94,8 @@ class DamsmHParams:
                                     "images such as the digits; never Inception).",
                                     choices=_ENCODERS)
   damsm_inception_weights: str = hparam("", "Local Keras InceptionV3 no-top weights file "
-                                        "(.h5); '' = random weights (the run says so).")
+                                        "(.h5); '' = random weights (the run says so).",
+                                        may_change=True)
   damsm_cnn_width: int = hparam(32, "small_cnn: channels of its first conv (then x2, x4).",
                                 check=POSITIVE)
   damsm_image_size: int = hparam(299, "Image size the pretraining reads (official 299: resize "
@@ -111,12 +112,14 @@ class DamsmHParams:
   damsm_reset_adam_each_epoch: bool = hparam(False, "Official quirk: Adam is rebuilt every "
                                              "epoch (moments and step reset).")
   damsm_epochs: int = hparam(600, "DAMSM pretraining epochs (official max 600; released "
-                             "encoders: epoch 200 CUB, 100 COCO).", check=POSITIVE)
+                             "encoders: epoch 200 CUB, 100 COCO).", check=POSITIVE,
+                             may_change=True)
   damsm_eval_examples: int = hparam(0, "Held-out examples scored per epoch (0 = the whole "
                                     "test split, in full batches).",
-                                    check=(lambda v: v >= 0, "must be >= 0"))
+                                    check=(lambda v: v >= 0, "must be >= 0"),
+                                    may_change=True)
   damsm_dir: str = hparam("", "DAMSM directory to write (pretrain) or read (AttnGAN, "
-                          "R-precision); '' = <model_dir>/damsm.")
+                          "R-precision); '' = <model_dir>/damsm.", may_change=True)
 
   def resolved(self) -> "DamsmHParams":
     """The effective settings: the official variant's values, or the flags as given."""

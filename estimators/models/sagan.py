@@ -38,13 +38,15 @@ class _SAGANArchitecture:
       "0.999, which needs ~10k steps to settle; the digits default uses 0.99).",
       check=UNIT_INTERVAL, cli_default=0.99)
   sn_update_in_eval: bool = hparam(
-      False, "Official-D quirk: update spectral-norm u vectors outside training too.")
+      False, "Official-D quirk: update spectral-norm u vectors outside training too.",
+      may_change=True)
   bn_inference: str = hparam(
       "moving", "G's batch norm outside training (sampling, evaluation, export): 'moving' "
-      "averages, or 'batch' statistics as TF-GAN's example, the YLG code and the SAGAN authors' "
-      "code (which has no moving averages) do: their published numbers used 'batch'. A 'batch' "
-      "SavedModel's output depends on the whole batch it is given.",
-      choices=("moving", "batch"))
+      "averages, as TF-GAN's example and the YLG code do (both generate and evaluate with "
+      "training=False, tfgan.tpu.batch_norm's moving statistics), or 'batch' statistics, as the "
+      "SAGAN authors' PyTorch code does (it keeps no moving averages). A 'batch' SavedModel's "
+      "output depends on the whole batch it is given.",
+      choices=("moving", "batch"), may_change=True)
   sn_bound: str = hparam(
       "paper", "Spectral-norm bound: 'paper' = W / sigma everywhere (SAGAN); 'tfgan' = W / "
       "max(1, sigma) for convolutions, linears and the class embedding, W / sigma in the "
@@ -211,7 +213,7 @@ class SAGAN(ModelSpec):
     if cfg.hparams.bn_inference != "batch":
       return None
     return ("This generator normalises with batch statistics at inference (--bn_inference=batch, "
-            "as TF-GAN's SAGAN example, the YLG code and the SAGAN authors' code): an image "
+            "as the SAGAN authors' PyTorch code, which keeps no moving averages): an image "
             "depends on the other inputs of its batch. Feed batches as large as evaluation used "
             f"({cfg.eval_batch_size}) for comparable samples.")
 
