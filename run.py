@@ -124,6 +124,10 @@ flags.DEFINE_integer("num_frames", 8, "interpolate: frames per segment, both end
 flags.DEFINE_integer("gif_frame_ms", 100, "interpolate: display time of each GIF frame (ms).")
 flags.DEFINE_string("captions_file", None, "sample, text-to-image models: a text file of "
                     "captions, one per line, to draw images for (default: held-out captions).")
+flags.DEFINE_list("import_from", [], "import_weights: the authors' released files (README "
+                  "'Released weights'); the model's importer reads what they determine "
+                  "(widths, image size, EMA) and --model_dir, which must hold no run, becomes a "
+                  "run of them.")
 flags.DEFINE_boolean("dry_run", False, "Print the resolved configuration and exit.")
 flags.DEFINE_boolean("log_to_console", False, "Show TensorFlow's INFO and deprecation lines on "
                      "the console too (they always go to <model_dir>/log.txt), like "
@@ -167,6 +171,11 @@ flags.register_multi_flags_validator(
                                              and "sample" in get_model(v["model"]).modes),
     message="--captions_file applies to --mode=sample of a text-to-image model (--model="
             + "|".join(m for m in model_names() if "sample" in get_model(m).modes) + ").")
+flags.register_multi_flags_validator(
+    ["import_from", "mode"],
+    lambda v: bool(v["import_from"]) == (v["mode"] == "import_weights"),
+    message="--mode=import_weights reads --import_from=PATH[,PATH...] (the released files); "
+            "--import_from applies to --mode=import_weights only.")
 flags.register_validator("truncation", lambda v: v is None or v > 0,
                          message="--truncation must be positive.")
 flags.register_validator("num_frames", lambda v: v >= 2,
@@ -302,10 +311,16 @@ def rerun_argv(argv):
   scratch(argv)
   given = {scratch[n].name: scratch[n].value for n in scratch if scratch[n].present}
   mode = scratch["mode"].value
-  values = run_settings.rerun_flags(
-      scratch["model_dir"].value, mode, given, set(FLAGS), may_start=_may_start_a_run(mode),
-      needs_run=not (given.get("saved_model") or given.get("checkpoint"))
-      and mode != "continuous_eval")
+  if mode == "import_weights":  # the files' values, checked against the flags given
+    from estimators import weights_import  # pylint: disable=import-outside-toplevel
+    values = weights_import.import_flags(scratch["model_dir"].value,
+                                         scratch["import_from"].value, given)
+  else:
+    values = run_settings.rerun_flags(
+        scratch["model_dir"].value, mode, given, set(FLAGS),
+        may_start=_may_start_a_run(mode),
+        needs_run=not (given.get("saved_model") or given.get("checkpoint"))
+        and mode != "continuous_eval")
   head, tail = [], []  # saved values first; a merged --data_options after the given one
   for name, value in sorted(values.items()):
     scratch[name].value = value
@@ -318,11 +333,12 @@ def rerun_argv(argv):
 def parse_flags(argv):
   """app.run's flag parser: absl's, with the run's saved settings (rerun_argv)."""
   from estimators.run_settings import RunSettingsError  # pylint: disable=import-outside-toplevel
+  from estimators.model_registry import WeightsImportError  # pylint: disable=import-outside-toplevel
   try:
     argv = rerun_argv(argv)
   except flags.Error:
     pass  # absl's own parse below reports it, with its usage line
-  except RunSettingsError as e:
+  except (RunSettingsError, WeightsImportError) as e:
     sys.exit(f"error: {e}")
   return app.parse_flags_with_usage(argv)
 
@@ -383,12 +399,13 @@ def main(argv):
   from estimators.distribution import DistributionError  # pylint: disable=import-outside-toplevel
   from estimators.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
   from estimators.experiment import NoTrainingDataError  # pylint: disable=import-outside-toplevel
+  from estimators.model_registry import WeightsImportError  # pylint: disable=import-outside-toplevel
   from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
-          MixedPrecisionError, NoTrainingDataError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
+          MixedPrecisionError, NoTrainingDataError, WeightsImportError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
   except tf.errors.OpError as e:  # a data check inside the input pipeline: say what, not where
     message = data_error_message(e)
@@ -425,6 +442,11 @@ def _run_mode(cfg):
     print(json.dumps({"step": record["step"], "metrics": record["metrics"]}, indent=2))
   elif mode == "continuous_eval":
     experiment.run_continuous_eval(cfg)
+  elif mode == "import_weights":
+    from estimators import weights_import  # pylint: disable=import-outside-toplevel
+    record = weights_import.write_run(cfg, FLAGS.import_from, sys.argv)
+    print(f"imported {len(record['variables'])} variables ({len(record['left_out'])} groups left "
+          f"out, see imported.json) into {cfg.model_dir}: {record['checkpoint']}")
   elif mode == "export":
     print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
   elif mode == "attention_maps":

@@ -20,7 +20,7 @@ from estimators import model_registry
 from estimators.models import get_model, names
 
 BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample",
-              "attention_maps", "interpolate")
+              "attention_maps", "interpolate", "import_weights")
 
 
 def _fields():

@@ -32,6 +32,9 @@ the tf.distribute step), export, evaluation and run.py never name one:
   mode_options          per extra mode, a frozen dataclass of its own flags (`hparam` fields)
   prepare               what must exist before training (default nothing)
   extra_metrics         metrics beyond the dataset's at evaluation (default none)
+  read_release /        the authors' released weights (--mode=import_weights): what the files
+  import_weights        determine (flags), then every variable of a run's checkpoint from them
+                        (`has_importer`; estimators/weights_import.py writes the run)
 
 The base class implements the "noise [B, z] (+ class labels [B]) in, {'images', 'labels'} out"
 contract that SAGAN, YLG-SAGAN and an unconditional GAN share; a model with other inputs or
@@ -319,6 +322,57 @@ class ModelSpec:
     image of that class's label. Models that cannot mix leave supports_class_mixing False
     (--mode=interpolate then switches class at each segment's midpoint, see interpolate.py)."""
     raise NotImplementedError(f"{self.name} cannot mix class embeddings")
+
+  # --- the authors' released weights (--mode=import_weights) ----------------------------------
+  has_importer: bool = False  # True when read_release and import_weights are implemented
+
+  def read_release(self, paths) -> "ReleasedWeights":
+    """Reads released files (paths as given to --import_from) and returns what they determine.
+    Raises WeightsImportError for files of another format or model (say what was expected)."""
+    raise NotImplementedError(f"{self.name} has no importer of released weights")
+
+  def import_weights(self, cfg, release: "ReleasedWeights") -> "ImportResult":
+    """The run's checkpoint from `release`, for `cfg` (the flags validated, the files' values
+    in them). Raises WeightsImportError naming missing source keys (all of them) and shapes that
+    differ (key and both shapes)."""
+    raise NotImplementedError(f"{self.name} has no importer of released weights")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleasedWeights:
+  """What an importer read from released files, before any flag is validated.
+
+  flags:   {flag name: value} the files determine (hyperparameters, --image_size, --ema_decay,
+           the optimiser settings of the release): a flag given with another value is an error.
+  files:   every file read (imported.json records each with its sha256).
+  release: facts about the release for imported.json (e.g. images seen, the authors' own FID).
+  source:  the importer's handle on the files (import_weights reads the tensors through it).
+  """
+  flags: Mapping[str, object]
+  files: Tuple[str, ...]
+  release: Mapping[str, object]
+  source: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportResult:
+  """The checkpoint of an imported run.
+
+  variables: {checkpoint key: numpy value}: every key the engines, eval, sample and export read
+             (estimators/weights_import.py checks none is missing).
+  sources:   {checkpoint key: the source key (file + key) it came from}.
+  left_out:  {source key or group: why it was not imported} (e.g. optimiser slots).
+  step:      the global_step written (export and sample name their outputs by it).
+  """
+  variables: Mapping[str, np.ndarray]
+  sources: Mapping[str, str]
+  left_out: Mapping[str, str]
+  step: int
+
+
+class WeightsImportError(ValueError):
+  """Released files that cannot become a run: another format or model, missing keys, shapes or
+  settings that contradict the flags given."""
 
 
 MODELS: Dict[str, ModelSpec] = {}

@@ -28,7 +28,7 @@ import tensorflow as tf
 from data import diff_augment
 from estimators import summaries
 from estimators.model_registry import POSITIVE, ModelSpec, hparam, register
-from estimators.models import ladagan_losses, ladagan_networks
+from estimators.models import ladagan_import, ladagan_losses, ladagan_networks
 
 # --image_size -> the released architecture of that size (LSUN-128: --g_decoder on FFHQ's).
 PRESET_FOR_SIZE = {32: "cifar10", 64: "celeba64", 128: "ffhq128"}
@@ -235,6 +235,15 @@ class LadaGAN(ModelSpec):
       side = int(np.sqrt(int(m.shape[-1])))
       named[f"attention_{side}"] = m
     return self.images(outputs), named
+
+  # --- the authors' released weights (estimators/models/ladagan_import.py) -------------------
+  has_importer = True
+
+  def read_release(self, paths):
+    return ladagan_import.read_release(paths)
+
+  def import_weights(self, cfg, release):
+    return ladagan_import.import_weights(cfg, release, self.build_networks(cfg))
 
 
 register(LadaGAN())
