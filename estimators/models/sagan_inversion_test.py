@@ -446,19 +446,42 @@ def _record(out_dir):
     return json.load(f)
 
 
+SHARPEN = 100.0  # the tiny random D attends almost uniformly (saliency spread 0.4%)
+
+
+def _sharpened(attention):
+  """softmax over keys of SHARPEN * log(attention): a peaked distribution, a function of the
+  layer's own attention, so each head's and each image's saliency differ by tens of percent."""
+  return tf.nn.softmax(SHARPEN * tf.math.log(tf.convert_to_tensor(attention)), axis=-1)
+
+
 def test_run_inversion_weights_each_loss_by_the_chosen_heads_saliency_of_the_real_image(
-    tiny, tiny_run):
+    tiny, tiny_run, monkeypatch):
   """Step 0's logged losses (at the shared starts) of eqs. 3 and 4 equal numpy sums over the
-  chosen head only (head 1 of 2), its S' / S'' computed in numpy from the real image's attention."""
+  chosen head only (head 1 of 2), its S' / S'' computed in numpy from the real image's attention
+  (sharpened in D, and in numpy likewise, so that a wrong head or image shows)."""
+  networks = type(tiny["discriminator"])
+  own = networks.attention_features
+
+  def sharp_features(self, images, training=False, return_attention=True):
+    features, attention = own(self, images, training=training, return_attention=return_attention)
+    return features, (_sharpened(attention) if return_attention else None)
+  monkeypatch.setattr(networks, "attention_features", sharp_features)
   options = si.InversionOptions(invert_image=tiny_run["image"], invert_label=LABEL,
                                 invert_steps=1, invert_restarts=2, invert_heads="1")
   out_dir = si.run_inversion(tiny_run["cfg"], options, checkpoint=tiny_run["ckpt"],
                              out_dir=str(tiny_run["root"] / "heads"))
+  monkeypatch.undo()
   record = _record(out_dir)
   x = si.read_image(tiny_run["image"], 32)  # the PNG of the sample: [32, 32, 3]
   d = tiny["discriminator"]
-  features, attention = (t.numpy() for t in d.attention_features(tf.constant(x[None])))
-  sal = attention[0].mean(axis=1)  # [2 heads, 64 keys]: mean over the 256 queries
+  features, attention = (t.numpy().astype(np.float64)
+                         for t in d.attention_features(tf.constant(x[None])))
+  logits = SHARPEN * np.log(attention[0])  # [2 heads, 256 queries, 64 keys]
+  peaked = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  peaked /= peaked.sum(axis=-1, keepdims=True)
+  sal = peaked.mean(axis=1)  # [2 heads, 64 keys]: mean over the 256 queries
+  assert np.abs(sal[0] - sal[1]).max() > 0.1 * sal.mean()  # the heads tell apart
   s1 = np.kron(sal[1].reshape(8, 8), np.ones((2, 2)))  # S'_1 on D0's 16x16 grid
   s1_image = np.kron(sal[1].reshape(8, 8), np.ones((4, 4)))  # S''_1 on the 32 px output
   starts = tiny["generate"](tf.constant(si.truncated_starts(2, 16, seed=0))).numpy()
