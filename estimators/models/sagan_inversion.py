@@ -93,8 +93,10 @@ class InversionOptions:
       "paper", "--mode=invert: 'paper' (YLG sec. 5 / app. 9: sum over all heads of squared "
       "saliency-weighted D0 distances, Lookahead+Adam 0.05, 1500 steps, 4 restarts) or "
       "'official' (ylg/inverse_image.py: Adam 0.07 without Lookahead, 1000 steps, 8 restarts, "
-      "heads 0-3, non-zero-count saliency, un-squared norm over all restarts, D's spectral-norm "
-      "vectors updated).", choices=RECIPES)
+      "heads 0-3, non-zero-count saliency, un-squared norm over all restarts, D0(x) and the "
+      "saliency recomputed at every step, D's spectral-norm vectors updated by every D call, "
+      "the whole image resized bilinearly). Each part is also an --invert_* option, which wins "
+      "when given.", choices=RECIPES)
   invert_lr: float = hparam(None, "--mode=invert: Adam learning rate (paper 0.05, official "
                             "0.07).", check=_none_or(POSITIVE))
   invert_steps: int = hparam(None, "--mode=invert: descent steps (paper 1500, official 1000).",
