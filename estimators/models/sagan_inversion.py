@@ -11,24 +11,33 @@ receives, averaged over the query positions; S'_i = S_i nearest-resized from the
 to D0's grid (r): each key was max-pooled from a 2x2 cell of D0's grid and weighs that cell.
 Lookahead (Zhang et al. 2019; tensorflow-addons) around Adam, lr 0.05, 1500 steps, 4 restarts
 from a truncated normal (+/- 2 std), the restart with the lowest final loss kept (app. 9.1.3,
-9.2). The paper's baseline, pixel-space descent on ||G(z) - x||^2 (eq. 1), runs in the same call
-from the same starts with the same optimiser.
+9.2). Two more methods run in the same call from the same starts with the same optimiser: the
+paper's baseline, pixel-space descent on ||G(z) - x||^2 (eq. 1), and the saliency-weighted pixel
+loss at G's output, sum_i ||(G(z) - x) * S''_i||^2 (eq. 4, app. 9.4.1, Fig. 11c; S''_i = S_i
+nearest-resized from the key grid to G's output), which the paper shows failing.
 
 `--invert_recipe=official` is the authors' ylg/inverse_image.py instead, each difference a
-quirk of that script: Adam 0.07 without Lookahead (its Lookahead ops run once before the loop
+quirk of that script and an option of its own (`RECIPE_VALUES`; an option given explicitly wins
+over the recipe): Adam 0.07 without Lookahead (its Lookahead ops run once before the loop
 and never again), 1000 steps, 8 restarts, heads 0-3 only (YLG's RTL heads; fewer on a model with
 fewer heads), each key's summed attention divided by the number of queries giving it non-zero
 weight (masked queries excluded) instead of by all queries, the UN-squared Frobenius norm over
-all restarts at once (restarts coupled through its gradient scale; eq. 1's baseline likewise),
-and D's spectral-norm u vectors refreshed by every D call during the descent. The script writes
-every restart; here the best by loss is kept as in the paper, and every restart is written too.
+all restarts at once (restarts coupled through its gradient scale), D0(x) and the saliency
+recomputed at every step (graph tensors of the real image, re-run by every session call), D's
+spectral-norm u vectors refreshed by every D call (snconv2d's training=True), the printed loss's
+pass before each update included, and the whole image resized bilinearly without a centre crop.
+The script optimises eq. 3 only; eqs. 1 and 4 under its settings are this project's
+extrapolation (labelled so in inversion.json). The script writes every restart; here the best by
+loss is kept as in the paper, and every restart is written too.
 
-Outside the official recipe no spectral-norm u vector of G or D changes (both run in inference
-mode, D without a run's --sn_update_in_eval quirk); G's batch norm runs as the model's --bn_inference says (with 'batch', restarts optimised
-together share statistics, as in the official script's batch of 8).
+Outside u updates no spectral-norm u vector of G or D changes (both run in inference
+mode, D without a run's --sn_update_in_eval quirk); G's batch norm runs as the model's
+--bn_inference says (with 'batch', restarts optimised together share statistics, as in the
+official script's batch of 8).
 """
 import dataclasses
 import json
+import math
 import os
 import time
 from typing import Callable, Optional, Tuple
@@ -41,6 +50,11 @@ from estimators.model_registry import POSITIVE, UNIT_INTERVAL, hparam
 
 RECIPES = ("paper", "official")
 NORMALISATIONS = ("mean", "nonzero")  # saliency: / all queries (paper) or / non-zero entries
+NORMS = ("squared", "unsquared")  # per restart, squared (paper) or one un-squared norm (official)
+PREPROCESSING = ("central_square", "resize_whole")  # project (TF-GAN) or official
+# Each method: (the YLG equation, what it compares). Eq. 1 at G's output, eq. 3 in D0's space
+# weighted by each head's saliency S'_i, eq. 4 at G's output weighted by S''_i (paper app. 9.4.1).
+METHODS = {"attention": "3", "pixel": "1", "weighted_pixel": "4"}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's, which the official script uses
 RESULT_FILE = "inversion.json"
 
@@ -51,6 +65,10 @@ class InversionInputError(ValueError):
 
 def _none_or(check):
   return (lambda v: v is None or check[0](v), check[1])
+
+
+def _one_of(values):
+  return (lambda v: v in values, f"must be one of {', '.join(values)}")
 
 
 def _heads_ok(text):
@@ -75,8 +93,10 @@ class InversionOptions:
       "paper", "--mode=invert: 'paper' (YLG sec. 5 / app. 9: sum over all heads of squared "
       "saliency-weighted D0 distances, Lookahead+Adam 0.05, 1500 steps, 4 restarts) or "
       "'official' (ylg/inverse_image.py: Adam 0.07 without Lookahead, 1000 steps, 8 restarts, "
-      "heads 0-3, non-zero-count saliency, un-squared norm over all restarts, D's spectral-norm "
-      "vectors updated).", choices=RECIPES)
+      "heads 0-3, non-zero-count saliency, un-squared norm over all restarts, D0(x) and the "
+      "saliency recomputed at every step, D's spectral-norm vectors updated by every D call, "
+      "the whole image resized bilinearly). Each part is also an --invert_* option, which wins "
+      "when given.", choices=RECIPES)
   invert_lr: float = hparam(None, "--mode=invert: Adam learning rate (paper 0.05, official "
                             "0.07).", check=_none_or(POSITIVE))
   invert_steps: int = hparam(None, "--mode=invert: descent steps (paper 1500, official 1000).",
@@ -87,6 +107,32 @@ class InversionOptions:
   invert_heads: str = hparam("", "--mode=invert: comma-separated attention heads whose "
                              "saliency-weighted losses are summed ('': paper all, official 0-3).",
                              check=(_heads_ok, "must be comma-separated head indices >= 0"))
+  invert_lookahead: bool = hparam(None, "--mode=invert: Lookahead around Adam (paper app. "
+                                  "9.1.3) or plain Adam (--noinvert_lookahead: official, whose "
+                                  "Lookahead ops run once before the loop, inverse_image.py:161-"
+                                  "162). Unset: the recipe's.")
+  invert_saliency: str = hparam(None, "--mode=invert: a key's saliency = its summed attention / "
+                                "'mean' all queries (paper sec. 5) or / 'nonzero' the queries "
+                                "giving it weight (official inverse_image.py:60-61). Unset: the "
+                                "recipe's.", check=_none_or(_one_of(NORMALISATIONS)))
+  invert_norm: str = hparam(None, "--mode=invert: 'squared' norm per restart (paper eqs. 1, 3, "
+                            "4) or 'unsquared' Frobenius norm over all restarts in one tensor "
+                            "(official inverse_image.py:72, tf.norm). Unset: the recipe's.",
+                            check=_none_or(_one_of(NORMS)))
+  invert_sn_update: bool = hparam(None, "--mode=invert: D's spectral-norm u vectors refreshed by "
+                                  "every D call, the printed loss's pass included (official: "
+                                  "snconv2d's default training=True, ylg/ops.py:22) or fixed "
+                                  "(paper). Unset: the recipe's.")
+  invert_real_every_step: bool = hparam(None, "--mode=invert: D0(x) and the saliency recomputed "
+                                        "at every step (official: graph tensors of the real "
+                                        "image, inverse_image.py:154,165) or once (paper). "
+                                        "Unset: the recipe's.")
+  invert_preprocess: str = hparam(None, "--mode=invert: 'central_square' (TF-GAN's ImageNet "
+                                  "pipeline: central square, resized; this project's choice, "
+                                  "the paper says nothing) or 'resize_whole' (bilinear resize "
+                                  "of the whole image, no crop: official inverse_image.py:145-"
+                                  "146). Unset: the recipe's.",
+                                  check=_none_or(_one_of(PREPROCESSING)))
   invert_lookahead_k: int = hparam(5, "--mode=invert: Lookahead sync period k (Lookahead paper "
                                    "and the YLG script: 5).", check=POSITIVE)
   invert_lookahead_alpha: float = hparam(0.5, "--mode=invert: Lookahead slow step size alpha "
@@ -118,10 +164,27 @@ class InversionSettings:
   saliency_normalisation: str  # "mean" (paper) or "nonzero" (official)
   squared: bool  # squared norm per restart (paper) or un-squared over all restarts (official)
   update_sn: bool  # refresh D's spectral-norm u vectors at every D call (official only)
+  real_every_step: bool = False  # D0(x) and the saliency recomputed at every step (official)
+  preprocess: str = "central_square"  # or "resize_whole" (official)
+
+
+# The recipes' values of each option left unset: (paper, official ylg/inverse_image.py).
+RECIPE_VALUES = {
+    "invert_lr": (0.05, 0.07),  # app. 9.1.3; inverse_image.py:16
+    "invert_steps": (1500, 1000),  # app. 9.1.3; inverse_image.py:15
+    "invert_restarts": (4, 8),  # app. 9.1.3 ("at most 4 seeds"); inverse_image.py:12 (bs)
+    "invert_lookahead": (True, False),  # app. 9.1.3; inverse_image.py:161-162 (ops run once)
+    "invert_saliency": ("mean", "nonzero"),  # sec. 5; inverse_image.py:60-61
+    "invert_norm": ("squared", "unsquared"),  # eqs. 1, 3, 4; inverse_image.py:49, 72
+    "invert_sn_update": (False, True),  # (inference); ylg/ops.py:22 snconv2d training=True
+    "invert_real_every_step": (False, True),  # (S from x, once); inverse_image.py:154, 165
+    "invert_preprocess": ("central_square", "resize_whole"),  # (TF-GAN); inverse_image.py:145
+}
 
 
 def resolve_settings(options: InversionOptions, num_heads: int) -> InversionSettings:
-  """The recipe's values under the options given; heads checked against the model's."""
+  """The recipe's values under the options given (an option set explicitly wins); heads
+  checked against the model's."""
   paper = options.invert_recipe == "paper"
   heads = parse_heads(options.invert_heads)
   if heads is None:
@@ -130,22 +193,29 @@ def resolve_settings(options: InversionOptions, num_heads: int) -> InversionSett
   if bad:
     raise InversionInputError(f"--invert_heads={options.invert_heads}: the model's attention "
                               f"has {num_heads} head(s) (0..{num_heads - 1}); {bad} do not exist")
-  pick = lambda value, paper_value, official_value: (
-      value if value is not None else (paper_value if paper else official_value))
+
+  def pick(name):
+    value = getattr(options, name)
+    return value if value is not None else RECIPE_VALUES[name][0 if paper else 1]
   return InversionSettings(
-      recipe=options.invert_recipe, lr=pick(options.invert_lr, 0.05, 0.07),
-      steps=pick(options.invert_steps, 1500, 1000),
-      restarts=pick(options.invert_restarts, 4, 8), heads=heads, lookahead=paper,
+      recipe=options.invert_recipe, lr=pick("invert_lr"), steps=pick("invert_steps"),
+      restarts=pick("invert_restarts"), heads=heads, lookahead=pick("invert_lookahead"),
       lookahead_k=options.invert_lookahead_k, lookahead_alpha=options.invert_lookahead_alpha,
-      saliency_normalisation="mean" if paper else "nonzero", squared=paper, update_sn=not paper)
+      saliency_normalisation=pick("invert_saliency"),
+      squared=pick("invert_norm") == "squared", update_sn=pick("invert_sn_update"),
+      real_every_step=pick("invert_real_every_step"), preprocess=pick("invert_preprocess"))
 
 
 # --- the real image ------------------------------------------------------------------------------
-def read_image(path, size) -> np.ndarray:
-  """A JPEG or PNG file -> float32 [size, size, 3] in [-1, 1]: the central square, resized as
-  TF-GAN's ImageNet pipeline (data.image_ops 'tfgan'), x * 2/255 - 1. PNGs with 16 bits or an
-  alpha channel are read as 8-bit RGB."""
+def read_image(path, size, preprocess="central_square") -> np.ndarray:
+  """A JPEG or PNG file -> float32 [size, size, 3] in [-1, 1]. 'central_square': the central
+  square, resized as TF-GAN's ImageNet pipeline (data.image_ops 'tfgan'), x * 2/255 - 1.
+  'resize_whole' (official inverse_image.py:145-146): x * 2/255 - 1 of the whole image, resized
+  bilinearly (tf.image.resize's default) to size x size, the aspect ratio not kept. PNGs with
+  16 bits or an alpha channel are read as 8-bit RGB."""
   from data import image_ops  # pylint: disable=import-outside-toplevel
+  if preprocess not in PREPROCESSING:
+    raise ValueError(f"preprocess must be one of {PREPROCESSING}, got {preprocess!r}")
   if not path:
     raise InversionInputError("--mode=invert needs --invert_image=FILE (a JPEG or PNG)")
   if not tf.io.gfile.exists(path):
@@ -154,10 +224,14 @@ def read_image(path, size) -> np.ndarray:
   if not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n"):
     raise InversionInputError(f"--invert_image={path} is neither a JPEG nor a PNG (by its "
                               "first bytes)")
+  window = image_ops.central_square if preprocess == "central_square" else image_ops.whole_image
   try:
-    image = image_ops.decode_window(tf.constant(data), image_ops.central_square)
+    image = image_ops.decode_window(tf.constant(data), window)  # uint8 [h, w, 3]
   except tf.errors.OpError as e:
     raise InversionInputError(f"--invert_image={path} cannot be decoded: {e.message}") from e
+  if preprocess == "resize_whole":
+    signed = tf.cast(image, tf.float32) * (2.0 / 255.0) - 1.0
+    return tf.image.resize(signed, (size, size), method="bilinear").numpy().astype(np.float32)
   image = image_ops.resize_square(image, size, method="tfgan")
   return (image.numpy() * (2.0 / 255.0) - 1.0).astype(np.float32)
 
@@ -185,15 +259,36 @@ def saliency(attention, normalisation="mean"):
   return tf.math.divide_no_nan(total, count)
 
 
-def saliency_on_grid(sal, side):
-  """[B, heads, Nk] over the (side/2)^2 key grid -> [B, heads, side, side]: each key's weight on
-  the 2x2 cell of D0's grid it was pooled from (nearest resize, as the official script)."""
-  key_side = side // 2
+def saliency_on_grid(sal, side, key_side=None):
+  """[B, heads, Nk] over the key grid (key_side^2; default side/2, D0's grid pooled 2x2) ->
+  [B, heads, side, side]: each key's weight on the cell of the grid it covers (nearest resize,
+  as the official script's S' (inverse_image.py:63); for eq. 4's S'' at G's output likewise)."""
+  key_side = key_side or side // 2
+  if side % key_side:
+    raise ValueError(f"a {side}x{side} grid is not a whole multiple of the {key_side}x{key_side} "
+                     "key grid")
   sal = tf.convert_to_tensor(sal)
   tf.debugging.assert_equal(tf.shape(sal)[-1], key_side * key_side,
-                            message="saliency keys do not match D0's grid")
+                            message="saliency keys do not match the key grid")
   grid = tf.reshape(sal, tf.concat([tf.shape(sal)[:-1], [key_side, key_side]], 0))
-  return tf.repeat(tf.repeat(grid, 2, axis=-2), 2, axis=-1)
+  factor = side // key_side
+  return tf.repeat(tf.repeat(grid, factor, axis=-2), factor, axis=-1)
+
+
+def real_reference(d0_attention: Callable, target, settings: InversionSettings):
+  """reference(training) -> (D0(x) [1, r, r, C], S'_i [heads, r, r] of the chosen heads, S_i
+  [heads, Nk] on the key grid): what the losses compare with, from the real image x [1, S, S, 3].
+  d0_attention(images, training) -> (D0 features, the attention layer's attention)."""
+  target = tf.constant(np.asarray(target, np.float32))
+  heads = list(settings.heads)
+
+  def reference(training):
+    features, attention = d0_attention(target, training)
+    side = int(features.shape[1])
+    attention = dense_attention(attention, (side // 2) ** 2)  # [1, heads, Nq, Nk]
+    sal = tf.gather(saliency(attention, settings.saliency_normalisation)[0], heads)  # [h, Nk]
+    return features, saliency_on_grid(sal, side), sal
+  return reference
 
 
 # --- losses --------------------------------------------------------------------------------------
@@ -256,11 +351,15 @@ class LatentDescent:
 
     @tf.function
     def step():
+      if settings.update_sn:
+        # The official loop prints the loss (inverse_image.py:171-172) before each update: one
+        # more pass of D, whose u vectors advance; the printed values are the ones logged.
+        logged = loss_fn(self.z)
       with tf.GradientTape() as tape:
         per, total, rms = loss_fn(self.z)
       grad = tape.gradient(total, self.z)
       self.optimizer.apply_gradients([(grad, self.z)])
-      return per, total, rms
+      return logged if settings.update_sn else (per, total, rms)
     self._step = step
 
   def step(self):
@@ -298,19 +397,27 @@ def descend(loss_fn, z0, settings: InversionSettings, track=None):
           "best": int(np.argmin(final))}
 
 
-def attention_loss_fn(generate: Callable, d0: Callable, target, weights,
+def _fixed_or_every_step(reference, settings):
+  """reference() for the loss: computed once here (frozen u), or at every call (official)."""
+  if settings.real_every_step:
+    return lambda: reference(settings.update_sn)
+  once = tuple(tf.stop_gradient(t) for t in reference(False))
+  return lambda: once
+
+
+def attention_loss_fn(generate: Callable, d0: Callable, target, reference: Callable,
                       settings: InversionSettings):
-  """loss_fn(z) of the attention-guided method (for `descend`).
+  """loss_fn(z) of the attention-guided method, eq. 3 (for `descend`).
 
   generate(z [R, z]) -> images [R, S, S, 3]; d0(images, training) -> D0 features [R, r, r, C]
-  (training refreshes spectral-norm vectors: official recipe only); target [1, S, S, 3] in
-  [-1, 1]; weights [heads, r, r] the chosen heads' S'. D0(x) is computed once, here.
+  (training refreshes spectral-norm vectors: settings.update_sn); target [1, S, S, 3] in
+  [-1, 1]; reference: `real_reference`'s, D0(x) and S' from x once or at every step.
   """
   target = tf.constant(np.asarray(target, np.float32))
-  weights = tf.constant(np.asarray(weights, np.float32))
-  real = tf.stop_gradient(d0(target, False))  # [1, r, r, C], fixed (paper and official)
+  real_side = _fixed_or_every_step(reference, settings)
 
   def loss(z):
+    real, weights, _ = real_side()  # D0(x) first, as the script's graph (no order guaranteed)
     images = generate(z)
     per, total = attention_losses(d0(images, settings.update_sn), real, weights,
                                   settings.squared)
@@ -329,18 +436,34 @@ def pixel_loss_fn(generate: Callable, target, settings: InversionSettings):
   return loss
 
 
-def invert(generate: Callable, d0: Callable, target, weights, z0, settings: InversionSettings,
-           track=None):
-  """Both methods from the same starts z0 [R, z_dim]; target [S, S, 3] in [-1, 1], the rest as
-  `attention_loss_fn`; track(method, range) may wrap each step loop.
-  Returns {'attention': descend(...), 'pixel': descend(...)}.
-  """
+def weighted_pixel_loss_fn(generate: Callable, target, reference: Callable,
+                           settings: InversionSettings):
+  """loss_fn(z) of eq. 4 (paper app. 9.4.1, Fig. 11c): sum_i ||(G(z) - x) * S''_i||^2, S''_i
+  head i's saliency nearest-resized from the key grid to G's output (as S' to D0's grid)."""
+  target = tf.constant(np.asarray(target, np.float32))
+  size = int(target.shape[1])
+  real_side = _fixed_or_every_step(reference, settings)
+
+  def loss(z):
+    _, weights, sal = real_side()
+    on_image = saliency_on_grid(sal, size, math.isqrt(int(sal.shape[-1])))  # [heads, S, S]
+    images = generate(z)
+    per, total = attention_losses(images, target, on_image, settings.squared)
+    return per, total, pixel_distance(images, target)
+  return loss
+
+
+def invert(generate: Callable, d0: Callable, target, reference: Callable, z0,
+           settings: InversionSettings, track=None):
+  """The three methods from the same starts z0 [R, z_dim] with the same optimiser; target
+  [S, S, 3] in [-1, 1], reference as `real_reference`'s; track(method, range) may wrap each
+  step loop. Returns {method: descend(...)} for METHODS."""
   target = np.asarray(target, np.float32)[None]  # [1, S, S, 3]
   wrap = (lambda name: (lambda steps: track(name, steps))) if track else (lambda name: None)
-  return {"attention": descend(attention_loss_fn(generate, d0, target, weights, settings), z0,
-                               settings, wrap("attention")),
-          "pixel": descend(pixel_loss_fn(generate, target, settings), z0, settings,
-                           wrap("pixel"))}
+  loss_fns = {"attention": attention_loss_fn(generate, d0, target, reference, settings),
+              "pixel": pixel_loss_fn(generate, target, settings),
+              "weighted_pixel": weighted_pixel_loss_fn(generate, target, reference, settings)}
+  return {name: descend(fn, z0, settings, wrap(name)) for name, fn in loss_fns.items()}
 
 
 def image_scores(images, target):
@@ -452,7 +575,8 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
   spec = get_model(cfg.model)
   label = _check_inputs(cfg, spec, options)
   settings = resolve_settings(options, spec.heads(cfg.hparams))
-  target = read_image(options.invert_image, cfg.image_size)  # all checked before any network
+  target = read_image(options.invert_image, cfg.image_size,
+                      settings.preprocess)  # all checked before any network
   ckpt = latest_checkpoint(checkpoint or cfg.model_dir)
   reader = tf.train.load_checkpoint(ckpt)
   step = int(reader.get_tensor("global_step"))
@@ -487,31 +611,51 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
     return discriminator.attention_features(images, training=training,
                                             return_attention=False)[0]
 
-  # Every head's saliency from the real image's attention (inference mode), on D0's grid.
-  feats, attention = discriminator.attention_features(tf.constant(target[None]))
-  side = int(feats.shape[1])
-  attention = dense_attention(attention, (side // 2) ** 2)  # [1, heads, Nq, Nk]
-  sal = saliency(attention, settings.saliency_normalisation)[0].numpy()  # [heads, Nk]
-  grids = saliency_on_grid(sal, side).numpy()  # [heads, r, r]
+  def d0_attention(images, training):
+    return discriminator.attention_features(images, training=training)
+
+  # Every head's saliency from the real image's attention (inference mode, before any descent),
+  # on D0's grid: written out; the losses take the chosen heads' from `reference`.
+  every_head = dataclasses.replace(settings, heads=tuple(range(spec.heads(cfg.hparams))))
+  _, grids, sal = (t.numpy() for t in real_reference(d0_attention, target[None],
+                                                     every_head)(False))
+  reference = real_reference(d0_attention, target[None], settings)
 
   z0 = truncated_starts(settings.restarts, spec.z_dim(cfg), seed)
   started = time.time()
-  results = invert(generate, d0, target, grids[list(settings.heads)], z0, settings,
+  results = invert(generate, d0, target, reference, z0, settings,
                    lambda method, steps: progress.track(
                        steps, settings.steps, f"invert ({method} loss)", unit="steps",
                        count=lambda _: 1))
   record = {"settings": record_settings, "seconds": round(time.time() - started, 2)}
   _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings)
-  att, pix = record["methods"]["attention"], record["methods"]["pixel"]
+  att, pix, wpx = (record["methods"][m] for m in ("attention", "pixel", "weighted_pixel"))
   print(f"inversion ({settings.recipe}): PSNR attention {att['psnr']:.2f} dB / pixel "
-        f"{pix['psnr']:.2f} dB, SSIM {att['ssim']:.3f} / {pix['ssim']:.3f}; written to {out_dir}")
+        f"{pix['psnr']:.2f} dB / weighted pixel {wpx['psnr']:.2f} dB, SSIM {att['ssim']:.3f} / "
+        f"{pix['ssim']:.3f} / {wpx['ssim']:.3f}; written to {out_dir}")
   return out_dir
+
+
+def method_sources(settings: InversionSettings):
+  """{method: where its loss comes from}: the official script only optimises eq. 3 (and prints
+  ||G(z) - x||, inverse_image.py:49, 171); under its recipe the other two are this project's
+  extrapolation of the script's settings."""
+  paper = {"attention": "YLG eq. 3 (sec. 5, app. 9.1.1 Solution 1)",
+           "pixel": "YLG eq. 1 (sec. 5; the standard method it compares with)",
+           "weighted_pixel": "YLG eq. 4 (app. 9.4.1, Fig. 11c)"}
+  if settings.recipe == "paper":
+    return paper
+  extrapolated = ("this project's extrapolation: ylg/inverse_image.py optimises eq. 3 only and "
+                  "prints ||G(z) - x|| (lines 49, 171); here {} runs with the script's settings")
+  return {"attention": "ylg/inverse_image.py (eq. 3 as the script computes it)",
+          "pixel": extrapolated.format("eq. 1"), "weighted_pixel": extrapolated.format("eq. 4")}
 
 
 def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, settings):
   """The PNGs, then inversion.json (last: its presence means the inversion is complete)."""
   start_images = generate(tf.constant(z0)).numpy()  # [R, S, S, 3]
   record["methods"], images = {}, {}
+  sources = method_sources(settings)
   for method, res in results.items():
     finals = generate(tf.constant(res["z"])).numpy()  # [R, S, S, 3]
     psnr, ssim = image_scores(finals, target)
@@ -520,6 +664,7 @@ def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, s
     run_dir.write_png(os.path.join(out_dir, f"restarts_{method}.png"),
                       run_dir.grid(finals, min(8, len(finals))))
     record["methods"][method] = {
+        "equation": METHODS[method], "source": sources[method],
         "best_restart": best, "final_losses": _rounded(res["final_losses"]),
         "final_pixel_rms": _rounded(res["final_pixel_rms"]),
         "psnr": float(psnr[best]), "ssim": float(ssim[best]),
@@ -533,11 +678,12 @@ def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, s
       str(h): {"used": h in settings.heads, "max": float(grids[h].max()),
                "sum": float(sal[h].sum())} for h in range(grids.shape[0])}
   run_dir.write_png(os.path.join(out_dir, "original.png"), target)
-  run_dir.write_png(os.path.join(out_dir, "inversion_attention.png"), images["attention"])
-  run_dir.write_png(os.path.join(out_dir, "inversion_pixel.png"), images["pixel"])
+  for method in METHODS:
+    run_dir.write_png(os.path.join(out_dir, f"inversion_{method}.png"), images[method])
   start = start_images[results["attention"]["best"]]
   run_dir.write_png(os.path.join(out_dir, "comparison.png"), run_dir.grid(
-      np.stack([target, start, images["pixel"], images["attention"]]), 4))
+      np.stack([target, start, images["pixel"], images["weighted_pixel"],
+                images["attention"]]), 5))
   size, side = target.shape[0], grids.shape[-1]
   for h, grid in enumerate(grids):
     heat = np.kron(grid / max(float(grid.max()), 1e-12), np.ones((size // side, size // side)))
