@@ -1,10 +1,13 @@
 # make run   : set up .venv (first time) and run the embedded default (digits SAGAN)
 # make test  : set up .venv (first time) and run every test (what CI runs)
 # make test-quick : skip the slow end-to-end tests
+#   both run on $(JOBS) pytest-xdist workers, a test module to a worker (JOBS=1: one process)
 # make bench : run every benchmark (python -m bench) into bench/results.md; ARGS="--only=data --full"
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+JOBS ?= 2
+PYTEST := $(PY) -m pytest -q $(if $(filter-out 1,$(JOBS)),-n $(JOBS) --dist loadscope)
 
 .PHONY: setup run test test-quick bench clean
 
@@ -21,10 +24,10 @@ run: setup
 	$(PY) run.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-quick: setup
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 bench: setup
 	$(PY) -m bench $(ARGS)

@@ -1,5 +1,81 @@
-"""Pytest setup shared by every test module: quiet TensorFlow logs, deterministic seeds."""
+"""Pytest setup shared by every test module: quiet TensorFlow logs, no GPU, and the schedule of
+`make test`'s two workers (pytest-xdist).
+
+`make test` runs `pytest -n 2 --dist loadscope`: each test module goes whole to one of two worker
+processes, so a module-scoped fixture (a tiny trained run read by many tests) is built once. xdist
+would hand out modules largest-test-count first; a module with few but long tests handed out last
+leaves one core idle at the end. So the workers take modules longest first, by the per-module
+seconds recorded in `tests/durations.json` (modules not in it go first: new modules are often the
+heavy ones). `pytest --store-durations` updates that file with the modules of the run it ends; the order only
+affects how soon the run ends, never what runs or passes.
+"""
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "durations.json")
+
+
+def _module(nodeid):
+  return nodeid.split("::", 1)[0]
+
+
+def _recorded_durations():
+  try:
+    with open(DURATIONS) as f:
+      return {k: float(v) for k, v in json.load(f).items()}
+  except (OSError, ValueError):
+    return {}
+
+
+def pytest_addoption(parser):
+  parser.addoption("--store-durations", action="store_true",
+                   help=f"write each module's total test seconds to {DURATIONS} at the end "
+                        "(the longest-first order of `make test`'s workers)")
+
+
+_SECONDS = {}  # module -> seconds of this run
+
+
+def pytest_runtest_logreport(report):
+  """Sums setup + call + teardown per module (on the xdist controller: from every worker)."""
+  _SECONDS[_module(report.nodeid)] = _SECONDS.get(_module(report.nodeid), 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+  if not session.config.getoption("--store-durations") or hasattr(session.config, "workerinput"):
+    return
+  if not _SECONDS:
+    return
+  merged = {**_recorded_durations(), **{k: round(v, 1) for k, v in _SECONDS.items()}}
+  tmp = f"{DURATIONS}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(merged, f, indent=0, sort_keys=True)
+    f.write("\n")
+  os.replace(tmp, DURATIONS)
+
+
+def pytest_xdist_make_scheduler(config, log):
+  """LoadScope scheduling (a module to one worker) that hands out the longest modules first."""
+  if config.getvalue("dist") != "loadscope":
+    return None
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+  class LongestFirst(LoadScopeScheduling):
+    """Orders the work queue once, before the first module is handed out."""
+    _ordered = False
+
+    def _assign_work_unit(self, node):
+      if not self._ordered:
+        recorded = _recorded_durations()
+        unknown = max(recorded.values(), default=0.0) + 1.0
+        order = sorted(self.workqueue.items(),
+                       key=lambda item: -recorded.get(_module(item[0]), unknown))
+        self.workqueue.clear()
+        self.workqueue.update(order)
+        self._ordered = True
+      super()._assign_work_unit(node)
+
+  return LongestFirst(config, log)
