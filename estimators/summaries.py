@@ -43,7 +43,7 @@ def attention_heat_maps(attention, image_size):
 # belongs to, nearest-upsampled to a tile a screen shows; query points marked.
 
 MIN_TILE = 128  # px per tile at least: an 8x8 map of a 32 px sample drawn at 32 px shows nothing
-OVERLAY_ALPHA = 0.6  # weight of the heat colour over the grey sample
+OVERLAY_ALPHA = 0.5  # weight of the heat colour over the grey sample
 # SAGAN Figure 1 draws five query points: the centre and the four quarter points.
 DEFAULT_QUERY_POINTS = ((0.25, 0.25), (0.25, 0.75), (0.5, 0.5), (0.75, 0.25), (0.75, 0.75))
 MARKER_COLOURS = ((1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0),
