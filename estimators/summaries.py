@@ -71,14 +71,14 @@ def query_cells(points, side):
 def jet(x):
   """The jet colour map: [...] in [0, 1] -> [..., 3] RGB in [0, 1] (0 dark blue, 0.5 green,
   1 dark red): r, g, b = clip(1.5 - |4x - c|) for c = 3, 2, 1."""
-  x = tf.convert_to_tensor(x, tf.float32)[..., None]
+  x = tf.cast(x, tf.float32)[..., None]
   return tf.clip_by_value(1.5 - tf.abs(4.0 * x - tf.constant([3.0, 2.0, 1.0])), 0.0, 1.0)
 
 
 def normalise_maps(maps):
   """[M, n] -> each map scaled by its own min and max to [0, 1] (a constant map -> all 0), so
   the near-uniform maps of early training still show where they peak."""
-  maps = tf.convert_to_tensor(maps, tf.float32)
+  maps = tf.cast(maps, tf.float32)
   low = tf.reduce_min(maps, axis=-1, keepdims=True)
   span = tf.reduce_max(maps, axis=-1, keepdims=True) - low
   return tf.math.divide_no_nan(maps - low, span)
@@ -111,10 +111,10 @@ def attention_tiles(images, maps, size, markers=None, alpha=OVERLAY_ALPHA):
   Returns [M, size, size, 3] in [0, 1]: (1 - alpha) * grey sample + alpha * jet(map normalised
   to [0, 1]), both nearest-resized to size, the markers painted over.
   """
-  images = tf.convert_to_tensor(images, tf.float32)
+  images = tf.cast(images, tf.float32)
   base = tf.image.resize((images + 1.0) / 2.0, [size, size], method="nearest")  # [M, S, S, 3]
   if maps is not None:
-    maps = tf.convert_to_tensor(maps, tf.float32)
+    maps = tf.cast(maps, tf.float32)
     side = grid_side(maps.shape[-1])
     heat = tf.reshape(normalise_maps(maps), [-1, side, side, 1])
     heat = tf.image.resize(heat, [size, size], method="nearest")[..., 0]  # [M, S, S]
@@ -135,8 +135,8 @@ def token_figure(images, maps, size):
   """Per-token maps: images [B, H, W, 3] in [-1, 1], maps [B, K, n] -> [B * S, (1 + K) * S, 3]
   in [0, 1]: a row per sample, the sample, then each of its K maps over it (LadaGAN's heads,
   the saliency of SAGAN's heads, AttnGAN's words)."""
-  images = tf.convert_to_tensor(images, tf.float32)
-  maps = tf.convert_to_tensor(maps, tf.float32)
+  images = tf.cast(images, tf.float32)
+  maps = tf.cast(maps, tf.float32)
   b, k = int(maps.shape[0]), int(maps.shape[1])
   plain = attention_tiles(images, None, size)[:, None]  # [B, 1, S, S, 3]
   under = tf.repeat(images, k, axis=0)  # [B * K, H, W, 3]
@@ -151,13 +151,21 @@ def query_figure(image, rows, cells, query_side, size):
   query_side x query_side grid -> [heads * S, (1 + Q) * S, 3] in [0, 1]: a row per head, the
   sample with every point marked in its colour, then each point's map with its marker (SAGAN
   Figures 1 and 5, YLG Figure 6)."""
-  rows = tf.convert_to_tensor(rows, tf.float32)
+  rows = tf.cast(rows, tf.float32)
   heads, q = int(rows.shape[0]), int(rows.shape[1])
   marks = [(cell, query_side, MARKER_COLOURS[i]) for i, cell in enumerate(cells)]
-  image = tf.convert_to_tensor(image, tf.float32)[None]
+  image = tf.cast(image, tf.float32)[None]
   marked = attention_tiles(image, None, size, [marks])  # [1, S, S, 3]
   heat = attention_tiles(tf.repeat(image, heads * q, axis=0), tf.reshape(rows, [heads * q, -1]),
                          size, [[m] for m in marks] * heads)  # [heads * Q, S, S, 3]
   heat = tf.reshape(heat, [heads, q, size, size, 3])
   tiles = tf.concat([tf.repeat(marked[None], heads, axis=0), heat], axis=1)
   return tile_grid(tf.reshape(tiles, [-1, size, size, 3]), 1 + q)
+
+
+def add_figure(tag, figure):
+  """One image summary `tag` of a figure [H, W, 3] in [0, 1], as uint8: a float image would be
+  rescaled by tf.summary.image (its maximum to 255), changing the drawn colours."""
+  pixels = tf.cast(tf.round(tf.clip_by_value(figure, 0.0, 1.0) * 255.0), tf.uint8)[None]
+  with tf.compat.v1.name_scope(""):  # the tag as given, without the network's scope prefix
+    tf.compat.v1.summary.image(tag, pixels, max_outputs=1)
