@@ -107,3 +107,17 @@ def test_token_figure_rows_per_sample_the_sample_then_each_map():
 
 def test_tile_size_is_at_least_what_a_screen_shows():
   assert summaries.tile_size(32) == 128 and summaries.tile_size(256) == 256
+
+
+def test_add_figure_writes_the_drawn_pixels_as_uint8_not_rescaled():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  figure = np.full((2, 3, 3), 0.25, np.float32)  # a float summary would stretch 0.25 to 255
+  figure[0, 0] = (0.5, 0.0, 1.0)
+  with tf.Graph().as_default():
+    summaries.add_figure("attention/x", tf.constant(figure))
+    merged = tf.compat.v1.summary.merge_all()
+    with tf.compat.v1.Session() as session:
+      proto = tf.compat.v1.Summary.FromString(session.run(merged))
+  assert [v.tag for v in proto.value] == ["attention/x/image"]
+  pixels = tf.io.decode_png(proto.value[0].image.encoded_image_string).numpy()
+  np.testing.assert_array_equal(pixels, np.round(figure * 255))
