@@ -15,8 +15,11 @@ SavedModel's 'attention' signature. Per map the model returns:
         row (its distribution over the keys) with that point's marker (SAGAN paper Figures 1
         and 5, YLG Figure 6 d-f).
 
-Overlays: the weights scaled to their maximum, nearest-resized from the token grid to the image,
-over the dimmed image (blue = low, red = high). Query points are (row, col) fractions of the
+Drawing (estimators/summaries.py, the same ops the TensorBoard `attention/*` images use): each
+map normalised on its own to [0, 1] (min -> 0, max -> 1), coloured with jet (dark blue = the
+map's least, dark red = its most) and blended over the grey sample, map and sample
+nearest-upsampled to tiles of max(image size, 128) px; query points as squares in their colour,
+outlined in black. Query points are (row, col) fractions of the
 image in [0, 1] (--query_points=0.5:0.5,...), each mapped to the query-grid cell that holds it.
 attention_maps.json records the points, their cells and the inputs. Files are written atomically.
 """
@@ -25,16 +28,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from estimators import export, run_dir
+from estimators import export, run_dir, summaries
 from estimators.evaluation import use_ema
 from estimators.models import get_model
-from estimators.summaries import attention_heat_maps
 
 MAX_SAMPLES = 16
-# SAGAN Figure 1 draws five query points: the centre and the four quarter points.
-DEFAULT_QUERY_POINTS = ((0.25, 0.25), (0.25, 0.75), (0.5, 0.5), (0.75, 0.25), (0.75, 0.75))
-MARKER_COLOURS = ((1.0, 1.0, 0.0), (0.0, 1.0, 0.0), (0.0, 1.0, 1.0), (1.0, 0.0, 1.0),
-                  (1.0, 1.0, 1.0), (1.0, 0.55, 0.0), (0.6, 0.3, 1.0), (0.5, 1.0, 0.5))
+DEFAULT_QUERY_POINTS = summaries.DEFAULT_QUERY_POINTS
+MARKER_COLOURS = summaries.MARKER_COLOURS
+query_cells = summaries.query_cells
 
 
 def parse_query_points(values):
@@ -59,11 +60,6 @@ def parse_query_points(values):
   return tuple(points)
 
 
-def query_cells(points, side):
-  """(row, col) fractions -> (row, col) cells of a side x side grid (1.0 -> the last cell)."""
-  return [tuple(min(int(f * side), side - 1) for f in point) for point in points]
-
-
 def saliency(matrix):
   """Query-key attention [..., Nq, Nk] -> [..., Nk]: each key's attention averaged over all
   queries (YLG sec. 5; sums to 1 over the keys when the rows do)."""
@@ -79,65 +75,26 @@ def query_rows(matrix, points):
 
 
 def _side(n):
-  side = int(round(np.sqrt(n)))
-  if side * side != n:
-    raise ValueError(f"attention over {n} positions is not a square grid")
-  return side
+  return summaries.grid_side(n)
 
 
-def heat_map(weights, image_size):
-  """Weights [side * side] -> [S, S] in [0, 1]: scaled to its maximum, nearest-resized."""
-  side = _side(weights.shape[-1])
-  grid = np.reshape(weights, (side, side)) / (np.max(weights) + 1e-12)
-  index = (np.arange(image_size) * side) // image_size
-  return grid[index][:, index].astype(np.float32)
-
-
-def overlay(image, heat):
-  """An image [S, S, 3] in [-1, 1] with a heat map [S, S] in [0, 1] blended over it, in [-1, 1]."""
-  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1) * 0.5  # dimmed
-  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0  # blue -> red
-  return np.clip(0.5 * gray + 0.5 * colour, -1.0, 1.0).astype(np.float32)
-
-
-def draw_marker(image, cell, side, colour):
-  """A copy of image [S, S, 3] in [-1, 1] with a square in `colour` (RGB in [0, 1]) outlined in
-  black over query-grid cell (row, col) of a side x side grid."""
-  out = np.array(image, np.float32)
-  size = out.shape[0]
-  radius = max(1, size // 32)
-  centre = [int((c + 0.5) * size / side) for c in cell]
-  lo = [max(0, c - radius - 1) for c in centre]
-  hi = [min(size, c + radius + 2) for c in centre]
-  out[lo[0]:hi[0], lo[1]:hi[1]] = -1.0  # outline
-  out[lo[0] + 1:hi[0] - 1, lo[1] + 1:hi[1] - 1] = np.asarray(colour, np.float32) * 2.0 - 1.0
-  return out
+def _png(figure):
+  """[H, W, 3] in [0, 1] (summaries' drawing) -> [-1, 1] as run_dir.write_png takes it."""
+  return np.asarray(figure) * 2.0 - 1.0
 
 
 def attention_grid(images, maps, image_size):
-  """images [N, S, S, 3], maps [N, heads, side * side] -> one grid [N * S, (1 + heads) * S, 3]."""
-  tiles = []
-  for image, per_head in zip(images, maps):
-    heat = attention_heat_maps(tf.constant(per_head), image_size).numpy()  # [heads, S, S, 1]
-    tiles.append(image)
-    tiles.extend(overlay(image, h[..., 0]) for h in heat)
-  return run_dir.grid(np.stack(tiles), 1 + maps.shape[1])
+  """images [N, S, S, 3], maps [N, heads, side * side] -> one grid [N * T, (1 + heads) * T, 3]
+  in [-1, 1] of T = summaries.tile_size(image_size) px tiles: a row per sample, the sample, then
+  each head's map over it (summaries.token_figure, as TensorBoard draws it)."""
+  return _png(summaries.token_figure(images, maps, summaries.tile_size(image_size)))
 
 
-def query_figure(image, rows, cells, query_side):
-  """One sample's query maps: image [S, S, 3], rows [heads, Q, Nk], cells Q query-grid cells ->
-  [heads * S, (1 + Q) * S, 3]: per head, the image with every marker, then each point's map."""
-  size = image.shape[0]
-  marked = image
-  for i, cell in enumerate(cells):
-    marked = draw_marker(marked, cell, query_side, MARKER_COLOURS[i])
-  tiles = []
-  for per_query in rows:
-    tiles.append(marked)
-    for i, (weights, cell) in enumerate(zip(per_query, cells)):
-      tiles.append(draw_marker(overlay(image, heat_map(weights, size)), cell, query_side,
-                               MARKER_COLOURS[i]))
-  return run_dir.grid(np.stack(tiles), 1 + len(cells))
+def query_figure(image, rows, cells, query_side, image_size):
+  """One sample's query maps: image [S, S, 3], rows [heads, Q, Nk], cells the Q query-grid
+  cells -> [heads * T, (1 + Q) * T, 3] in [-1, 1] (summaries.query_figure, as TensorBoard)."""
+  return _png(summaries.query_figure(image, rows, cells, query_side,
+                                     summaries.tile_size(image_size)))
 
 
 def write_figures(images, maps, image_size, out_dir, query_points=DEFAULT_QUERY_POINTS):
@@ -162,7 +119,7 @@ def write_figures(images, maps, image_size, out_dir, query_points=DEFAULT_QUERY_
     cells_of[name] = cells
     for i, image in enumerate(images):
       path = os.path.join(out_dir, f"queries_{query_side}x{query_side}_{i:02d}.png")
-      run_dir.write_png(path, query_figure(image, rows[i], cells, query_side))
+      run_dir.write_png(path, query_figure(image, rows[i], cells, query_side, image_size))
       paths.append(path)
   return paths, cells_of
 

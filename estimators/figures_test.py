@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from estimators import export, figures
+from estimators import export, figures, summaries
 from estimators.models import get_model
 from estimators.networks import make_generator
 from estimators.testing import tiny_config
@@ -73,6 +73,22 @@ def _uint8(image):
   return np.clip(np.round((image + 1.0) * 127.5), 0, 255)
 
 
+def _jet(x):  # the MATLAB jet, piecewise linear
+  return np.stack([np.interp(x, [0, 3 / 8, 5 / 8, 7 / 8, 1], [0, 0, 1, 1, 0.5]),
+                   np.interp(x, [0, 1 / 8, 3 / 8, 5 / 8, 7 / 8, 1], [0, 0, 1, 1, 0, 0]),
+                   np.interp(x, [0, 1 / 8, 3 / 8, 5 / 8, 1], [0.5, 1, 1, 0, 0])], axis=-1)
+
+
+def _blend(image, weights, tile):
+  """numpy: weights [side * side] min-max normalised, jet, over the grey image, as uint8."""
+  side = int(np.sqrt(weights.size))
+  heat = (weights - weights.min()) / (weights.max() - weights.min())
+  heat = np.kron(heat.reshape(side, side), np.ones((tile // side, tile // side)))
+  grey = np.kron((image.mean(-1) + 1) / 2, np.ones((tile // image.shape[0],) * 2))[..., None]
+  alpha = summaries.OVERLAY_ALPHA
+  return np.clip(np.round(((1 - alpha) * grey + alpha * _jet(heat)) * 255), 0, 255)
+
+
 @pytest.mark.parametrize("case,heads", [("sagan", 1), ("ylg", 8)])
 def test_figures_draw_saliency_and_query_maps(tmp_path, case, heads):
   _, _, _, images, maps = _maps(tmp_path, case)
@@ -82,25 +98,27 @@ def test_figures_draw_saliency_and_query_maps(tmp_path, case, heads):
       "saliency_8x8.png", "queries_16x16_00.png", "queries_16x16_01.png"]
   assert cells == {"attention_16": [(4, 4), (12, 8)]}
   matrix = maps["attention_16"]
+  t = 128  # 32 px samples drawn at 128 px tiles (4x nearest), key cells 16 px, query cells 8 px
   saliency_grid = _png(paths[0])
-  assert saliency_grid.shape == (2 * 32, (1 + heads) * 32, 3)  # a row per sample
-  np.testing.assert_allclose(saliency_grid[32:64, :32], _uint8(images[1]), atol=1)
-  # Sample 1, last head: the saliency from numpy, scaled to its maximum, each key cell 4x4 px.
-  sal = matrix[1, -1].mean(axis=0).reshape(8, 8)
-  heat = np.kron(sal / sal.max(), np.ones((4, 4)))
-  np.testing.assert_allclose(saliency_grid[32:64, heads * 32:],
-                             _uint8(figures.overlay(images[1], heat)), atol=1)
+  assert saliency_grid.shape == (2 * t, (1 + heads) * t, 3)  # a row per sample
+  np.testing.assert_allclose(saliency_grid[t:, :t],
+                             _uint8(np.kron(images[1], np.ones((4, 4, 1)))), atol=1)
+  # Sample 1, last head: the saliency from numpy, normalised to [0, 1], as a jet overlay.
+  np.testing.assert_allclose(saliency_grid[t:, heads * t:],
+                             _blend(images[1], matrix[1, -1].mean(axis=0), t), atol=1)
   queries = _png(paths[2])  # sample 1
-  assert queries.shape == (heads * 32, 3 * 32, 3)  # a row per head: image + 2 query points
+  assert queries.shape == (heads * t, 3 * t, 3)  # a row per head: image + 2 query points
   # Head 0, query point 2 (cell (12, 8) of the 16x16 grid): its row over the 8x8 keys.
-  row = matrix[1, 0, 12 * 16 + 8].reshape(8, 8)
-  expected = figures.overlay(images[1], np.kron(row / row.max(), np.ones((4, 4))))
-  tile = queries[:32, 64:96]
-  marker = np.zeros((32, 32), bool)
-  marker[23:28, 15:20] = True  # cell (12, 8): centre (25, 17) px, radius 1 and a black outline
-  np.testing.assert_allclose(tile[~marker], _uint8(expected)[~marker], atol=1)
-  np.testing.assert_allclose(tile[25, 17], [0, 255, 0], atol=1)  # point 2's marker: green
-  np.testing.assert_allclose(queries[9, 9], [255, 255, 0], atol=1)  # point 1 on the image: yellow
+  expected = _blend(images[1], matrix[1, 0, 12 * 16 + 8], t)
+  tile = queries[:t, 2 * t:]
+  marker = np.zeros((t, t), bool)
+  marker[95:106, 63:74] = True  # cell (12, 8): centre (100, 68) px, radius 4, a black outline
+  np.testing.assert_allclose(tile[~marker], expected[~marker], atol=1)
+  np.testing.assert_allclose(tile[96:105, 64:73], np.broadcast_to([0, 255, 0], (9, 9, 3)))
+  np.testing.assert_allclose(tile[95, 63:74], 0)  # the outline
+  np.testing.assert_allclose(queries[36, 36], [255, 255, 0])  # point 1 on the image: yellow
+  np.testing.assert_allclose(queries[100, 68], [0, 255, 0])  # point 2 on the image: green
+  assert np.all(tile.max(axis=(0, 1)) > 100)  # a heat map, not a dimmed grey square
 
 
 def test_saved_model_attention_signature_gives_the_same_maps(tmp_path):

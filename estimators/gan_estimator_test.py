@@ -399,8 +399,51 @@ def test_tensorboard_has_losses_d_outputs_gates_speed_grids_and_attention_maps(t
               "discriminator/mean_real_output",
               "discriminator/mean_fake_output", "attention/generator_gate",
               "attention/discriminator_gate", "global_step/sec", "fixed_noise_grid/image",
-              "attention/generator_query_maps/image/0"}
+              "attention/generator_query_maps/image", "attention/generator_saliency/image"}
   assert expected <= tags, expected - tags
+
+
+def _last_image(model_dir, tag):
+  import glob  # pylint: disable=import-outside-toplevel
+  found = None
+  for path in sorted(glob.glob(f"{model_dir}/events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == tag:
+          found = value.image.encoded_image_string
+  return tf.io.decode_png(found).numpy().astype(np.int64)
+
+
+def _reaches(pixels, low):
+  """True when some pixel [..., 3] uint8 of an overlay (0.5 grey + 0.5 jet(x)) has x at the top
+  (jet (0.5, 0, 0): R - B = 64, G = B) or, `low`, at the bottom (jet (0, 0, 0.5): B - R = 64,
+  G = R) of its map; grey adds the same to every channel."""
+  r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+  if low:
+    return bool(np.any((np.abs(g - r) <= 1) & (np.abs(b - r - 64) <= 1)))
+  return bool(np.any((np.abs(g - b) <= 1) & (np.abs(r - b - 64) <= 1)))
+
+
+def test_tensorboard_attention_is_drawn_over_the_sample_per_map_normalised(trained):
+  """The attention images are summaries' drawing: 128 px tiles, jet over the grey sample, each
+  map normalised on its own so that it reaches both ends of the colour map."""
+  cfg, _ = trained
+  t = 128  # 32 px samples, 1 head; query grid 16x16 (8 px cells), key grid 8x8 (16 px cells)
+  saliency = _last_image(cfg.model_dir, "attention/generator_saliency/image")
+  queries = _last_image(cfg.model_dir, "attention/generator_query_maps/image")
+  assert saliency.shape == (t, 2 * t, 3)  # the sample, then the head's saliency
+  assert queries.shape == (t, 6 * t, 3)  # the marked sample, then the 5 query points' maps
+  assert _reaches(saliency[:, t:], low=False) and _reaches(saliency[:, t:], low=True)
+  assert not _reaches(saliency[:, :t], low=False)  # the sample itself: no heat
+  centres = [(36, 36), (36, 100), (68, 68), (100, 36), (100, 100)]  # DEFAULT_QUERY_POINTS
+  colours = [(255, 255, 0), (0, 255, 0), (0, 255, 255), (255, 0, 255), (255, 255, 255)]
+  for i, ((r, c), colour) in enumerate(zip(centres, colours)):
+    np.testing.assert_array_equal(queries[r, c], colour)  # every point on the sample
+    tile = queries[:, (1 + i) * t:(2 + i) * t]
+    np.testing.assert_array_equal(tile[r, c], colour)  # and its own on its map
+    outside = np.ones((t, t), bool)
+    outside[r - 5:r + 6, c - 5:c + 6] = False
+    assert _reaches(tile[outside], low=False) and _reaches(tile[outside], low=True)
 
 
 def test_same_seed_same_initial_weights_other_seed_other_weights(tmp_path):

@@ -386,8 +386,8 @@ class AttnGAN(ModelSpec):
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):
-    """Fixed-caption grids of every stage; the word attention maps of sample 0 per stage and its
-    top-5 words by attention mass (text)."""
+    """Fixed-caption grids of every stage; per attention stage, sample 0's image then the maps
+    of its top-5 words by attention mass (image, summaries' drawing) and those words (text)."""
     inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
     outputs = self.generate(cfg, generator, inputs, training=False)
     num = int(outputs["images"].shape[0])
@@ -395,13 +395,15 @@ class AttnGAN(ModelSpec):
       summaries.add_image_grid(f"fixed_caption_grid_stage_{k}", outputs[f"stage_{k}"],
                                self.grid_columns(cfg, num))
     words = tf.constant(run_vocabulary(cfg).words)
+    size = summaries.tile_size(cfg.image_size)
     with tf.compat.v1.name_scope(""):
       for k in range(1, cfg.hparams.branch_num):
         beta = outputs[f"attention_{k}"][0]  # [T, N]
-        heat = summaries.attention_heat_maps(beta, cfg.image_size)  # [T, S, S, 1]
-        tf.compat.v1.summary.image(f"attention/words_stage_{k}", heat,
-                                   max_outputs=int(beta.shape[0]))
         mass, top = tf.math.top_k(tf.reduce_mean(beta, axis=1), k=min(5, int(beta.shape[0])))
+        # Figure 4: the stage's image, then the maps of its top words in the text's order.
+        figure = summaries.token_figure(outputs[f"stage_{k}"][:1], tf.gather(beta, top)[None],
+                                        size)
+        summaries.add_figure(f"attention/words_stage_{k}", figure)
         caption = tf.cast(inputs["captions"][0], tf.int32)  # [T]
         ids = tf.gather(caption, top)
         listing = tf.strings.reduce_join(

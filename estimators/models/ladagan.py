@@ -212,18 +212,19 @@ class LadaGAN(ModelSpec):
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):
-    """Fixed-noise grid (clipped) and each stage's per-head attention of sample 0."""
+    """Fixed-noise grid (clipped) and, per stage, sample 0 then each head's attention over it
+    (Figure 6; summaries' drawing, as --mode=attention_maps)."""
     inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
     outputs, maps = self.generate(cfg, generator, inputs, training=False, return_attention=True)
     images = self.images(outputs)
     summaries.add_image_grid("fixed_noise_grid", images,
                              self.grid_columns(cfg, int(images.shape[0])))
+    size = summaries.tile_size(cfg.image_size)
     with tf.compat.v1.name_scope(""):
-      for attention in maps:
+      for attention in maps:  # [B, heads, side * side]
         side = int(np.sqrt(int(attention.shape[-1])))
-        heat = summaries.attention_heat_maps(attention[0], cfg.image_size)  # [heads, S, S, 1]
-        tf.compat.v1.summary.image(f"attention/generator_{side}x{side}", heat,
-                                   max_outputs=int(attention.shape[1]))
+        figure = summaries.token_figure(images[:1], attention[:1], size)  # sample, heads
+        summaries.add_figure(f"attention/generator_{side}x{side}", figure)
 
   # --- attention maps (TensorBoard, the 'attention' signature, --mode=attention_maps) --------
   def attention(self, cfg, generator, inputs):

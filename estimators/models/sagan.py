@@ -219,7 +219,9 @@ class SAGAN(ModelSpec):
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):
-    """Fixed-noise grid, attention gate and attention maps of a few query pixels."""
+    """Fixed-noise grid, attention gates, and sample 0's attention over it (summaries'
+    drawing): the rows of the five default query points per head (generator_query_maps) and
+    each head's saliency (generator_saliency)."""
     inputs = {k: tf.constant(v) for k, v in self.fixed_inputs(cfg).items()}
     outputs, attn = self.generate(cfg, generator, inputs, training=False, return_attention=True)
     images = outputs["images"]
@@ -233,9 +235,15 @@ class SAGAN(ModelSpec):
       sigma = getattr(generator.attention, "sigma", None)
       if sigma is not None:
         tf.compat.v1.summary.scalar("attention/generator_gate", sigma)
-      if attn is not None:
-        maps = attention_query_maps(attn, cfg.image_size, hp.attention_resolution)
-        tf.compat.v1.summary.image("attention/generator_query_maps", maps, max_outputs=4)
+      if attn is not None:  # sample 0 drawn as --mode=attention_maps draws it
+        side, size = hp.attention_resolution, summaries.tile_size(cfg.image_size)
+        cells = summaries.query_cells(summaries.DEFAULT_QUERY_POINTS, side)
+        rows = tf.gather(attn[0], [r * side + c for r, c in cells], axis=1)  # [heads, Q, Nk]
+        summaries.add_figure("attention/generator_query_maps",
+                             summaries.query_figure(images[0], rows, cells, side, size))
+        saliency = tf.reduce_mean(attn[:1], axis=2)  # [1, heads, Nk]: YLG sec. 5
+        summaries.add_figure("attention/generator_saliency",
+                             summaries.token_figure(images[:1], saliency, size))
 
   def discriminator_summaries(self, cfg, discriminator):
     if getattr(discriminator.attention, "sigma", None) is not None:
@@ -263,22 +271,6 @@ class YLGSAGAN(SAGAN):
     if image_size == 128:
       return {"attention_resolution": 32}
     return super().suggested_hparams(image_size)
-
-
-def attention_query_maps(attn, image_size, feature_size, num_queries=4):
-  """Attention rows of a few query pixels of sample 0, as heat maps at image resolution.
-
-  attn: [B, heads, Nq, Nk] with Nq = feature_size**2 and keys on the 2x2-pooled grid.
-  Returns [num_queries, image_size, image_size, 1] in [0, 1] (head 0).
-  """
-  key_side = feature_size // 2
-  q = feature_size
-  picks = [(q // 4) * q + q // 4, (q // 4) * q + 3 * q // 4, (3 * q // 4) * q + q // 4,
-           (3 * q // 4) * q + 3 * q // 4][:num_queries]
-  rows = tf.gather(attn[0, 0], picks)  # [num_queries, Nk]
-  rows = rows / (tf.reduce_max(rows, axis=1, keepdims=True) + 1e-12)
-  maps = tf.reshape(rows, [-1, key_side, key_side, 1])
-  return tf.image.resize(maps, [image_size, image_size], method="nearest")
 
 
 register(SAGAN())
