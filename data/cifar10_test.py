@@ -153,10 +153,17 @@ def test_bad_file_size_fails_at_start_and_a_label_above_9_names_file_and_record(
     list(data.load("cifar10", str(tmp_path), "test"))
 
 
-def test_other_sizes_are_resized(cifar):
-  parent, _ = cifar
-  (e, _) = list(data.load("cifar10", parent, "test", image_size=64))
-  assert e["images"].shape == (64, 64, 3)
+@pytest.mark.parametrize("size", [64, 16])
+def test_other_sizes_are_resized(cifar, size):
+  """Pixels = bilinear antialiased tf.image.resize of the known record, scaled to [-1, 1]."""
+  parent, expected = cifar
+  got = list(data.load("cifar10", parent, "test", image_size=size))
+  assert len(got) == len(expected["test"]) == 2
+  for e, (image, label) in zip(got, expected["test"]):
+    want = tf.image.resize(image.astype(np.float32), [size, size], method="bilinear",
+                           antialias=True).numpy() * (2 / 255) - 1
+    assert e["images"].shape == (size, size, 3) and int(e["labels"]) == label
+    np.testing.assert_allclose(e["images"].numpy(), want, rtol=0, atol=1e-6)
 
 
 def test_tfds_cifar10_prepared_from_the_same_binaries_gives_the_same_examples(
