@@ -1,16 +1,22 @@
-"""Pytest setup shared by every test module: quiet TensorFlow logs, no GPU, and the schedule of
-`make test`'s two workers (pytest-xdist).
+"""Pytest setup shared by every test module: quiet TensorFlow logs, no GPU, the `offline`
+fixture, and the schedule of `make test`'s two workers (pytest-xdist).
 
 `make test` runs `pytest -n 2 --dist loadscope`: each test module goes whole to one of two worker
 processes, so a module-scoped fixture (a tiny trained run read by many tests) is built once. xdist
 would hand out modules largest-test-count first; a module with few but long tests handed out last
 leaves one core idle at the end. So the workers take modules longest first, by the per-module
 seconds recorded in `tests/durations.json` (modules not in it go first: new modules are often the
-heavy ones). `pytest --store-durations` updates that file with the modules of the run it ends; the order only
+heavy ones). `pytest --store-durations` updates that file with the modules of the run it ends;
+the order only
 affects how soon the run ends, never what runs or passes.
 """
 import json
 import os
+import socket
+import sys
+import types
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -79,3 +85,35 @@ def pytest_xdist_make_scheduler(config, log):
       super()._assign_work_unit(node)
 
   return LongestFirst(config, log)
+
+class _UntouchableTfds(types.ModuleType):
+  """Stands in for tensorflow_datasets: any use of it is recorded and fails."""
+
+  def __init__(self, attempts):
+    super().__init__("tensorflow_datasets")
+    self._attempts = attempts
+
+  def __getattr__(self, name):
+    if name.startswith("__"):
+      raise AttributeError(name)
+    self._attempts.append(f"tensorflow_datasets.{name}")
+    raise AssertionError(f"tensorflow_datasets.{name} used by a test that must stay offline")
+
+
+@pytest.fixture
+def offline(monkeypatch):
+  """A machine without network or TFDS: every DNS lookup, TCP connect and use of
+  tensorflow_datasets is recorded in the returned list and fails (OSError / AssertionError).
+  A test asserts the list is empty to show a code path never tried to reach the network."""
+  attempts = []
+
+  def refuse(what):
+    def call(*args, **kwargs):
+      attempts.append(f"{what}{args[1:] if what == 'socket.connect' else args}")
+      raise OSError(f"{what}: the network is off in this test")
+    return call
+  monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+  monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+  monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", _UntouchableTfds(attempts))
+  return attempts

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.training import checkpoint_utils  # pylint: disable=g-direct-tensorflow-import
 
 from estimators import experiment, export
 from estimators.testing import tiny_config
@@ -61,16 +62,37 @@ def test_inception_metrics_next_to_digits_metrics_with_cached_real_stats(run, tm
   assert second["metrics"]["fid"] == pytest.approx(first["metrics"]["fid"], rel=1e-9)
 
 
-def test_unreachable_inception_fails_in_seconds_before_training(tmp_path):
+def test_unreachable_inception_fails_before_training(tmp_path, monkeypatch):
   cfg = tiny_config(tmp_path / "run", inception_path=str(tmp_path / "missing"))
-  start = time.time()
+  trained = []
+  monkeypatch.setattr(experiment, "run_train", lambda *args, **kwargs: trained.append(args))
   with pytest.raises(InceptionUnavailableError, match="inception_path"):
     experiment.run_train_and_eval(cfg)
-  assert time.time() - start < 30
+  assert trained == []  # not a single training chunk before the failure
   assert tf.train.latest_checkpoint(cfg.model_dir) is None
 
 
-def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path):
+class _FakeClock:
+  """time.time / time.sleep for tf.train.checkpoints_iterator: sleeping advances the clock."""
+
+  def __init__(self):
+    self.now, self.sleeps = 1000.0, []
+
+  def time(self):
+    return self.now
+
+  def sleep(self, seconds):
+    self.sleeps.append(seconds)
+    self.now += seconds
+
+
+def _fake_checkpoint_clock(monkeypatch):
+  clock = _FakeClock()
+  monkeypatch.setattr(checkpoint_utils, "time", clock)  # the module's only clock and sleep
+  return clock
+
+
+def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path, monkeypatch):
   """The watcher starts before any checkpoint exists and training writes them while it runs
   (run.py in a subprocess: step 5, then, once the watcher has evaluated it, step 10; Keras layers
   cannot be built in graph mode in one thread while another uses them eagerly); a restarted
@@ -107,20 +129,20 @@ def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path):
   assert steps in ([5, 10], [0, 5, 10]), steps
   assert [r["step"] for r in read_jsonl(metrics_file)] == steps  # each evaluated once
 
-  start = time.time()
+  clock = _fake_checkpoint_clock(monkeypatch)
   again = experiment.run_continuous_eval(cfg.replace(max_steps=20), timeout_secs=3,
                                          log=lambda _: None)
-  waited = time.time() - start
-  # checkpoints_iterator gives up once its next 1 s poll would pass the timeout
-  assert again == [] and 2 <= waited < 60, (again, waited)  # stopped by the timeout, no repeat
+  # The checkpoint already seen is yielded (not evaluated again), the 1 s minimum interval
+  # passes, then 1 s polls until the next would pass the 3 s timeout.
+  assert again == [] and clock.sleeps == [1, 1, 1, 1], (again, clock.sleeps)
   assert [r["step"] for r in read_jsonl(metrics_file)] == steps
 
 
-def test_continuous_eval_stops_at_the_timeout_when_no_checkpoint_appears(tmp_path):
+def test_continuous_eval_stops_at_the_timeout_when_no_checkpoint_appears(tmp_path, monkeypatch):
   cfg = tiny_config(tmp_path / "run", eval_timeout_secs=3)
-  start = time.time()
+  clock = _fake_checkpoint_clock(monkeypatch)
   assert experiment.run_continuous_eval(cfg, log=lambda _: None) == []
-  assert 2 <= time.time() - start < 30  # the last 1 s poll that would pass the timeout is skipped
+  assert clock.sleeps == [1, 1, 1]  # polls at 0, 1, 2, 3 s; the one at 4 s would pass the timeout
 
 
 def test_truncated_samples_stay_within_the_threshold_and_repeat_with_the_seed(run, monkeypatch):
