@@ -7,8 +7,7 @@ would hand out modules largest-test-count first; a module with few but long test
 leaves one core idle at the end. So the workers take modules longest first, by the per-module
 seconds recorded in `tests/durations.json` (modules not in it go first: new modules are often the
 heavy ones). `pytest --store-durations` updates that file with the modules of the run it ends;
-the order only
-affects how soon the run ends, never what runs or passes.
+the order only affects how soon the run ends, never what runs or passes.
 """
 import json
 import os

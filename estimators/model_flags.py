@@ -15,6 +15,7 @@ import dataclasses
 from typing import Dict, Optional
 
 from absl import flags
+import tensorflow as tf
 
 from estimators import model_registry
 from estimators.models import get_model, names
@@ -181,10 +182,13 @@ def problem(values, dataset, present=()) -> Optional[str]:
 
 
 def parameter_table(cfg) -> str:
-  """A markdown table of every network of cfg's model: trainable and total parameters (built
-  eagerly with the model's own inputs; no data is read)."""
-  networks = get_model(cfg.model).build_networks(cfg)
+  """A markdown table of every network of cfg's model: trainable and total parameters, built
+  with the model's own inputs in a graph of their own, where nothing runs: no data is read, no
+  variable is initialised (AttnGAN's COCO networks: 4 s, against 139 s eagerly)."""
+  with tf.Graph().as_default():
+    networks = get_model(cfg.model).build_networks(cfg)
+    counts = model_registry.parameter_counts(networks)
   rows = ["| network | trainable | total |", "|---|---:|---:|"]
-  for name, trainable, total in model_registry.parameter_counts(networks):
+  for name, trainable, total in counts:
     rows.append(f"| {name} | {trainable:,} | {total:,} |")
   return "\n".join(rows)
