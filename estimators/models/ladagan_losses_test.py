@@ -42,22 +42,31 @@ def test_r1_against_finite_differences():
 
 
 def test_r1_on_a_tiny_ladagan_discriminator_in_a_tf1_graph():
+  """In a TF1 graph (the estimator's), r1_penalty and r1_from_logits equal eager r1_penalty on
+  the same weights and images, and R1 reaches D's weights (D is trained on it)."""
   arch = LadaGANArch(g_dim=(64, 16, 8), g_mlp_dim=16, d_enc_dim=(4, 8), d_out_dim=(8, 8),
                      d_mlp_dim=8)
+  images = np.random.RandomState(0).randn(2, 32, 32, 3).astype(np.float32)
   graph = tf.Graph()
   with graph.as_default():
     tf.compat.v1.set_random_seed(0)
     d = Discriminator(arch)
     x = tf.compat.v1.placeholder(tf.float32, [None, 32, 32, 3])
-    logits, penalty = losses.r1_penalty(lambda t: d(t, training=True), x)
-    total = losses.discriminator_loss(logits, -logits) + penalty
+    logits, penalty = losses.r1_penalty(lambda t: d(t, training=True), x, weight=0.5)
+    from_logits = losses.r1_from_logits(logits, x, weight=0.5)
     second_order = tf.gradients(penalty, d.trainable_variables)  # D is trained on R1
     assert all(g is not None for g in second_order)
     with tf.compat.v1.Session() as sess:
       sess.run(tf.compat.v1.global_variables_initializer())
-      lv, pv, tv = sess.run([logits, penalty, total],
-                            {x: np.random.RandomState(0).randn(2, 32, 32, 3)})
-  assert lv.shape == (2, 25) and pv > 0 and np.isfinite(tv)
+      lv, pv, fv, weights = sess.run([logits, penalty, from_logits, d.weights], {x: images})
+  eager_d = Discriminator(arch)
+  eager_d(images)
+  eager_d.set_weights(weights)
+  eager_logits, eager_penalty = losses.r1_penalty(lambda t: eager_d(t, training=True),
+                                                  tf.constant(images), weight=0.5)
+  assert lv.shape == (2, 25) and pv > 1e-3
+  np.testing.assert_allclose(lv, eager_logits.numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose([pv, fv], eager_penalty.numpy(), rtol=1e-5)
 
 
 def test_bcr_consistency_by_hand_and_stop_gradient():

@@ -93,28 +93,81 @@ def test_patch_and_decoder_outputs_and_orthogonal_init():
   np.testing.assert_allclose(k @ k.T, np.eye(128), atol=1e-4)
 
 
+def _ln(x, epsilon=1e-6):
+  mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+  return (x - mean) / tf.sqrt(var + epsilon)
+
+
+def _reference_generator(g, z, mlp_residual=False, lee_conv=True, modulated=True,
+                         residual_with_pos_emb=True):
+  """G(z) written out from the block formulas with g's weights (TINY: no decoder, 1 px patches).
+
+  Only Lada attention is called as a layer (tested on its own); norms, MLP, LEE are by hand:
+    SLN(t) = (relu(z Wh + bh) Wg + bg) * LN(t) + (relu(z Wh + bh) Wb + bb), else LN(t) g + b
+    a = s + MAA(norm1(h + E)), s = h + E (official) or h (eq. 10);  y = MLP(norm2(a)) (+ a)
+    LEE(h) = conv3x3(depth_to_space(h, 2)) or depth_to_space alone.
+  """
+  def norm(layer, t):
+    if not modulated:
+      return _ln(t, layer.epsilon) * layer.gamma + layer.beta
+    hidden = tf.nn.relu(z @ layer.hidden.kernel + layer.hidden.bias)  # [B, C]
+    gamma = hidden @ layer.gamma.kernel + layer.gamma.bias
+    beta = hidden @ layer.beta.kernel + layer.beta.bias
+    return gamma[:, None] * _ln(t) + beta[:, None]
+
+  x = tf.reshape(z @ g.init_dense.kernel, [-1, 64, g.arch.g_dim[0]])  # [B, 64, C0]
+  for i, (pos_emb, block) in enumerate(zip(g.pos_emb, g.blocks)):
+    with_e = x + pos_emb.embeddings
+    a = (with_e if residual_with_pos_emb else x) + block.attention(norm(block.norm1, with_e))
+    fc1, fc2 = block.mlp.fc1, block.mlp.fc2
+    y = tf.nn.gelu(norm(block.norm2, a) @ fc1.kernel + fc1.bias) @ fc2.kernel + fc2.bias
+    x = a + y if mlp_residual else y  # [B, N, C]
+    side = int(np.sqrt(x.shape[1]))
+    grid = tf.reshape(x, [-1, side, side, x.shape[-1]])
+    if i < 2:
+      grid = tf.nn.depth_to_space(grid, 2)
+      if lee_conv:
+        conv = g.lee[i].conv
+        grid = tf.nn.conv2d(grid, conv.kernel, 1, "SAME") + conv.bias
+      x = tf.reshape(grid, [-1, 4 * side * side, grid.shape[-1]])
+  return (tf.nn.conv2d(grid, g.to_rgb.kernel, 1, "SAME") + g.to_rgb.bias).numpy()
+
+
 def test_table_one_ablations():
+  """Each Table I ablation (and eq. 10's residual) equals its block formula written out with the
+  same weights: LadaGAN's own G first, then each switch; weight-compatible ablations reuse G's."""
   tf.keras.utils.set_random_seed(1)
-  base = LadaGANArch(**TINY)
   z = tf.random.normal([2, 128])
-  g = Generator(base)
+  close = lambda model, expected: np.testing.assert_allclose(model(z).numpy(), expected,
+                                                             rtol=1e-4, atol=1e-4)
+  g = Generator(LadaGANArch(**TINY))
+  g(z)
+  close(g, _reference_generator(g, z))
   res = Generator(LadaGANArch(g_mlp_residual=True, **TINY))
-  assert g(z).shape == res(z).shape and g.count_params() == res.count_params()
+  res(z)
+  assert g.count_params() == res.count_params()
   res.set_weights(g.get_weights())
-  assert not np.allclose(g(z).numpy(), res(z).numpy())
+  close(res, _reference_generator(g, z, mlp_residual=True))
+  paper = Generator(LadaGANArch(g_residual_with_pos_emb=False, **TINY))
+  paper(z)
+  paper.set_weights(g.get_weights())
+  close(paper, _reference_generator(g, z, residual_with_pos_emb=False))
+  # the switches change the output by more than the tolerance: each formula is distinguished
+  for ablated in (res, paper):
+    assert np.abs(ablated(z).numpy() - g(z).numpy()).max() > 1e-2
   no_conv = Generator(LadaGANArch(g_lee_conv=False, **dict(TINY, g_dim=(64, 16, 4))))
   assert no_conv(z).shape == (2, 32, 32, 3)
+  close(no_conv, _reference_generator(no_conv, z, lee_conv=False))
   assert all("lee" not in v.name for v in no_conv.weights)
   ln = Generator(LadaGANArch(g_modulation=False, **TINY))
   ln(z)
+  for v in ln.trainable_weights:  # LN's default gamma 1, beta 0 would hide a swapped affine
+    v.assign(v + 0.1 * tf.random.normal(v.shape))
+  close(ln, _reference_generator(ln, z, modulated=False))
   assert ln.count_params() < g.count_params()
   assert all("hidden" not in v.name for v in ln.weights)
   with pytest.raises(ValueError, match="quarter"):
     LadaGANArch(g_lee_conv=False, **TINY)
-  paper = Generator(LadaGANArch(g_residual_with_pos_emb=False, **TINY))
-  paper(z)
-  paper.set_weights(g.get_weights())
-  assert not np.allclose(g(z).numpy(), paper(z).numpy())
 
 
 def test_conv_discriminator_of_table_two():

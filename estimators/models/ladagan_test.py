@@ -7,23 +7,34 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import experiment, export, model_registry
+from data import diff_augment
+from estimators import experiment, export, gan_estimator, losses, model_registry
 from estimators.config import GANConfig
 from estimators.models import get_model, ladagan_losses
+from estimators.networks import network_for_graph
 from estimators.models.ladagan import LadaGANHParams
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
+from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
 TINY = dict(model="ladagan", z_dim=16, g_dim="16,8,4", g_mlp_dim=8, d_enc_dim="8,8",
             d_out_dim="8,8", batch_size=4, num_eval_samples=40, eval_batch_size=20)
 
 
-def _tags(model_dir):
-  tags = set()
+def _scalars(model_dir):
+  """{tag: [values]} of every summary in the run's event files (images: an empty list)."""
+  values = {}
   for path in glob.glob(os.path.join(model_dir, "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
-      tags.update(v.tag for v in event.summary.value)
-  return tags
+      for v in event.summary.value:
+        values.setdefault(v.tag, [])
+        if v.HasField("simple_value"):
+          values[v.tag].append(v.simple_value)
+  return values
+
+
+def _tags(model_dir):
+  return set(_scalars(model_dir))
 
 
 @pytest.mark.parametrize("image_size,generator,discriminator", [
@@ -87,6 +98,63 @@ def test_the_d_step_sees_augmented_images_and_r1_differentiates_that_same_draw(t
   assert total == pytest.approx(expected + r1, rel=1e-5)
 
 
+def test_bcr_d_loss_is_ns_plus_r1_unaugmented_plus_consistency_and_g_sees_raw_fakes(
+    tmp_path, monkeypatch):
+  """The bCR path through the engines' model (TF-GAN's get_gan_model, the estimators' G and D
+  fns): the D loss equals NS + R1 on the un-augmented reals + weight * (MSE(D(x), D(T(x))) +
+  MSE(D(G(z)), D(T(G(z))))), and the G loss is NS on the raw fakes, all recomputed eagerly with
+  the graph's weights and T's own draws."""
+  cfg = tiny_config(tmp_path, **TINY, r1_weight=0.5, bcr_weight=0.3,
+                    diffaugment="color,translation,cutout")
+  spec = get_model("ladagan")
+  draws, real_augment = [], diff_augment.diff_augment
+
+  def recording_augment(images, *args, **kwargs):
+    out = real_augment(images, *args, **kwargs)
+    draws.append(out)
+    return out
+  monkeypatch.setattr(diff_augment, "diff_augment", recording_augment)
+  with tf.Graph().as_default():
+    tf.compat.v1.set_random_seed(1)
+    reals = tf.random.uniform([4, 32, 32, 3], -1, 1, seed=2)
+    gan_model = tfgan_estimator.get_gan_model(
+        tf.estimator.ModeKeys.TRAIN, gan_estimator.make_generator_fn(cfg),
+        gan_estimator.make_discriminator_fn(cfg), {"images": reals},
+        {"noise": tf.random.normal([4, 16], seed=3)}, add_summaries=None)
+    d_loss, d_scalars = losses.model_loss(spec, cfg, "discriminator", gan_model)
+    g_loss, _ = losses.model_loss(spec, cfg, "generator", gan_model)
+    assert len(draws) == 2  # T(x) and T(G(z)) of the consistency term; no other augmentation
+    discriminator, _ = network_for_graph("discriminator", cfg)
+    with tf.compat.v1.Session() as sess:
+      sess.run(tf.compat.v1.global_variables_initializer())
+      got = sess.run(dict(
+          x=reals, fakes=gan_model.generated_data["images"],
+          d_real_saw=gan_model.discriminator_real_outputs["images"],
+          d_fake_saw=gan_model.discriminator_gen_outputs["images"], aug=draws,
+          d_loss=d_loss, r1=d_scalars["loss/discriminator_r1"],
+          bcr=d_scalars["loss/discriminator_bcr"], g_loss=g_loss,
+          weights=discriminator.weights))
+  np.testing.assert_array_equal(got["d_real_saw"], got["x"])  # un-augmented D and G steps
+  np.testing.assert_array_equal(got["d_fake_saw"], got["fakes"])
+  aug_real, aug_fake = got["aug"]
+  assert np.abs(aug_real - got["x"]).mean() > 0.05 and np.abs(aug_fake - got["fakes"]).mean() > 0.05
+  eager_d = spec.make_discriminator(cfg)
+  eager_d(got["x"])
+  eager_d.set_weights(got["weights"])
+  d = lambda images: eager_d(tf.constant(images), training=True)
+  real, fake = d(got["x"]).numpy(), d(got["fakes"]).numpy()
+  augmented = d(np.concatenate([aug_real, aug_fake])).numpy()  # one D call on both, as bCR's
+  softplus = lambda v: np.logaddexp(0.0, v)
+  ns = softplus(-real).mean() + softplus(fake).mean()
+  r1 = ladagan_losses.r1_penalty(d, tf.constant(got["x"]), weight=0.5)[1].numpy()
+  bcr = 0.3 * (np.mean((real - augmented[:4]) ** 2) + np.mean((fake - augmented[4:]) ** 2))
+  assert r1 > 1e-3 and bcr > 1e-4
+  assert got["r1"] == pytest.approx(r1, rel=1e-4)
+  assert got["bcr"] == pytest.approx(bcr, rel=1e-4)
+  assert got["d_loss"] == pytest.approx(ns + r1 + bcr, rel=1e-5)
+  assert got["g_loss"] == pytest.approx(softplus(-fake).mean(), rel=1e-5)
+
+
 @pytest.mark.slow
 def test_tiny_ladagan_trains_evaluates_exports_with_ema_and_attention(tmp_path):
   cfg = tiny_config(tmp_path / "run", **TINY, ema_decay=0.9, max_steps=3,
@@ -146,9 +214,13 @@ def test_tiny_ladagan_trains_evaluates_exports_with_ema_and_attention(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", [dict(distribution="one_device"), dict(use_tpu=True),
-                                    dict(bcr_weight=1.0, diffaugment="color,translation,cutout")])
+@pytest.mark.parametrize("engine", [
+    dict(distribution="one_device"), dict(use_tpu=True),
+    # TF-GAN's own GANEstimator (no longer the default engine), with the bCR path
+    dict(engine="gan_estimator", bcr_weight=1.0, diffaugment="color,translation,cutout")])
 def test_tiny_ladagan_trains_through_each_engine_and_the_bcr_path(tmp_path, engine):
+  """Each engine trains both networks, logs finite losses (bCR: its term, the D loss above it)
+  and exports; the bCR loss itself is recomputed in the test above."""
   cfg = tiny_config(tmp_path, **TINY, max_steps=2, save_checkpoints_steps=2,
                     save_summary_steps=1, **engine)
   ckpt = experiment.run_train(cfg)
@@ -157,7 +229,12 @@ def test_tiny_ladagan_trains_through_each_engine_and_the_bcr_path(tmp_path, engi
   after = tf.train.load_checkpoint(ckpt)
   for key in ("Generator/generator/to_rgb/kernel", "Discriminator/discriminator/logits_conv/kernel"):
     assert np.abs(after.get_tensor(key) - before.get_tensor(key)).max() > 0
+  scalars = _scalars(cfg.model_dir)
+  if not cfg.use_tpu:  # TPUGANEstimator (built without add_summaries) logs no losses
+    for tag in ("loss/generator", "loss/discriminator", "loss/discriminator_r1"):
+      assert len(scalars[tag]) >= 1 and np.isfinite(scalars[tag]).all(), (tag, scalars[tag])
   if "bcr_weight" in engine:
-    assert "loss/discriminator_bcr" in _tags(cfg.model_dir)
+    bcr, d_loss = scalars["loss/discriminator_bcr"], scalars["loss/discriminator"]
+    assert len(bcr) == len(d_loss) >= 1 and all(0 < b < d for b, d in zip(bcr, d_loss))
   serve = tf.saved_model.load(experiment.run_export(cfg)).signatures["serving_default"]
   assert serve(noise=tf.zeros([1, 16]))["images"].shape == (1, 32, 32, 3)
