@@ -1,4 +1,5 @@
 """Progress text, rates, the bar vs plain-line display, and the training hook on every engine."""
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -129,20 +130,24 @@ def test_estimator_loss_is_the_fallback():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine,losses", [
-    ("none", ["D loss", "G loss"]),          # GANEstimator (sequential hook steps)
+    ("in_graph", ["D loss", "G loss"]),      # the default single-device in-graph step
+    ("gan_estimator", ["D loss", "G loss"]),  # TF-GAN's GANEstimator (sequential hook steps)
     ("one_device", ["D loss", "G loss"]),    # the tf.distribute in-graph step
     ("tpu", ["loss"]),                       # TPUGANEstimator on CPU: the estimator's loss
 ])
 def test_the_hook_reports_every_engine(tmp_path, engine, losses):
-  kwargs = {"use_tpu": True} if engine == "tpu" else {"distribution": engine}
-  cfg = tiny_config(tmp_path / "run", max_steps=3, **kwargs)
+  kwargs = {"in_graph": {}, "gan_estimator": {"engine": "gan_estimator"},
+            "one_device": {"distribution": "one_device"}, "tpu": {"use_tpu": True}}[engine]
+  cfg = tiny_config(tmp_path / "run", max_steps=2, **kwargs)
   console = FakeConsole(is_tty=True)
   console.start_time = __import__("time").time()
   hook = progress.TrainProgressHook(console, cfg.max_steps, cfg.batch_size)
-  build_estimator(cfg).train(make_train_input_fn(cfg), max_steps=3, hooks=[hook])
+  build_estimator(cfg).train(make_train_input_fn(cfg), max_steps=2, hooks=[hook])
   assert console.shown[-1] == ("end",)
   final = console.shown[-2][1]
-  assert final.startswith("train step 3/3 [####################] 100% | ")
+  assert final.startswith("train step 2/2 [####################] 100% | ")
   assert " images/s | elapsed " in final and ", ETA 0s | " in final
-  assert [part.rsplit(" ", 1)[0] for part in final.split(" | ")[-1].split(", ")] == losses
-  assert console.shown[0][1].startswith("train step 1/3 [")  # drawn from the first step on
+  shown = dict(part.rsplit(" ", 1) for part in final.split(" | ")[-1].split(", "))
+  assert list(shown) == losses
+  assert all(np.isfinite(float(value)) and float(value) != 0.0 for value in shown.values())
+  assert console.shown[0][1].startswith("train step 1/2 [")  # drawn from the first step on

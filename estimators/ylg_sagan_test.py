@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from estimators import experiment, export
+from estimators.models import get_model
 from estimators.networks import make_discriminator, make_generator
 from estimators.testing import tiny_config
 from tfgan_attention import SelfAttention, YLGAttention
@@ -37,15 +38,26 @@ def test_ylg_networks_use_ylg_attention_with_sagan_parameter_count(tmp_path, ove
 
 @pytest.mark.slow
 def test_tiny_ylg_sagan_trains_through_the_estimator_and_exports(tmp_path):
-  cfg = _ylg_config(tmp_path, max_steps=4, save_checkpoints_steps=4, save_summary_steps=2)
+  cfg = _ylg_config(tmp_path, max_steps=2, save_checkpoints_steps=2, save_summary_steps=2)
   ckpt = experiment.run_train(cfg)
-  assert export.checkpoint_step(ckpt) == 4
+  assert export.checkpoint_step(ckpt) == 2
   path = experiment.run_export(cfg)
   serve = tf.saved_model.load(path).signatures["serving_default"]
-  out = serve(noise=tf.random.normal([3, cfg.hparams.z_dim]),
-              labels=tf.constant([0, 1, 2]))["images"]
+  inputs = {"noise": tf.random.stateless_normal([3, cfg.hparams.z_dim], seed=[1, 2]),
+            "labels": tf.constant([0, 1, 2])}
+  out = serve(**inputs)["images"].numpy()
   assert out.shape == (3, 32, 32, 3)
-  assert np.isfinite(out.numpy()).all() and np.abs(out.numpy()).max() <= 1.0
+  assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+  # What is served is the trained generator restored eagerly (inference mode) on the same noise
+  # and labels, to float round-off; not the initial weights.
+  spec = get_model(cfg.model)
+
+  def restored(checkpoint):
+    generator = export.restore_generator(cfg, checkpoint)
+    return spec.images(spec.generate(cfg, generator, inputs, training=False)).numpy()
+  np.testing.assert_allclose(out, restored(ckpt), rtol=0, atol=1e-5)
+  initial = restored(f"{cfg.model_dir}/model.ckpt-0")
+  assert np.abs(out - initial).max() > 1e-4
   reader = tf.train.load_checkpoint(ckpt)
   gates = [n for n in reader.get_variable_to_shape_map() if n.endswith("g_ops/sigma")]
   assert gates == ["Generator/generator/g_ops/sigma"]

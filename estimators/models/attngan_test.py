@@ -88,29 +88,68 @@ def test_caption_tokenizer_matches_data_text(caption):
   assert list(ids[1]) == [12, 0, 0, 0]
 
 
-def test_trains_through_ganestimator_against_the_frozen_damsm(tmp_path):
-  cfg = tiny_config(tmp_path / "run", **TINY, max_steps=2, save_checkpoints_steps=2,
-                    save_summary_steps=1, ema_decay=0.9)
+def _scalars(model_dir, tags):
+  """{tag: [values in step order]} of the scalar summaries `tags` in model_dir's event files."""
+  found = {tag: [] for tag in tags}
+  for path in sorted(glob.glob(os.path.join(model_dir, "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag in found:
+          found[value.tag].append(tf.make_ndarray(value.tensor) if value.HasField("tensor")
+                                  else value.simple_value)
+  return found
+
+
+@pytest.mark.parametrize("engine", ["in_graph", "gan_estimator"])
+def test_trains_through_ganestimator_against_the_frozen_damsm(tmp_path, engine):
+  """Both single-device engines: the default in-graph step and TF-GAN's GANEstimator (hook
+  steps), one step each (the checkpoints before and after it)."""
+  decay = 0.5  # low: the step moves the shadow half the way, far above round-off
+  cfg = tiny_config(tmp_path / "run", **TINY, engine=engine, max_steps=1,
+                    save_checkpoints_steps=1, save_summary_steps=1, ema_decay=decay)
   saved = write_random_damsm(cfg)
   ckpt = experiment.run_train(cfg)
-  after = tf.train.load_checkpoint(ckpt)
+  assert export.checkpoint_step(ckpt) == 1
   start = tf.train.load_checkpoint(os.path.join(cfg.model_dir, "model.ckpt-0"))
+  after = tf.train.load_checkpoint(ckpt)
   keys = after.get_variable_to_shape_map()
   text_keys = [k for k in keys if k.startswith("Generator/generator/text_encoder/")]
   image_keys = [k for k in keys if k.startswith("damsm_image_encoder/")]
   assert len(text_keys) == 7 and len(image_keys) == 9
-  for key in text_keys:  # G's text encoder is the DAMSM's, unchanged by training
-    name = "damsm_text_encoder/" + key[len("Generator/generator/text_encoder/"):]
-    np.testing.assert_array_equal(after.get_tensor(key), saved[name])
-    assert key + "/" + EMA_SUFFIX not in keys  # not trained, so not averaged
-  for key in image_keys:
-    np.testing.assert_array_equal(after.get_tensor(key), saved[key])
+  for reader in (start, after):  # the DAMSM is frozen: bit-identical before and after
+    for key in text_keys:  # G's text encoder is the DAMSM's, unchanged by training
+      name = "damsm_text_encoder/" + key[len("Generator/generator/text_encoder/"):]
+      np.testing.assert_array_equal(reader.get_tensor(key), saved[name], err_msg=key)
+      assert key + "/" + EMA_SUFFIX not in keys  # not trained, so not averaged
+    for key in image_keys:
+      np.testing.assert_array_equal(reader.get_tensor(key), saved[key], err_msg=key)
   kernels = [k for k in keys if k.startswith("Generator/") and k.endswith("/kernel")
              and "text_encoder" not in k]
   assert kernels and all(k + "/" + EMA_SUFFIX in keys for k in kernels)
-  assert max(np.abs(after.get_tensor(k) - start.get_tensor(k)).max() for k in kernels) > 0
+  assert max(np.abs(after.get_tensor(k) - start.get_tensor(k)).max() for k in kernels) > 1e-5
   d_kernel = "Discriminator/discriminator/d_16/cond_logits/kernel"
-  assert np.abs(after.get_tensor(d_kernel) - start.get_tensor(d_kernel)).max() > 0
+  assert np.abs(after.get_tensor(d_kernel) - start.get_tensor(d_kernel)).max() > 1e-5
+
+  # The EMA: shadow_0 = w_0 and shadow_1 = d shadow_0 + (1 - d) w_1, for every shadowed
+  # (trained) G variable.
+  shadowed = sorted(k[: -len(EMA_SUFFIX) - 1] for k in keys if k.endswith("/" + EMA_SUFFIX))
+  trained = sorted(k for k in keys if k.startswith("Generator/") and "adam" not in k
+                   and EMA_SUFFIX not in k and "text_encoder" not in k
+                   and not k.endswith(("moving_mean", "moving_variance", "sn_u")))
+  assert shadowed == trained and len(shadowed) == 20  # every trained G variable, nothing else
+  moved = 0.0
+  for name in shadowed:
+    initial, live = start.get_tensor(name), after.get_tensor(name)
+    np.testing.assert_array_equal(start.get_tensor(f"{name}/{EMA_SUFFIX}"), initial)
+    np.testing.assert_allclose(after.get_tensor(f"{name}/{EMA_SUFFIX}"),
+                               decay * initial + (1 - decay) * live, rtol=1e-5, atol=1e-7,
+                               err_msg=name)
+    moved = max(moved, np.abs(live - initial).max())
+  assert moved > 1e-5  # the weights moved, so the recurrence was put to the test
+
+  losses = _scalars(cfg.model_dir, ["loss/generator", "loss/discriminator"])
+  for tag, values in losses.items():
+    assert len(values) >= 1 and np.isfinite(values).all(), (tag, values)
   assert {"loss/generator", "loss/discriminator", "generator/damsm_w0", "generator/kl",
           "discriminator/stage_1", "fixed_caption_grid_stage_1/image",
           "attention/words_stage_1/image",
