@@ -49,8 +49,50 @@ def pytest_runtest_logreport(report):
   _SECONDS[_module(report.nodeid)] = _SECONDS.get(_module(report.nodeid), 0.0) + report.duration
 
 
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PACKAGES = ("tfgan_attention", "estimators", "data", "eval", "bench")
+_IMPORTED = set()  # project modules imported by this run's processes (workers report theirs)
+
+
+def project_modules():
+  """Every source module of the project (tests and __main__ excluded), as dotted names."""
+  names = {"run"}
+  for package in PACKAGES:
+    for dirpath, _, files in os.walk(os.path.join(ROOT, package)):
+      for f in files:
+        if f.endswith(".py") and not f.endswith("_test.py") and f != "__main__.py":
+          rel = os.path.relpath(os.path.join(dirpath, f), ROOT)[:-3].replace(os.sep, ".")
+          names.add(rel.removesuffix(".__init__"))
+  return names
+
+
+def _imported_here():
+  return {name for name in project_modules() if name in sys.modules}
+
+
+def pytest_testnodedown(node, error):
+  """xdist controller: a worker's imported project modules."""
+  del error
+  _IMPORTED.update(getattr(node, "workeroutput", {}).get("imported_modules", ()))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+  """Says which project modules no test of this run imported (`make test-quick` must touch
+  every module: run.py, each library and model module)."""
+  if hasattr(config, "workerinput") or config.getoption("collectonly"):
+    return
+  whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+  if whole_suite and not config.getoption("keyword"):  # the whole suite, or its quick subset
+    missing = sorted(project_modules() - _IMPORTED - _imported_here())
+    terminalreporter.write_line(
+        "project modules imported by no test of this run: " + (", ".join(missing) or "none"))
+
+
 def pytest_sessionfinish(session):
-  if not session.config.getoption("--store-durations") or hasattr(session.config, "workerinput"):
+  if hasattr(session.config, "workerinput"):  # an xdist worker: report what it imported
+    session.config.workeroutput["imported_modules"] = sorted(_imported_here())
+    return
+  if not session.config.getoption("--store-durations"):
     return
   if not _SECONDS:
     return
