@@ -36,8 +36,9 @@ unchanged: sigma does not depend on a row order).
 Dense SAGAN and YLG-SAGAN have the same variables: which one a checkpoint is shows only in its
 graph. `<prefix>.meta` (tf.train.Saver writes it beside every estimator checkpoint), when
 present, decides: YLG's block adds the numpy mask addend [8, Nq, Nk] to its logits, a rank-3
-constant in the generator's g_ops scope; TF-GAN's dense block has none. Without a .meta both
-importers accept the files and --model decides.
+constant in the generator's g_ops scope; TF-GAN's dense block has none, nor any Transpose (the
+YLG code's multi-head dense ablation, --nH, has one: refused, its head order is not converted).
+Without a .meta both importers accept the files and --model decides.
 
 In the run: every generator and discriminator variable, BN moving statistics included (both
 official codes generate and evaluate with training=False: moving statistics, so
@@ -162,12 +163,16 @@ def attention_kind(prefix):
       graph.ParseFromString(f.read())
   except Exception:  # pylint: disable=broad-except  (a corrupt .meta decides nothing)
     return None
+  heads = False
   for node in graph.graph_def.node:
-    if node.op == "Const" and re.search(r"(^|/)generator/g_ops/", node.name):
+    if not re.search(r"(^|/)generator/g_ops/", node.name):
+      continue
+    if node.op == "Const":
       dims = [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
       if len(dims) == 3 and dims[0] == YLG_HEADS:
         return "ylg"
-  return "dense"
+    heads = heads or node.op == "Transpose"  # a head split (TF-GAN's dense block has none)
+  return "dense_heads" if heads else "dense"
 
 
 def _shape(keys, key, what, prefix):
@@ -212,6 +217,11 @@ def read_release(paths, model):
   reader, keys = _reader(prefix)
   flags, classes = architecture(keys, prefix)
   kind = attention_kind(prefix)
+  if kind == "dense_heads":
+    raise WeightsImportError(
+        f"{prefix}.meta shows dense attention split into heads (the YLG code's --nH SAGAN "
+        "ablation): not importable yet (its head order is not converted); only TF-GAN's "
+        "one-head block and YLG's sparse block are")
   wanted = "ylg" if model == "ylg_sagan" else "dense"
   if kind is not None and kind != wanted:
     other = "ylg_sagan" if kind == "ylg" else "sagan"
@@ -276,8 +286,8 @@ def import_weights(cfg, release, networks, ylg):
           continue
         if ylg and below.endswith("_ops/sn_conv_attn/kernel"):
           value = interleaved_to_head_major(value)
-          sources[target] = f"{scope}{official} (input channels: YLG's interleaved heads -> " \
-                            "head-major)"
+          sources[target] = (f"{scope}{official} (input channels: YLG's interleaved heads "
+                             "-> head-major)")
         else:
           sources[target] = scope + official
         variables[target] = value

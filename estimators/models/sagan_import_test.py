@@ -265,3 +265,29 @@ def test_another_format_a_contradicting_width_and_missing_keys(tmp_path, flags_r
                      "sigma_ratio, Discriminator/discriminator/d_block2/sn_conv1/sn_conv1/kernel"):
     weights_import.write_run(cfg, [root])
   assert not weights_import.holds_run(str(model_dir))
+  # The classes come from the checkpoint; the dataset must have as many.
+  cfg = _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}",
+               "--dataset=ffhq", f"--data_dir={tmp_path}")
+  with pytest.raises(WeightsImportError, match=r"has 10 classes, --dataset=ffhq has 0: give a "
+                     r"dataset with 10 \(cifar10, digits"):
+    weights_import.write_run(cfg, [root])
+
+
+def test_attention_kind_from_the_meta_graph(tmp_path):
+  """The graph facts read: ylg/ops.py's mask addend [8, Nq, Nk] (YLG), a head split's Transpose
+  (the YLG code's --nH dense SAGAN, refused), neither (TF-GAN's one-head block), no .meta."""
+  def meta(name, build):
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.name_scope("Generator/generator/g_ops/"):
+      build()
+      tf.compat.v1.train.export_meta_graph(filename=str(tmp_path / f"{name}.meta"))
+    return str(tmp_path / name)
+
+  x = lambda: tf.zeros([2, 16, 4], name="theta")
+  assert sagan_import.attention_kind(meta("ylg", lambda: tf.constant(
+      np.zeros([8, 16, 4], np.float32), name="add/y"))) == "ylg"
+  heads = meta("heads", lambda: tf.transpose(tf.reshape(x(), [2, 16, 2, 2]), [0, 2, 1, 3]))
+  assert sagan_import.attention_kind(heads) == "dense_heads"
+  assert sagan_import.attention_kind(meta("dense", lambda: tf.matmul(x(), x(),
+                                                                     transpose_b=True))) == "dense"
+  assert sagan_import.attention_kind(str(tmp_path / "none")) is None
