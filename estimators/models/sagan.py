@@ -15,7 +15,7 @@ import tensorflow_gan as tfgan
 
 from estimators import summaries
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, ModelSpec, hparam, register
-from estimators.models import sagan_inversion, sagan_networks
+from estimators.models import sagan_import, sagan_inversion, sagan_networks
 from tfgan_attention import SN_BOUNDS, CompactAttention, YLGAttention, densify_attention
 
 
@@ -216,6 +216,16 @@ class SAGAN(ModelSpec):
             "as the SAGAN authors' PyTorch code, which keeps no moving averages): an image "
             "depends on the other inputs of its batch. Feed batches as large as evaluation used "
             f"({cfg.eval_batch_size}) for comparable samples.")
+
+  # --- the authors' released weights (estimators/models/sagan_import.py) ---------------------
+  has_importer = True  # TF1 estimator checkpoints of TF-GAN's example and of the YLG code
+
+  def read_release(self, paths):
+    return sagan_import.read_release(paths, self.name)
+
+  def import_weights(self, cfg, release):
+    return sagan_import.import_weights(cfg, release, self.build_networks(cfg),
+                                       ylg=self.name == "ylg_sagan")
 
   # --- summaries ------------------------------------------------------------------------------
   def generator_summaries(self, cfg, generator):
