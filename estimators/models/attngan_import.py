@@ -1,0 +1,278 @@
+"""AttnGAN's released weights (taoxugit/AttnGAN, README "Released weights") -> this project's
+DAMSM directory and AttnGAN run (--mode=import_weights --model=attngan; README "Released weights").
+
+The authors publish (Google Drive links in their README) the DAMSM encoders
+`DAMSMencoders/{bird,coco}/text_encoder{200,100}.pth` and `image_encoder{200,100}.pth`, the
+generators `models/{bird,coco}_AttnGAN2.pth`, and per dataset the metadata `captions.pickle`
+([train_captions, test_captions, ixtoword, wordtoix], code/datasets.py load_text_data) whose ids
+the text encoder's embedding rows index. All are read without torch and without running a pickle
+(estimators/importers). Official module paths (code/model.py at commit 0d000e6) and this
+project's variables:
+
+  text_encoder*.pth (RNN_ENCODER, LSTM, 1 layer, bidirectional)
+    encoder.weight [ntoken, 300]                 TextEncoder embedding/embeddings
+    rnn.{weight_ih,weight_hh,bias_ih,bias_hh}_l0[_reverse]   bilstm forward / backward LSTM
+                                                 (kernel, recurrent_kernel, bias_ih + bias_hh)
+  image_encoder*.pth (CNN_ENCODER: torchvision Inception-v3 Conv2d_1a_3x3 .. Mixed_7c)
+    <module>.conv.weight (OIHW)                  inception_v3/<module>.conv/kernel (HWIO)
+    <module>.bn.{weight,bias,running_mean,running_var}   <module>.bn/{gamma,beta,moving_*}
+    emb_features.weight [nef, 768, 1, 1]         emb_features/kernel
+    emb_cnn_code.{weight,bias} [nef, 2048]       emb_cnn_code/{kernel,bias}
+  The image encoder is built with --damsm_inception=torchvision (damsm_networks: the official
+  network; the Keras InceptionV3 has no BN scale and other border averages).
+
+The DAMSM alone (text + image encoder + captions.pickle, no generator) is written as a DAMSM
+directory (damsm.py's layout, what --damsm_dir and --r_precision_damsm_dir read) at --damsm_dir,
+default <model_dir>/damsm; no run is written then.
+"""
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from data import text as text_lib
+from estimators import run_dir
+from estimators.importers import layouts, restricted_pickle, torch_files
+from estimators.model_registry import WeightsImportError
+from estimators.models import damsm, damsm_networks
+from tfgan_attention import damsm as damsm_ops
+
+TEXT, IMAGE, GENERATOR, VOCABULARY = ("text_encoder", "image_encoder", "generator",
+                                      "captions.pickle")
+EXPECTED = ("AttnGAN's released files: DAMSMencoders/<bird|coco>/text_encoder<N>.pth and "
+            "image_encoder<N>.pth, models/<bird|coco>_AttnGAN2.pth, and the dataset's "
+            "captions.pickle (its vocabulary)")
+INCEPTION_WIDTH = 32  # torchvision Conv2d_1a_3x3's channels (a smaller file: tests' divisor)
+
+
+# --- reading the files -----------------------------------------------------------------------
+
+def _kind_of_state(state):
+  if "encoder.weight" in state and "rnn.weight_ih_l0" in state:
+    return TEXT
+  if "emb_features.weight" in state and "Conv2d_1a_3x3.conv.weight" in state:
+    return IMAGE
+  if "ca_net.fc.weight" in state and "h_net1.fc.0.weight" in state:
+    return GENERATOR
+  return None
+
+
+def read_vocabulary(path):
+  """captions.pickle -> data.text.Vocabulary with word i = ixtoword[i] (the ids of the text
+  encoder's embedding rows); the file's wordtoix must be its inverse."""
+  try:
+    obj = restricted_pickle.load(path)
+  except restricted_pickle.UnsafePickleError as e:
+    raise WeightsImportError(f"{path}: not AttnGAN's captions.pickle ({e})") from None
+  if not (isinstance(obj, list) and len(obj) == 4 and isinstance(obj[2], dict)
+          and isinstance(obj[3], dict)):
+    raise WeightsImportError(
+        f"{path}: not AttnGAN's captions.pickle (expected the list [train_captions, "
+        "test_captions, ixtoword, wordtoix] that code/datasets.py writes)")
+  ixtoword, wordtoix = obj[2], obj[3]
+  n = len(ixtoword)
+  if sorted(ixtoword) != list(range(n)):
+    raise WeightsImportError(f"{path}: ixtoword's ids are not 0..{n - 1}")
+  words = [ixtoword[i] for i in range(n)]
+  if words[0] != text_lib.END_TOKEN or any(wordtoix.get(w) != i for i, w in enumerate(words)) \
+      or len(wordtoix) != n:
+    raise WeightsImportError(f"{path}: ixtoword and wordtoix disagree (or id 0 is not "
+                             f"{text_lib.END_TOKEN!r}): not a vocabulary AttnGAN wrote")
+  return text_lib.Vocabulary(words)
+
+
+def read_files(paths):
+  """{kind: (path, state_dict or Vocabulary)} of --import_from's files, each kind at most once."""
+  found = {}
+  for path in paths:
+    if os.path.isdir(path):
+      raise WeightsImportError(f"{path} is a directory; give the files: {EXPECTED}")
+    with open(path, "rb") as f:
+      head = f.read(4)
+    if os.path.basename(path).endswith(".pickle") or not (
+        head.startswith(b"PK") or head == b"\x80\x02\x8a\x0a"):
+      if not os.path.basename(path).endswith(".pickle"):
+        raise WeightsImportError(f"{path}: neither a torch .pth nor a .pickle; expected "
+                                 f"{EXPECTED}")
+      kind, content = VOCABULARY, read_vocabulary(path)
+    else:
+      try:
+        content = torch_files.load_state_dict(path)
+      except restricted_pickle.UnsafePickleError as e:
+        raise WeightsImportError(f"{path}: {e}") from None
+      kind = _kind_of_state(content)
+      if kind is None:
+        raise WeightsImportError(
+            f"{path}: a state_dict of another model (keys e.g. {sorted(content)[:4]}); "
+            f"expected {EXPECTED}")
+    if kind in found:
+      raise WeightsImportError(f"two {kind} files: {found[kind][0]} and {path}")
+    found[kind] = (path, content)
+  return found
+
+
+def _epoch_of(path):
+  m = re.search(r"(\d+)\.pth$", os.path.basename(path))
+  return int(m[1]) if m else 0
+
+
+# --- the DAMSM -------------------------------------------------------------------------------
+
+def damsm_config(text_state, image_state, vocab, words_num):
+  """damsm_config.json (damsm._config_dict's keys) of the released encoders."""
+  vocab_size, word_dim = text_state["encoder.weight"].shape
+  hidden = text_state["rnn.weight_hh_l0"].shape[1]
+  if len(vocab) != vocab_size:
+    raise WeightsImportError(
+        f"captions.pickle has {len(vocab)} words, the text encoder's embedding table "
+        f"encoder.weight has {vocab_size} rows: the vocabulary is not the one the encoder was "
+        "trained with; give the captions.pickle of the same dataset (birds: CUB metadata, "
+        "coco: COCO metadata)")
+  nef = image_state["emb_features.weight"].shape[0]
+  if nef != 2 * hidden:
+    raise WeightsImportError(
+        f"image encoder emb_features.weight has {nef} outputs, the text encoder 2 x "
+        f"{hidden} (rnn.weight_hh_l0 {tuple(text_state['rnn.weight_hh_l0'].shape)}): the two "
+        "encoders are not one DAMSM")
+  width = image_state["Conv2d_1a_3x3.conv.weight"].shape[0]
+  if INCEPTION_WIDTH % width:
+    raise WeightsImportError(f"Conv2d_1a_3x3.conv.weight has {width} outputs; torchvision's "
+                             f"Inception-v3 has {INCEPTION_WIDTH}")
+  variant = damsm_ops.VARIANTS["official"]
+  return {
+      "image_encoder": "inception_v3", "inception": "torchvision",
+      "inception_width_divisor": INCEPTION_WIDTH // width,
+      "embedding_dim": int(2 * hidden), "word_dim": int(word_dim), "words_num": int(words_num),
+      "image_size": damsm_networks.INCEPTION_SIZE, "cnn_width": 0,
+      "inception_weights_path": None,
+      "image_weights_source": "inception_v3 (torchvision): imported from the authors' "
+                              "image encoder",
+      "inception_bn_in_pretraining": "batch_statistics",
+      "vocab_size": int(vocab_size), "vocab_sha256": damsm.vocabulary_sha256(vocab),
+      "dataset": None,
+      "loss": {"name": variant.name, "gamma1": variant.gamma1, "gamma2": variant.gamma2,
+               "gamma3": variant.gamma3, "inverse_gamma2": variant.inverse_gamma2,
+               "reduction": variant.reduction},
+      "class_masks": None,  # the files do not say (the official CUB pretraining masks)
+  }
+
+
+class _Filler:
+  """Assigns numpy values to variables, remembering the source of each; every variable of the
+  networks must be filled and every source key used (else a WeightsImportError lists them)."""
+
+  def __init__(self, where):
+    self.where, self.sources, self.shapes, self.missing = where, {}, [], []
+
+  def take(self, var, value, source, file_shape=None):
+    """var <- value (already in Keras' layout); file_shape: the key's shape in the file."""
+    value = np.asarray(value, np.float32)
+    if tuple(value.shape) != tuple(var.shape):
+      file_shape = tuple(value.shape) if file_shape is None else tuple(file_shape)
+      self.shapes.append(f"{source}: {file_shape} in the file, {tuple(var.shape)} in the "
+                         f"network ({var.name}; {tuple(value.shape)} after conversion)")
+      return
+    var.assign(value)
+    self.sources[var.name.split(":")[0]] = source
+
+  def check(self, variables, state_keys, used):
+    unfilled = [v.name for v in variables if v.name.split(":")[0] not in self.sources]
+    unused = sorted(set(state_keys) - set(used))
+    problems = list(filter(None, [
+        f"missing {len(self.missing)} keys: {', '.join(self.missing)}" if self.missing else "",
+        f"shapes differ: {'; '.join(self.shapes)}" if self.shapes else "",
+        f"variables not filled: {', '.join(unfilled)}" if unfilled and not self.missing else "",
+        f"keys the network does not have: {', '.join(unused)}" if unused else ""]))
+    if problems:
+      raise WeightsImportError(f"{self.where}: " + "; ".join(problems))
+
+
+def fill_text_encoder(encoder, state, path):
+  """TextEncoder <- RNN_ENCODER state_dict (legacy or zip). Returns {variable: source key}."""
+  filler = _Filler(path)
+  keys = ["encoder.weight"] + [f"rnn.{p}_l0{s}" for s in ("", "_reverse")
+                               for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+  filler.missing = [k for k in keys if k not in state]
+  if not filler.missing:
+    filler.take(encoder.embedding.embeddings, layouts.embedding(state["encoder.weight"]),
+                f"{path}:encoder.weight")
+    arrays = layouts.bidirectional_lstm(state, prefix="rnn.")
+    for i, (layer, suffix) in enumerate(((encoder.rnn.forward_layer, ""),
+                                         (encoder.rnn.backward_layer, "_reverse"))):
+      cell = layer.cell
+      for var, value, names in ((cell.kernel, arrays[3 * i], "weight_ih"),
+                                (cell.recurrent_kernel, arrays[3 * i + 1], "weight_hh"),
+                                (cell.bias, arrays[3 * i + 2], "bias_ih + bias_hh")):
+        source = " + ".join(f"rnn.{n}_l0{suffix}" for n in names.split(" + "))
+        filler.take(var, value, f"{path}:{source}")
+  filler.check(encoder.weights, state, keys)
+  return filler.sources
+
+
+def fill_image_encoder(encoder, state, path):
+  """InceptionImageEncoder(inception='torchvision') <- CNN_ENCODER state_dict."""
+  filler, used = _Filler(path), []
+
+  def get(key):
+    used.append(key)
+    if key not in state:
+      filler.missing.append(key)
+      return None
+    return state[key]
+
+  for layer in encoder.inception.layers:
+    if isinstance(layer, tf.keras.layers.Conv2D):
+      w = get(f"{layer.name}.weight")
+      if w is not None:
+        filler.take(layer.kernel, layouts.conv_kernel(w), f"{path}:{layer.name}.weight",
+                    np.shape(w))
+    elif isinstance(layer, tf.keras.layers.BatchNormalization):
+      for var, suffix in ((layer.gamma, "weight"), (layer.beta, "bias"),
+                          (layer.moving_mean, "running_mean"),
+                          (layer.moving_variance, "running_var")):
+        value = get(f"{layer.name}.{suffix}")
+        if value is not None:
+          filler.take(var, value, f"{path}:{layer.name}.{suffix}")
+      used.append(f"{layer.name}.num_batches_tracked")  # torch >= 0.4.1 only: a counter
+  w = get("emb_features.weight")
+  if w is not None:
+    filler.take(encoder.local_projection.kernel, layouts.conv_kernel(w),
+                f"{path}:emb_features.weight")
+  w, b = get("emb_cnn_code.weight"), get("emb_cnn_code.bias")
+  if w is not None:
+    filler.take(encoder.global_projection.kernel, layouts.dense_kernel(w),
+                f"{path}:emb_cnn_code.weight")
+  if b is not None:
+    filler.take(encoder.global_projection.bias, b, f"{path}:emb_cnn_code.bias")
+  filler.check(encoder.weights, state, used)
+  return filler.sources
+
+
+def write_damsm_dir(damsm_dir, files, words_num):
+  """Writes the DAMSM of files[TEXT], files[IMAGE], files[VOCABULARY] (read_files) to
+  damsm_dir in damsm.py's layout. Returns (checkpoint prefix, {checkpoint key: source})."""
+  for kind in (TEXT, IMAGE, VOCABULARY):
+    if kind not in files:
+      raise WeightsImportError(f"a DAMSM import needs the {kind} file too (text_encoder*.pth, "
+                               "image_encoder*.pth and the dataset's captions.pickle)")
+  if os.path.exists(os.path.join(damsm_dir, damsm.CONFIG_FILE)):
+    raise WeightsImportError(f"{damsm_dir} already holds a DAMSM ({damsm.CONFIG_FILE}): give "
+                             "another --damsm_dir")
+  (text_path, text_state), (image_path, image_state) = files[TEXT], files[IMAGE]
+  vocab = files[VOCABULARY][1]
+  config = damsm_config(text_state, image_state, vocab, words_num)
+  config["imported_from"] = [os.path.abspath(p) for p in (text_path, image_path,
+                                                            files[VOCABULARY][0])]
+  text_encoder, image_encoder = damsm.build_encoders(config)
+  sources = fill_text_encoder(text_encoder, text_state, text_path)
+  sources.update(fill_image_encoder(image_encoder, image_state, image_path))
+  flat = damsm.flat_variables(text_encoder, image_encoder)
+  config["variables"] = damsm._variable_table(flat)  # pylint: disable=protected-access
+  os.makedirs(damsm_dir, exist_ok=True)
+  vocab.save(os.path.join(damsm_dir, damsm.VOCAB_FILE))
+  run_dir.atomic_write_json(os.path.join(damsm_dir, damsm.CONFIG_FILE), config)
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(**flat), damsm_dir, max_to_keep=1,
+                                       checkpoint_name=damsm.CHECKPOINT_PREFIX)
+  prefix = manager.save(checkpoint_number=_epoch_of(text_path))
+  return prefix, {key: sources[v.name.split(":")[0]] for key, v in flat.items()}

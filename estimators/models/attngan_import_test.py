@@ -1,0 +1,236 @@
+"""AttnGAN's released .pth files and captions.pickle -> a DAMSM directory / run, in process.
+
+The files are written here in the official format (torch 0.3 / Python 2 legacy serialization,
+CUDA storages, no num_batches_tracked) from the official key names and shapes: code/model.py
+(taoxugit/AttnGAN 0d000e6: RNN_ENCODER, CNN_ENCODER) and torchvision/models/inception.py
+(BasicConv2d, InceptionA..E), written out below by hand, independently of attngan_import, at
+tiny widths, every tensor with its own random values so that a wrong pairing shows.
+"""
+import collections
+import io
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from estimators.importers import torch_file_writer as w
+from estimators.model_registry import WeightsImportError
+from estimators.models import attngan_import, damsm
+
+WORDS = ["<end>", "a", "bird", "with", "red", "wings", "small"]
+HIDDEN, WORD_DIM, DIVISOR = 4, 6, 16  # nef = 2 * HIDDEN = 8; Inception widths / 16
+
+
+def _inception_modules(d):
+  """[(module, in, out, kh, kw)] of torchvision's Inception-v3 Conv2d_1a_3x3 .. Mixed_7c,
+  channels divided by d (torchvision/models/inception.py)."""
+  rows = [("Conv2d_1a_3x3", 3, 32, 3, 3), ("Conv2d_2a_3x3", 32, 32, 3, 3),
+          ("Conv2d_2b_3x3", 32, 64, 3, 3), ("Conv2d_3b_1x1", 64, 80, 1, 1),
+          ("Conv2d_4a_3x3", 80, 192, 3, 3)]
+  rows = [(n, i if i == 3 else i // d, o // d, kh, kw) for n, i, o, kh, kw in rows]
+
+  def add(block, spec):
+    rows.extend((f"{block}.{n}", i, o, kh, kw) for n, i, o, kh, kw in spec)
+
+  c = 192 // d
+  for block, pool in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
+    add(block, [("branch1x1", c, 64 // d, 1, 1), ("branch5x5_1", c, 48 // d, 1, 1),
+                ("branch5x5_2", 48 // d, 64 // d, 5, 5), ("branch3x3dbl_1", c, 64 // d, 1, 1),
+                ("branch3x3dbl_2", 64 // d, 96 // d, 3, 3),
+                ("branch3x3dbl_3", 96 // d, 96 // d, 3, 3), ("branch_pool", c, pool // d, 1, 1)])
+    c = (64 + 64 + 96 + pool) // d
+  add("Mixed_6a", [("branch3x3", c, 384 // d, 3, 3), ("branch3x3dbl_1", c, 64 // d, 1, 1),
+                   ("branch3x3dbl_2", 64 // d, 96 // d, 3, 3),
+                   ("branch3x3dbl_3", 96 // d, 96 // d, 3, 3)])
+  c = c + (384 + 96) // d
+  for block, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
+    k = c7 // d
+    add(block, [("branch1x1", c, 192 // d, 1, 1), ("branch7x7_1", c, k, 1, 1),
+                ("branch7x7_2", k, k, 1, 7), ("branch7x7_3", k, 192 // d, 7, 1),
+                ("branch7x7dbl_1", c, k, 1, 1), ("branch7x7dbl_2", k, k, 7, 1),
+                ("branch7x7dbl_3", k, k, 1, 7), ("branch7x7dbl_4", k, k, 7, 1),
+                ("branch7x7dbl_5", k, 192 // d, 1, 7), ("branch_pool", c, 192 // d, 1, 1)])
+    c = 768 // d
+  add("Mixed_7a", [("branch3x3_1", c, 192 // d, 1, 1), ("branch3x3_2", 192 // d, 320 // d, 3, 3),
+                   ("branch7x7x3_1", c, 192 // d, 1, 1),
+                   ("branch7x7x3_2", 192 // d, 192 // d, 1, 7),
+                   ("branch7x7x3_3", 192 // d, 192 // d, 7, 1),
+                   ("branch7x7x3_4", 192 // d, 192 // d, 3, 3)])
+  c = 1280 // d
+  for block in ("Mixed_7b", "Mixed_7c"):
+    add(block, [("branch1x1", c, 320 // d, 1, 1), ("branch3x3_1", c, 384 // d, 1, 1),
+                ("branch3x3_2a", 384 // d, 384 // d, 1, 3),
+                ("branch3x3_2b", 384 // d, 384 // d, 3, 1),
+                ("branch3x3dbl_1", c, 448 // d, 1, 1),
+                ("branch3x3dbl_2", 448 // d, 384 // d, 3, 3),
+                ("branch3x3dbl_3a", 384 // d, 384 // d, 1, 3),
+                ("branch3x3dbl_3b", 384 // d, 384 // d, 3, 1), ("branch_pool", c, 192 // d, 1, 1)])
+    c = 2048 // d
+  return rows
+
+
+def _text_state(rng, vocab_size=len(WORDS)):
+  """RNN_ENCODER(ntoken, ninput=WORD_DIM, nhidden=2 * HIDDEN) state_dict: nn.Embedding
+  `encoder`, nn.LSTM `rnn` (1 layer, bidirectional, batch_first)."""
+  state = collections.OrderedDict([("encoder.weight", rng.uniform(-1, 1, (vocab_size, WORD_DIM)))])
+  for suffix in ("", "_reverse"):
+    state[f"rnn.weight_ih_l0{suffix}"] = rng.uniform(-1, 1, (4 * HIDDEN, WORD_DIM))
+    state[f"rnn.weight_hh_l0{suffix}"] = rng.uniform(-1, 1, (4 * HIDDEN, HIDDEN))
+    state[f"rnn.bias_ih_l0{suffix}"] = rng.uniform(-1, 1, 4 * HIDDEN)
+    state[f"rnn.bias_hh_l0{suffix}"] = rng.uniform(-1, 1, 4 * HIDDEN)
+  return collections.OrderedDict((k, v.astype(np.float32)) for k, v in state.items())
+
+
+def _image_state(rng):
+  """CNN_ENCODER(nef=2 * HIDDEN) state_dict: BasicConv2d conv + bn of every Inception module,
+  emb_features (conv1x1, no bias), emb_cnn_code (Linear)."""
+  state = collections.OrderedDict()
+  for name, cin, cout, kh, kw in _inception_modules(DIVISOR):
+    state[f"{name}.conv.weight"] = rng.normal(0, 0.3, (cout, cin, kh, kw))
+    state[f"{name}.bn.weight"] = rng.uniform(0.5, 1.5, cout)
+    state[f"{name}.bn.bias"] = rng.normal(0, 0.1, cout)
+    state[f"{name}.bn.running_mean"] = rng.normal(0, 0.1, cout)
+    state[f"{name}.bn.running_var"] = rng.uniform(0.5, 2.0, cout)
+  state["emb_features.weight"] = rng.uniform(-0.1, 0.1, (2 * HIDDEN, 768 // DIVISOR, 1, 1))
+  state["emb_cnn_code.weight"] = rng.uniform(-0.1, 0.1, (2 * HIDDEN, 2048 // DIVISOR))
+  state["emb_cnn_code.bias"] = rng.uniform(-0.1, 0.1, 2 * HIDDEN)
+  return collections.OrderedDict((k, v.astype(np.float32)) for k, v in state.items())
+
+
+def _write_pth(path, state):
+  """torch.save(state_dict) as torch 0.3.1 on Python 2.7 wrote it, from a GPU model."""
+  tensors = collections.OrderedDict(
+      (k, w.contiguous_tensor(v, key=str(94000000 + 16 * i), module="torch.cuda",
+                              location="cuda:0")) for i, (k, v) in enumerate(state.items()))
+  w.write_legacy(path, tensors)
+  return path
+
+
+def _write_captions(path, words=WORDS):
+  """captions.pickle: [train_captions, test_captions, ixtoword, wordtoix], pickle protocol 2 of
+  Python 2 (code/datasets.py load_text_data)."""
+  ixtoword = {i: word for i, word in enumerate(words)}
+  wordtoix = {word: i for i, word in enumerate(words)}
+  buf = io.BytesIO()
+  w._Writer(buf, legacy=True, python2_text=True).dump(  # pylint: disable=protected-access
+      [[[1, 2, 3]], [[2, 4]], ixtoword, wordtoix])
+  with open(path, "wb") as f:
+    f.write(buf.getvalue())
+  return path
+
+
+@pytest.fixture(name="release")
+def _release(tmp_path):
+  rng = np.random.default_rng(0)
+  text, image = _text_state(rng), _image_state(rng)
+  paths = [_write_pth(str(tmp_path / "text_encoder200.pth"), text),
+           _write_pth(str(tmp_path / "image_encoder200.pth"), image),
+           _write_captions(str(tmp_path / "captions.pickle"))]
+  return paths, text, image
+
+
+def test_damsm_import_fills_every_variable_from_its_key(release, tmp_path):
+  paths, text, image = release
+  out = str(tmp_path / "damsm")
+  prefix, sources = attngan_import.write_damsm_dir(out, attngan_import.read_files(paths),
+                                                   words_num=18)
+  assert os.path.basename(prefix) == "ckpt-200"
+  loaded = damsm.load_damsm(out)
+  assert loaded.vocab.words == WORDS and loaded.config["inception"] == "torchvision"
+  flat = damsm.flat_variables(loaded.text_encoder, loaded.image_encoder)
+  assert len(flat) == len(sources) == 1 + 6 + 94 * 5 + 3
+
+  want = {}  # variable name -> its value from the file, converted here with plain numpy
+  te, ie = loaded.text_encoder, loaded.image_encoder
+  want[te.embedding.embeddings.name] = text["encoder.weight"]
+  for layer, s in ((te.rnn.forward_layer, ""), (te.rnn.backward_layer, "_reverse")):
+    want[layer.cell.kernel.name] = text[f"rnn.weight_ih_l0{s}"].T
+    want[layer.cell.recurrent_kernel.name] = text[f"rnn.weight_hh_l0{s}"].T
+    want[layer.cell.bias.name] = text[f"rnn.bias_ih_l0{s}"] + text[f"rnn.bias_hh_l0{s}"]
+  for name, *_ in _inception_modules(DIVISOR):
+    conv = ie.inception.get_layer(f"{name}.conv")
+    bn = ie.inception.get_layer(f"{name}.bn")
+    want[conv.kernel.name] = np.transpose(image[f"{name}.conv.weight"], (2, 3, 1, 0))
+    want[bn.gamma.name] = image[f"{name}.bn.weight"]
+    want[bn.beta.name] = image[f"{name}.bn.bias"]
+    want[bn.moving_mean.name] = image[f"{name}.bn.running_mean"]
+    want[bn.moving_variance.name] = image[f"{name}.bn.running_var"]
+  want[ie.local_projection.kernel.name] = image["emb_features.weight"][:, :, 0, 0].T[None, None]
+  want[ie.global_projection.kernel.name] = image["emb_cnn_code.weight"].T
+  want[ie.global_projection.bias.name] = image["emb_cnn_code.bias"]
+  assert sorted(want) == sorted(v.name for v in flat.values())
+  for var in flat.values():
+    np.testing.assert_array_equal(var.numpy(), want[var.name], err_msg=var.name)
+
+
+def _torch_lstm(x, w_ih, w_hh, b_ih, b_hh):
+  """numpy torch.nn.LSTM, one direction, zero initial state: gates i, f, g, o;
+  c' = f c + i g, h' = o tanh(c'). x [T, in] -> outputs [T, u]."""
+  sig = lambda v: 1 / (1 + np.exp(-v))
+  u = w_hh.shape[1]
+  h, c, out = np.zeros(u), np.zeros(u), []
+  for x_t in x:
+    z = w_ih @ x_t + b_ih + w_hh @ h + b_hh
+    i, f, g, o = sig(z[:u]), sig(z[u:2 * u]), np.tanh(z[2 * u:3 * u]), sig(z[3 * u:])
+    c = f * c + i * g
+    h = o * np.tanh(c)
+    out.append(h)
+  return np.array(out)
+
+
+def test_imported_text_encoder_equals_pytorchs_packed_bilstm(release, tmp_path):
+  paths, text, _ = release
+  out = str(tmp_path / "damsm")
+  attngan_import.write_damsm_dir(out, attngan_import.read_files(paths), words_num=18)
+  loaded = damsm.load_damsm(out)
+  ids = np.array([[1, 2, 3, 4, 5], [6, 2, 0, 0, 0]])
+  lengths = np.array([5, 2])
+  words, sentence = (t.numpy() for t in loaded.encode_text(ids, lengths))  # [B, D, T], [B, D]
+  for b, n in enumerate(lengths):  # RNN_ENCODER.forward: pack_padded_sequence, eval (no dropout)
+    emb = text["encoder.weight"][ids[b, :n]].astype(np.float64)
+    fwd = _torch_lstm(emb, *(text[f"rnn.{p}_l0"] for p in ("weight_ih", "weight_hh", "bias_ih",
+                                                              "bias_hh")))
+    bwd = _torch_lstm(emb[::-1], *(text[f"rnn.{p}_l0_reverse"] for p in (
+        "weight_ih", "weight_hh", "bias_ih", "bias_hh")))[::-1]
+    np.testing.assert_allclose(words[b, :, :n].T, np.concatenate([fwd, bwd], 1), atol=1e-5)
+    assert np.all(words[b, :, n:] == 0)
+    # sent_emb = hidden[0] (layers*directions, B, u) -> [B, 2u]: last forward, first backward
+    np.testing.assert_allclose(sentence[b], np.concatenate([fwd[-1], bwd[0]]), atol=1e-5)
+
+
+def test_a_vocabulary_that_does_not_fit_the_embedding_table(release, tmp_path):
+  paths, _, _ = release
+  other = _write_captions(str(tmp_path / "other_captions.pickle"), WORDS + ["extra"])
+  with pytest.raises(WeightsImportError, match=r"8 words.*encoder\.weight has 7 rows"):
+    attngan_import.write_damsm_dir(str(tmp_path / "d"),
+                                   attngan_import.read_files(paths[:2] + [other]), 18)
+
+
+def test_missing_keys_are_all_listed_and_shapes_name_key_and_both(release, tmp_path):
+  paths, text, image = release
+  del image["Mixed_7c.branch_pool.bn.running_var"], image["emb_cnn_code.bias"]
+  image["Mixed_5b.branch1x1.conv.weight"] = np.zeros((3, 12, 1, 1), np.float32)
+  bad = _write_pth(str(tmp_path / "image_encoder100.pth"), image)
+  with pytest.raises(WeightsImportError) as e:
+    attngan_import.write_damsm_dir(str(tmp_path / "d"),
+                                   attngan_import.read_files([paths[0], bad, paths[2]]), 18)
+  message = str(e.value)
+  assert "missing 2 keys" in message and "Mixed_7c.branch_pool.bn.running_var" in message
+  assert "emb_cnn_code.bias" in message
+  assert "Mixed_5b.branch1x1.conv.weight: (3, 12, 1, 1) in the file" in message
+  assert "(1, 1, 12, 4) in the network" in message
+
+
+def test_files_of_another_model_or_format(tmp_path):
+  other = _write_pth(str(tmp_path / "netD.pth"),
+                     {"img_code_s16.0.weight": np.zeros((2, 3, 4, 4), np.float32)})
+  with pytest.raises(WeightsImportError, match="a state_dict of another model"):
+    attngan_import.read_files([other])
+  text_file = tmp_path / "notes.txt"
+  text_file.write_text("hello")
+  with pytest.raises(WeightsImportError, match="neither a torch .pth nor a .pickle"):
+    attngan_import.read_files([str(text_file)])
+  with pytest.raises(WeightsImportError, match="not AttnGAN's captions.pickle"):
+    w.write_legacy(str(tmp_path / "x.pickle"), {"a": 1})  # a torch file named .pickle
+    attngan_import.read_files([str(tmp_path / "x.pickle")])
