@@ -34,7 +34,7 @@ import tensorflow as tf
 from data import text as text_lib
 from estimators import run_dir
 from estimators.importers import layouts, restricted_pickle, torch_files
-from estimators.model_registry import WeightsImportError
+from estimators.model_registry import ImportResult, ReleasedWeights, WeightsImportError
 from estimators.models import damsm, damsm_networks
 from tfgan_attention import damsm as damsm_ops
 
@@ -276,3 +276,51 @@ def write_damsm_dir(damsm_dir, files, words_num):
                                        checkpoint_name=damsm.CHECKPOINT_PREFIX)
   prefix = manager.save(checkpoint_number=_epoch_of(text_path))
   return prefix, {key: sources[v.name.split(":")[0]] for key, v in flat.items()}
+
+
+# --- the registry's hooks (AttnGAN.read_release / import_weights) ----------------------------
+
+def read_release(paths):
+  """ReleasedWeights of AttnGAN's files: the flags they fix, their facts, the read tensors."""
+  files = read_files(paths)
+  kinds = set(files)
+  if VOCABULARY not in kinds and kinds & {TEXT, GENERATOR}:
+    what = "an AttnGAN generator" if GENERATOR in kinds else "a DAMSM text encoder"
+    raise WeightsImportError(
+        f"{what} without its vocabulary: the token ids its embedding rows (and the generator's "
+        "captions) index are those of the dataset's captions.pickle (AttnGAN's metadata, "
+        "e.g. data/birds/captions.pickle); add it to --import_from")
+  if kinds == {VOCABULARY}:
+    raise WeightsImportError(f"captions.pickle alone holds no weights; expected {EXPECTED}")
+  if GENERATOR not in kinds and kinds != {TEXT, IMAGE, VOCABULARY}:
+    missing = sorted({TEXT, IMAGE} - kinds)
+    raise WeightsImportError(f"a DAMSM import needs both encoders: no {' and '.join(missing)} "
+                             f"file in --import_from (expected {EXPECTED})")
+  if GENERATOR in kinds:
+    raise WeightsImportError("importing the AttnGAN generator (G_NET) is not implemented yet; "
+                             "import the DAMSM alone (text_encoder, image_encoder, "
+                             "captions.pickle)")
+  text_state, image_state = files[TEXT][1], files[IMAGE][1]
+  flags = {"damsm_word_dim": int(text_state["encoder.weight"].shape[1]),
+           "damsm_embedding_dim": int(2 * text_state["rnn.weight_hh_l0"].shape[1]),
+           "damsm_image_encoder": "inception_v3", "damsm_inception": "torchvision"}
+  release = {"kinds": sorted(kinds), "vocabulary_words": len(files[VOCABULARY][1]),
+             "damsm_epoch": _epoch_of(files[TEXT][0]),
+             "writes": "a DAMSM directory (--damsm_dir, default <model_dir>/damsm): the files "
+                       "hold no generator"}
+  return ReleasedWeights(flags=flags, files=tuple(p for p, _ in files.values()),
+                         release=release, source=files)
+
+
+def import_weights(cfg, release):
+  """The DAMSM files alone: the DAMSM directory (ImportResult.directory), no run."""
+  files = release.source
+  out = damsm.damsm_dir_of(cfg)
+  prefix, sources = write_damsm_dir(out, files, cfg.hparams.damsm_words_num)
+  left_out = {
+      "captions.pickle train_captions, test_captions": "the dataset's captions as token ids; "
+      "only the vocabulary (ixtoword / wordtoix) is imported (vocab.txt)",
+      "damsm_config.json class_masks, dataset": "the files do not say (the official CUB "
+      "pretraining masked same-class negatives, COCO's did not)"}
+  return ImportResult(variables={}, sources=sources, left_out=left_out,
+                      step=_epoch_of(files[TEXT][0]), directory=out)

@@ -234,3 +234,55 @@ def test_files_of_another_model_or_format(tmp_path):
   with pytest.raises(WeightsImportError, match="not AttnGAN's captions.pickle"):
     w.write_legacy(str(tmp_path / "x.pickle"), {"a": 1})  # a torch file named .pickle
     attngan_import.read_files([str(tmp_path / "x.pickle")])
+
+
+def _parse(*args):
+  import run  # pylint: disable=import-outside-toplevel
+  run.FLAGS.unparse_flags()
+  try:
+    run.FLAGS(run.rerun_argv(["run.py", *args]))
+    return run, run.config_from_flags()
+  except Exception:
+    run.FLAGS.unparse_flags()
+    raise
+
+
+def test_import_mode_with_the_damsm_files_writes_a_damsm_directory(release, tmp_path):
+  paths, _, _ = release
+  from estimators import weights_import  # pylint: disable=import-outside-toplevel
+  model_dir = str(tmp_path / "run")
+  run, cfg = _parse("--mode=import_weights", "--import_from=" + ",".join(paths),
+                    "--dataset=digits_captions", f"--model_dir={model_dir}")
+  try:
+    # the files chose the model and the DAMSM's settings
+    assert cfg.model == "attngan" and cfg.hparams.damsm_inception == "torchvision"
+    assert (cfg.hparams.damsm_word_dim, cfg.hparams.damsm_embedding_dim) == (WORD_DIM,
+                                                                             2 * HIDDEN)
+    record = weights_import.write_run(cfg, paths)
+  finally:
+    run.FLAGS.unparse_flags()
+  damsm_dir = os.path.join(model_dir, "damsm")
+  assert record["directory"] == damsm_dir and record["checkpoint"] == "ckpt-200"
+  assert not weights_import.holds_run(model_dir)  # a DAMSM directory, no run
+  assert os.path.isfile(os.path.join(damsm_dir, "imported.json"))
+  assert len(record["variables"]) == 1 + 6 + 94 * 5 + 3
+  assert record["variables"]["text_000"].endswith("text_encoder200.pth:encoder.weight")
+  assert damsm.load_damsm(damsm_dir).vocab.words == WORDS  # what --damsm_dir reads
+  with pytest.raises(WeightsImportError, match="already holds a DAMSM"):
+    weights_import.write_run(cfg, paths)
+
+
+def test_a_text_encoder_without_its_vocabulary_and_a_half_damsm(release):
+  paths, _, _ = release
+  with pytest.raises(WeightsImportError, match="without its vocabulary.*captions.pickle"):
+    attngan_import.read_release(paths[:2])
+  with pytest.raises(WeightsImportError, match="needs both encoders: no image_encoder"):
+    attngan_import.read_release([paths[0], paths[2]])
+
+
+def test_a_flag_that_contradicts_the_files_names_both_values(release, tmp_path):
+  paths, _, _ = release
+  from estimators import weights_import  # pylint: disable=import-outside-toplevel
+  with pytest.raises(WeightsImportError, match="--damsm_inception='keras' given, the files "
+                     "have --damsm_inception='torchvision'"):
+    weights_import.import_flags(str(tmp_path / "run"), paths, {"damsm_inception": "keras"})
