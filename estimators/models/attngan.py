@@ -248,7 +248,7 @@ class AttnGAN(ModelSpec):
     return attngan_import.read_release(paths)
 
   def import_weights(self, cfg, release):
-    return attngan_import.import_weights(cfg, release)
+    return attngan_import.import_weights(cfg, release, lambda: self.build_networks(cfg))
 
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg, frozen=None):

@@ -278,6 +278,103 @@ def write_damsm_dir(damsm_dir, files, words_num):
   return prefix, {key: sources[v.name.split(":")[0]] for key, v in flat.items()}
 
 
+# --- the generator ---------------------------------------------------------------------------
+
+def generator_flags(state, path):
+  """The AttnGAN flags a G_NET state_dict fixes (code/model.py G_NET, INIT_STAGE_G, ...)."""
+  missing = [k for k in ("ca_net.fc.weight", "h_net1.fc.0.weight", "img_net1.img.0.weight")
+             if k not in state]
+  if missing:
+    raise WeightsImportError(f"{path}: not a G_NET state_dict (missing {', '.join(missing)})")
+  branch_num = 1 + sum(f"img_net{k}.img.0.weight" in state for k in (2, 3))
+  ups = sum(f"h_net1.upsample{i}.1.weight" in state for i in range(1, 6))
+  r_num = len({m[1] for k in state for m in [re.match(r"h_net2\.residual\.(\d+)\.", k)] if m})
+  ngf = int(state["img_net1.img.0.weight"].shape[1])
+  condition_dim = int(state["ca_net.fc.weight"].shape[0]) // 4
+  z_dim = int(state["h_net1.fc.0.weight"].shape[1]) - condition_dim
+  flags = {"gf_dim": ngf, "branch_num": branch_num, "condition_dim": condition_dim,
+           "z_dim": z_dim, "image_size": 4 * 2 ** ups * 2 ** (branch_num - 1)}
+  if branch_num > 1:
+    flags["r_num"] = r_num
+  return flags, int(state["ca_net.fc.weight"].shape[1])
+
+
+def _generator_key(below, init_width):
+  """(official key, conversion) of a project generator variable below 'generator/' (not the
+  text encoder's), or None. conversion: 'conv', 'dense', 'nchw_dense', 'nchw', 'words', None."""
+  bn = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+        "moving_variance": "running_var"}
+  rules = [
+      (r"ca_net/fc/kernel", lambda m: ("ca_net.fc.weight", "dense")),
+      (r"ca_net/fc/bias", lambda m: ("ca_net.fc.bias", None)),
+      (r"init_fc/kernel", lambda m: ("h_net1.fc.0.weight", "nchw_dense")),
+      (r"init_bn/(\w+)", lambda m: (f"h_net1.fc.1.{bn[m[1]]}", "nchw")),
+      (r"init_up_(\d+)/conv/kernel", lambda m: (f"h_net1.upsample{int(m[1]) + 1}.1.weight", "conv")),
+      (r"init_up_(\d+)/bn/(\w+)", lambda m: (f"h_net1.upsample{int(m[1]) + 1}.2.{bn[m[2]]}", None)),
+      (r"att_(\d+)/word_projection/kernel",
+       lambda m: (f"h_net{int(m[1]) + 1}.att.conv_context.weight", "words")),
+      (r"res_(\d+)_(\d+)/conv([12])/kernel",
+       lambda m: (f"h_net{int(m[1]) + 1}.residual.{m[2]}.block.{0 if m[3] == '1' else 3}.weight",
+                  "conv")),
+      (r"res_(\d+)_(\d+)/bn([12])/(\w+)",
+       lambda m: (f"h_net{int(m[1]) + 1}.residual.{m[2]}.block.{1 if m[3] == '1' else 4}."
+                  f"{bn[m[4]]}", None)),
+      (r"up_(\d+)/conv/kernel", lambda m: (f"h_net{int(m[1]) + 1}.upsample.1.weight", "conv")),
+      (r"up_(\d+)/bn/(\w+)", lambda m: (f"h_net{int(m[1]) + 1}.upsample.2.{bn[m[2]]}", None)),
+      (r"img_(\d+)/kernel", lambda m: (f"img_net{int(m[1]) + 1}.img.0.weight", "conv"))]
+  del init_width
+  for pattern, key in rules:
+    m = re.fullmatch(pattern, below)
+    if m:
+      return key(m)
+  return None
+
+
+def _convert(value, conversion, init_width):
+  if conversion == "conv":
+    return layouts.conv_kernel(value)
+  if conversion == "dense":
+    return layouts.dense_kernel(value)
+  if conversion == "nchw_dense":  # Linear -> BN1d -> GLU -> view(-1, init_width, 4, 4)
+    return layouts.dense_kernel_nchw_outputs(value, init_width, 4, 4, groups=2)
+  if conversion == "nchw":
+    return layouts.vector_nchw_outputs(value, init_width, 4, 4, groups=2)
+  if conversion == "words":  # conv1x1 [idf, cdf, 1, 1] on words -> Dense [cdf, idf]
+    return layouts.dense_kernel(np.asarray(value)[:, :, 0, 0])
+  return value
+
+
+def fill_generator(generator, g_state, g_path, text_state, text_path):
+  """The project's Generator <- G_NET state_dict (+ its DAMSM text encoder's state_dict).
+  Returns {variable name: source}."""
+  sources = fill_text_encoder(generator.text_encoder, text_state, text_path)
+  text_vars = {id(v) for v in generator.text_encoder.weights}
+  filler, used = _Filler(g_path), []
+  prefix = generator.name + "/"
+  for var in generator.weights:
+    if id(var) in text_vars:
+      continue
+    name = var.name.split(":")[0]
+    below = name[len(prefix):] if name.startswith(prefix) else name
+    found = _generator_key(below, generator.init_width)
+    if found is None:
+      raise WeightsImportError(f"{name}: no official G_NET counterpart")
+    key, conversion = found
+    used.append(key)
+    if key not in g_state:
+      filler.missing.append(key)
+      continue
+    try:
+      value = _convert(g_state[key], conversion, generator.init_width)
+    except layouts.LayoutError as e:
+      filler.shapes.append(f"{key}: {e}")
+      continue
+    filler.take(var, value, f"{g_path}:{key}", np.shape(g_state[key]))
+  used += [k for k in g_state if k.endswith(".num_batches_tracked")]
+  filler.check([v for v in generator.weights if id(v) not in text_vars], g_state, used)
+  return {**sources, **filler.sources}
+
+
 # --- the registry's hooks (AttnGAN.read_release / import_weights) ----------------------------
 
 def read_release(paths):
@@ -292,35 +389,76 @@ def read_release(paths):
         "e.g. data/birds/captions.pickle); add it to --import_from")
   if kinds == {VOCABULARY}:
     raise WeightsImportError(f"captions.pickle alone holds no weights; expected {EXPECTED}")
-  if GENERATOR not in kinds and kinds != {TEXT, IMAGE, VOCABULARY}:
-    missing = sorted({TEXT, IMAGE} - kinds)
-    raise WeightsImportError(f"a DAMSM import needs both encoders: no {' and '.join(missing)} "
-                             f"file in --import_from (expected {EXPECTED})")
-  if GENERATOR in kinds:
-    raise WeightsImportError("importing the AttnGAN generator (G_NET) is not implemented yet; "
-                             "import the DAMSM alone (text_encoder, image_encoder, "
-                             "captions.pickle)")
+  missing = sorted({TEXT, IMAGE} - kinds)
+  if missing:
+    what = "an AttnGAN generator needs its DAMSM" if GENERATOR in kinds else \
+        "a DAMSM import needs both encoders"
+    raise WeightsImportError(f"{what}: no {' and '.join(missing)} file in --import_from "
+                             f"(expected {EXPECTED})")
   text_state, image_state = files[TEXT][1], files[IMAGE][1]
   flags = {"damsm_word_dim": int(text_state["encoder.weight"].shape[1]),
            "damsm_embedding_dim": int(2 * text_state["rnn.weight_hh_l0"].shape[1]),
            "damsm_image_encoder": "inception_v3", "damsm_inception": "torchvision"}
   release = {"kinds": sorted(kinds), "vocabulary_words": len(files[VOCABULARY][1]),
-             "damsm_epoch": _epoch_of(files[TEXT][0]),
-             "writes": "a DAMSM directory (--damsm_dir, default <model_dir>/damsm): the files "
-                       "hold no generator"}
+             "damsm_epoch": _epoch_of(files[TEXT][0])}
+  if GENERATOR in kinds:
+    g_flags, nef = generator_flags(files[GENERATOR][1], files[GENERATOR][0])
+    if nef != flags["damsm_embedding_dim"]:
+      raise WeightsImportError(
+          f"{files[GENERATOR][0]}: ca_net.fc.weight reads {nef}-d sentences, the text encoder "
+          f"{files[TEXT][0]} makes {flags['damsm_embedding_dim']}-d ones: not one release")
+    flags.update(g_flags)
+    release["generator"] = ("G_NET state_dict saved by trainer.save_model after "
+                            "load_params(avg_param_G): the 0.999 moving-average weights; its BN "
+                            "statistics are the training G's (buffers are not averaged)")
+  else:
+    release["writes"] = ("a DAMSM directory (--damsm_dir, default <model_dir>/damsm): the files "
+                         "hold no generator")
   return ReleasedWeights(flags=flags, files=tuple(p for p, _ in files.values()),
                          release=release, source=files)
 
 
-def import_weights(cfg, release):
-  """The DAMSM files alone: the DAMSM directory (ImportResult.directory), no run."""
+_LEFT_OUT = {
+    "captions.pickle train_captions, test_captions": "the dataset's captions as token ids; only "
+    "the vocabulary (ixtoword / wordtoix) is imported (vocab.txt)",
+    "damsm_config.json class_masks, dataset": "the files do not say (the official CUB "
+    "pretraining masked same-class negatives, COCO's did not)"}
+
+
+def import_weights(cfg, release, build_networks):
+  """The DAMSM files alone: the DAMSM directory (ImportResult.directory), no run. With a
+  generator: the DAMSM directory, <model_dir>/vocab.txt and the run's checkpoint.
+  build_networks: () -> {'generator', 'discriminator'} built for cfg (after the DAMSM exists)."""
   files = release.source
   out = damsm.damsm_dir_of(cfg)
-  prefix, sources = write_damsm_dir(out, files, cfg.hparams.damsm_words_num)
-  left_out = {
-      "captions.pickle train_captions, test_captions": "the dataset's captions as token ids; "
-      "only the vocabulary (ixtoword / wordtoix) is imported (vocab.txt)",
-      "damsm_config.json class_masks, dataset": "the files do not say (the official CUB "
-      "pretraining masked same-class negatives, COCO's did not)"}
-  return ImportResult(variables={}, sources=sources, left_out=left_out,
-                      step=_epoch_of(files[TEXT][0]), directory=out)
+  _, damsm_sources = write_damsm_dir(out, files, cfg.hparams.damsm_words_num)
+  if GENERATOR not in files:
+    return ImportResult(variables={}, sources=damsm_sources, left_out=dict(_LEFT_OUT),
+                        step=_epoch_of(files[TEXT][0]), directory=out)
+  os.makedirs(cfg.model_dir, exist_ok=True)
+  files[VOCABULARY][1].save(os.path.join(cfg.model_dir, "vocab.txt"))
+  networks = build_networks()
+  generator = networks["generator"]
+  g_path = files[GENERATOR][0]
+  text_path, text_state = files[TEXT]
+  sources = fill_generator(generator, files[GENERATOR][1], g_path, text_state, text_path)
+  variables, record = {}, {}
+  for var in generator.weights:
+    name = var.name.split(":")[0]
+    variables[f"Generator/{name}"] = var.numpy()
+    record[f"Generator/{name}"] = sources[name]
+    if var.trainable and cfg.ema_decay:  # the released weights ARE the moving average
+      variables[f"Generator/{name}/ExponentialMovingAverage"] = var.numpy()
+      record[f"Generator/{name}/ExponentialMovingAverage"] = sources[name]
+  for var in networks["discriminator"].weights:
+    name = var.name.split(":")[0]
+    variables[f"Discriminator/{name}"] = var.numpy()
+    record[f"Discriminator/{name}"] = "not released: this project's initialisation"
+  left_out = dict(_LEFT_OUT)
+  left_out["discriminators (netD*.pth)"] = (
+      "not released by the authors: the run's D_NET64/128/256 hold this project's initial "
+      "weights (orthogonal, BN gamma N(1, 0.02)); training on from this run trains them anew")
+  left_out["generator EMA"] = (
+      "the release holds one set of G weights, the moving average (trainer.save_model loads "
+      "avg_param_G before saving): they fill both G and its ExponentialMovingAverage shadow")
+  return ImportResult(variables=variables, sources=record, left_out=left_out, step=0)

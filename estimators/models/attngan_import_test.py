@@ -286,3 +286,161 @@ def test_a_flag_that_contradicts_the_files_names_both_values(release, tmp_path):
   with pytest.raises(WeightsImportError, match="--damsm_inception='keras' given, the files "
                      "have --damsm_inception='torchvision'"):
     weights_import.import_flags(str(tmp_path / "run"), paths, {"damsm_inception": "keras"})
+
+
+# --- the generator (G_NET) -----------------------------------------------------------------------
+NGF, C_DIM, Z_DIM, R_NUM = 2, 3, 5, 2  # G0: 4 x 4 x 16 NGF -> 4 up-blocks -> 64 x 64 x NGF
+
+
+def _g_state(rng):
+  """G_NET state_dict (code/model.py: CA_NET, INIT_STAGE_G(ngf * 16), NEXT_STAGE_G x 2 with
+  R_NUM ResBlocks, GET_IMAGE_G x 3), nef = 2 * HIDDEN, no num_batches_tracked (torch 0.3)."""
+  nef, g16 = 2 * HIDDEN, 16 * NGF
+  state = collections.OrderedDict()
+
+  def bn(prefix, c):
+    state[f"{prefix}.weight"] = rng.uniform(0.5, 1.5, c)
+    state[f"{prefix}.bias"] = rng.normal(0, 0.2, c)
+    state[f"{prefix}.running_mean"] = rng.normal(0, 0.2, c)
+    state[f"{prefix}.running_var"] = rng.uniform(0.5, 2.0, c)
+
+  state["ca_net.fc.weight"] = rng.normal(0, 0.5, (4 * C_DIM, nef))
+  state["ca_net.fc.bias"] = rng.normal(0, 0.5, 4 * C_DIM)
+  state["h_net1.fc.0.weight"] = rng.normal(0, 0.5, (g16 * 4 * 4 * 2, C_DIM + Z_DIM))
+  bn("h_net1.fc.1", g16 * 4 * 4 * 2)
+  for i in range(1, 5):  # upBlock(in, out): 0 Upsample, 1 conv3x3(in, 2 out), 2 BN, 3 GLU
+    cin, cout = g16 // 2 ** (i - 1), g16 // 2 ** i
+    state[f"h_net1.upsample{i}.1.weight"] = rng.normal(0, 1 / 3 / cin ** 0.5,
+                                                       (2 * cout, cin, 3, 3))
+    bn(f"h_net1.upsample{i}.2", 2 * cout)
+  for k in (2, 3):
+    state[f"h_net{k}.att.conv_context.weight"] = rng.normal(0, 0.5, (NGF, nef, 1, 1))
+    for r in range(R_NUM):  # ResBlock(2 ngf): conv, BN, GLU, conv, BN
+      p = f"h_net{k}.residual.{r}.block"
+      state[f"{p}.0.weight"] = rng.normal(0, 0.5, (4 * NGF, 2 * NGF, 3, 3))
+      bn(f"{p}.1", 4 * NGF)
+      state[f"{p}.3.weight"] = rng.normal(0, 0.5, (2 * NGF, 2 * NGF, 3, 3))
+      bn(f"{p}.4", 2 * NGF)
+    state[f"h_net{k}.upsample.1.weight"] = rng.normal(0, 0.5, (2 * NGF, 2 * NGF, 3, 3))
+    bn(f"h_net{k}.upsample.2", 2 * NGF)
+  for k in (1, 2, 3):
+    state[f"img_net{k}.img.0.weight"] = rng.normal(0, 0.3, (3, NGF, 3, 3))
+  return collections.OrderedDict((k, v.astype(np.float32)) for k, v in state.items())
+
+
+def _conv3x3_nchw(x, weight):
+  """PyTorch conv3x3, padding 1, no bias: x [B, C, H, W], weight [O, C, 3, 3]."""
+  padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+  h, w = x.shape[2:]
+  return sum(np.einsum("bchw,oc->bohw", padded[:, :, i:i + h, j:j + w], weight[:, :, i, j])
+             for i in range(3) for j in range(3))
+
+
+def _official_stage0(state, sentence, z, eps):
+  """numpy G_NET up to img_net1 in eval mode: CA_NET, INIT_STAGE_G, GET_IMAGE_G (NCHW)."""
+  sig = lambda v: 1 / (1 + np.exp(-v))
+  glu = lambda v: v[:, :v.shape[1] // 2] * sig(v[:, v.shape[1] // 2:])
+
+  def bn(x, p):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return ((x - state[f"{p}.running_mean"].reshape(shape))
+            / np.sqrt(state[f"{p}.running_var"].reshape(shape) + 1e-5)
+            * state[f"{p}.weight"].reshape(shape) + state[f"{p}.bias"].reshape(shape))
+
+  x = glu(sentence @ state["ca_net.fc.weight"].T + state["ca_net.fc.bias"])
+  c = x[:, :C_DIM] + np.exp(0.5 * x[:, C_DIM:]) * eps
+  h = glu(bn(np.concatenate([c, z], 1) @ state["h_net1.fc.0.weight"].T, "h_net1.fc.1"))
+  h = h.reshape(len(z), 16 * NGF, 4, 4)
+  for i in range(1, 5):
+    h = h.repeat(2, axis=2).repeat(2, axis=3)  # nearest x2
+    h = glu(bn(_conv3x3_nchw(h, state[f"h_net1.upsample{i}.1.weight"]), f"h_net1.upsample{i}.2"))
+  return np.tanh(_conv3x3_nchw(h, state["img_net1.img.0.weight"])).transpose(0, 2, 3, 1)
+
+
+def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_path):
+  paths, text, _ = release
+  from estimators import export, weights_import  # pylint: disable=import-outside-toplevel
+  g_state = _g_state(np.random.default_rng(7))
+  g_path = _write_pth(str(tmp_path / "bird_AttnGAN2.pth"), g_state)
+  model_dir = str(tmp_path / "run")
+  files = paths + [g_path]
+  run, cfg = _parse("--mode=import_weights", "--import_from=" + ",".join(files),
+                    "--dataset=digits_captions", "--df_dim=2", f"--model_dir={model_dir}")
+  try:
+    hp = cfg.hparams
+    assert (hp.gf_dim, hp.branch_num, hp.r_num, hp.condition_dim, hp.z_dim, cfg.image_size) == (
+        NGF, 3, R_NUM, C_DIM, Z_DIM, 256)
+    record = weights_import.write_run(cfg, files)
+    ckpt = tf.train.latest_checkpoint(model_dir)
+    reader = tf.train.load_checkpoint(ckpt)
+    g16 = 16 * NGF
+    perm = np.arange(2 * g16 * 16).reshape(2, g16, 4, 4).transpose(0, 2, 3, 1).reshape(-1)
+    bn = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+          "moving_variance": "running_var"}
+    want = {"generator/ca_net/fc/kernel": g_state["ca_net.fc.weight"].T,
+            "generator/ca_net/fc/bias": g_state["ca_net.fc.bias"],
+            "generator/init_fc/kernel": g_state["h_net1.fc.0.weight"].T[:, perm]}
+    for ours, theirs in bn.items():
+      want[f"generator/init_bn/{ours}"] = g_state[f"h_net1.fc.1.{theirs}"][perm]
+    hwio = lambda key: np.transpose(g_state[key], (2, 3, 1, 0))
+    for i in range(4):
+      want[f"generator/init_up_{i}/conv/kernel"] = hwio(f"h_net1.upsample{i + 1}.1.weight")
+      for ours, theirs in bn.items():
+        want[f"generator/init_up_{i}/bn/{ours}"] = g_state[f"h_net1.upsample{i + 1}.2.{theirs}"]
+    for k in (1, 2):
+      want[f"generator/att_{k}/word_projection/kernel"] = (
+          g_state[f"h_net{k + 1}.att.conv_context.weight"][:, :, 0, 0].T)
+      for r in range(R_NUM):
+        for j, (conv, norm) in enumerate(((0, 1), (3, 4)), start=1):
+          p = f"h_net{k + 1}.residual.{r}.block"
+          want[f"generator/res_{k}_{r}/conv{j}/kernel"] = hwio(f"{p}.{conv}.weight")
+          for ours, theirs in bn.items():
+            want[f"generator/res_{k}_{r}/bn{j}/{ours}"] = g_state[f"{p}.{norm}.{theirs}"]
+      want[f"generator/up_{k}/conv/kernel"] = hwio(f"h_net{k + 1}.upsample.1.weight")
+      for ours, theirs in bn.items():
+        want[f"generator/up_{k}/bn/{ours}"] = g_state[f"h_net{k + 1}.upsample.2.{theirs}"]
+    for k in range(3):
+      want[f"generator/img_{k}/kernel"] = hwio(f"img_net{k + 1}.img.0.weight")
+    want["generator/text_encoder/embedding/embeddings"] = text["encoder.weight"]
+    keys = set(reader.get_variable_to_shape_map())
+    for name, value in want.items():
+      np.testing.assert_array_equal(reader.get_tensor(f"Generator/{name}"), value, err_msg=name)
+      ema = f"Generator/{name}/ExponentialMovingAverage"
+      if "moving_" in name or "text_encoder" in name:
+        assert ema not in keys, ema
+      else:  # the released weights are the average: G and its shadow alike
+        np.testing.assert_array_equal(reader.get_tensor(ema), value, err_msg=ema)
+    g_keys = {k for k in keys if k.startswith("Generator/") and "ExponentialMoving" not in k}
+    assert len(g_keys - {f"Generator/{n}" for n in want}) == 6  # the text encoder's LSTMs
+    assert record["variables"]["Generator/generator/init_fc/kernel"].endswith(
+        "bird_AttnGAN2.pth:h_net1.fc.0.weight")
+    assert "discriminators (netD*.pth)" in record["left_out"]
+    assert os.path.isfile(os.path.join(model_dir, "vocab.txt"))
+
+    # The run's generator as the modes restore it (EMA) draws stage 0 as PyTorch's G_NET does.
+    # (export.restore_generator's steps; its sample inputs would read the dataset's captions,
+    # which this tiny vocabulary cannot encode)
+    generator = export.make_generator(cfg)
+    ids, lengths = np.array([[1, 2, 3, 4], [5, 6, 0, 0]], np.int32), np.array([4, 2], np.int32)
+    rng = np.random.RandomState(3)
+    z, eps = rng.standard_normal((2, Z_DIM)), rng.standard_normal((2, C_DIM))
+    draw = lambda: generator(tf.constant(z, tf.float32), ids, lengths,
+                             tf.constant(eps, tf.float32), training=False)
+    draw()
+    for var in generator.variables:
+      var.assign(reader.get_tensor(export.checkpoint_key(generator, var, keys, var.trainable)))
+    out = draw()
+    want0 = _official_stage0(g_state, out["sentence"].numpy().astype(np.float64), z, eps)
+    assert 0.05 < np.abs(want0).mean() < 0.9  # neither all 0 nor saturated at +-1
+    np.testing.assert_allclose(out["stage_0"].numpy(), want0, atol=1e-5)
+  finally:
+    run.FLAGS.unparse_flags()
+
+
+def test_a_generator_without_its_vocabulary_or_damsm(release, tmp_path):
+  paths, _, _ = release
+  g_path = _write_pth(str(tmp_path / "coco_AttnGAN2.pth"), _g_state(np.random.default_rng(1)))
+  with pytest.raises(WeightsImportError, match="an AttnGAN generator without its vocabulary"):
+    attngan_import.read_release(paths[:2] + [g_path])
+  with pytest.raises(WeightsImportError, match="generator needs its DAMSM: no image_encoder"):
+    attngan_import.read_release([paths[0], paths[2], g_path])
