@@ -21,6 +21,18 @@ project's variables:
   The image encoder is built with --damsm_inception=torchvision (damsm_networks: the official
   network; the Keras InceptionV3 has no BN scale and other border averages).
 
+  *_AttnGAN2.pth (G_NET; saved after load_params(avg_param_G): the averaged weights)
+    ca_net.fc.{weight,bias}                      ca_net/fc/{kernel,bias}
+    h_net1.fc.0.weight, h_net1.fc.1.*            init_fc/kernel, init_bn/* (outputs reordered
+                                                 from (GLU half, C, 4, 4) to (half, 4, 4, C))
+    h_net1.upsample<i>.{1,2}.*                   init_up_<i-1>/{conv,bn}
+    h_net<k+1>.att.conv_context.weight           att_<k>/word_projection/kernel
+    h_net<k+1>.residual.<r>.block.{0,1,3,4}.*    res_<k>_<r>/{conv1,bn1,conv2,bn2}
+    h_net<k+1>.upsample.{1,2}.*                  up_<k>/{conv,bn}
+    img_net<k+1>.img.0.weight                    img_<k>/kernel
+  They fill G and its EMA shadow; the discriminators are not released (left at this project's
+  initialisation and listed in imported.json).
+
 The DAMSM alone (text + image encoder + captions.pickle, no generator) is written as a DAMSM
 directory (damsm.py's layout, what --damsm_dir and --r_precision_damsm_dir read) at --damsm_dir,
 default <model_dir>/damsm; no run is written then.
