@@ -311,7 +311,7 @@ def generator_flags(state, path):
   return flags, int(state["ca_net.fc.weight"].shape[1])
 
 
-def _generator_key(below, init_width):
+def _generator_key(below):
   """(official key, conversion) of a project generator variable below 'generator/' (not the
   text encoder's), or None. conversion: 'conv', 'dense', 'nchw_dense', 'nchw', 'words', None."""
   bn = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
@@ -334,7 +334,6 @@ def _generator_key(below, init_width):
       (r"up_(\d+)/conv/kernel", lambda m: (f"h_net{int(m[1]) + 1}.upsample.1.weight", "conv")),
       (r"up_(\d+)/bn/(\w+)", lambda m: (f"h_net{int(m[1]) + 1}.upsample.2.{bn[m[2]]}", None)),
       (r"img_(\d+)/kernel", lambda m: (f"img_net{int(m[1]) + 1}.img.0.weight", "conv"))]
-  del init_width
   for pattern, key in rules:
     m = re.fullmatch(pattern, below)
     if m:
@@ -368,7 +367,7 @@ def fill_generator(generator, g_state, g_path, text_state, text_path):
       continue
     name = var.name.split(":")[0]
     below = name[len(prefix):] if name.startswith(prefix) else name
-    found = _generator_key(below, generator.init_width)
+    found = _generator_key(below)
     if found is None:
       raise WeightsImportError(f"{name}: no official G_NET counterpart")
     key, conversion = found

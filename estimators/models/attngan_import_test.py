@@ -120,8 +120,9 @@ def _write_captions(path, words=WORDS):
   return path
 
 
-@pytest.fixture(name="release")
-def _release(tmp_path):
+@pytest.fixture(name="release", scope="module")
+def _release(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp("release")
   rng = np.random.default_rng(0)
   text, image = _text_state(rng), _image_state(rng)
   paths = [_write_pth(str(tmp_path / "text_encoder200.pth"), text),
@@ -130,13 +131,19 @@ def _release(tmp_path):
   return paths, text, image
 
 
-def test_damsm_import_fills_every_variable_from_its_key(release, tmp_path):
-  paths, text, image = release
-  out = str(tmp_path / "damsm")
-  prefix, sources = attngan_import.write_damsm_dir(out, attngan_import.read_files(paths),
+@pytest.fixture(name="imported", scope="module")
+def _imported(release, tmp_path_factory):
+  """The release written as a DAMSM directory and read back as --damsm_dir reads it."""
+  out = str(tmp_path_factory.mktemp("imported") / "damsm")
+  prefix, sources = attngan_import.write_damsm_dir(out, attngan_import.read_files(release[0]),
                                                    words_num=18)
+  return prefix, sources, damsm.load_damsm(out)
+
+
+def test_damsm_import_fills_every_variable_from_its_key(release, imported):
+  _, text, image = release
+  prefix, sources, loaded = imported
   assert os.path.basename(prefix) == "ckpt-200"
-  loaded = damsm.load_damsm(out)
   assert loaded.vocab.words == WORDS and loaded.config["inception"] == "torchvision"
   flat = damsm.flat_variables(loaded.text_encoder, loaded.image_encoder)
   assert len(flat) == len(sources) == 1 + 6 + 94 * 5 + 3
@@ -179,11 +186,8 @@ def _torch_lstm(x, w_ih, w_hh, b_ih, b_hh):
   return np.array(out)
 
 
-def test_imported_text_encoder_equals_pytorchs_packed_bilstm(release, tmp_path):
-  paths, text, _ = release
-  out = str(tmp_path / "damsm")
-  attngan_import.write_damsm_dir(out, attngan_import.read_files(paths), words_num=18)
-  loaded = damsm.load_damsm(out)
+def test_imported_text_encoder_equals_pytorchs_packed_bilstm(release, imported):
+  text, loaded = release[1], imported[2]
   ids = np.array([[1, 2, 3, 4, 5], [6, 2, 0, 0, 0]])
   lengths = np.array([5, 2])
   words, sentence = (t.numpy() for t in loaded.encode_text(ids, lengths))  # [B, D, T], [B, D]
@@ -208,7 +212,7 @@ def test_a_vocabulary_that_does_not_fit_the_embedding_table(release, tmp_path):
 
 
 def test_missing_keys_are_all_listed_and_shapes_name_key_and_both(release, tmp_path):
-  paths, text, image = release
+  paths, image = release[0], collections.OrderedDict(release[2])
   del image["Mixed_7c.branch_pool.bn.running_var"], image["emb_cnn_code.bias"]
   image["Mixed_5b.branch1x1.conv.weight"] = np.zeros((3, 12, 1, 1), np.float32)
   bad = _write_pth(str(tmp_path / "image_encoder100.pth"), image)
