@@ -11,6 +11,8 @@ this module, which names no model, does the rest:
                 eval, sample and export read, `imported.json` (each file's sha256, the release's
                 facts, which source key filled which variable, what was left out and why) and
                 run_config.json through run_dir.write_run_config, as training writes it.
+                An importer whose files make no run (ImportResult.directory: AttnGAN's DAMSM
+                alone) has written its own directory; only imported.json is added there.
 """
 import hashlib
 import os
