@@ -319,13 +319,14 @@ def _g_state(rng):
     bn(f"h_net1.upsample{i}.2", 2 * cout)
   for k in (2, 3):
     state[f"h_net{k}.att.conv_context.weight"] = rng.normal(0, 0.5, (NGF, nef, 1, 1))
+    std = 1 / 3 / (2 * NGF) ** 0.5  # keeps the stages' images away from tanh's +-1
     for r in range(R_NUM):  # ResBlock(2 ngf): conv, BN, GLU, conv, BN
       p = f"h_net{k}.residual.{r}.block"
-      state[f"{p}.0.weight"] = rng.normal(0, 0.5, (4 * NGF, 2 * NGF, 3, 3))
+      state[f"{p}.0.weight"] = rng.normal(0, std, (4 * NGF, 2 * NGF, 3, 3))
       bn(f"{p}.1", 4 * NGF)
-      state[f"{p}.3.weight"] = rng.normal(0, 0.5, (2 * NGF, 2 * NGF, 3, 3))
+      state[f"{p}.3.weight"] = rng.normal(0, std, (2 * NGF, 2 * NGF, 3, 3))
       bn(f"{p}.4", 2 * NGF)
-    state[f"h_net{k}.upsample.1.weight"] = rng.normal(0, 0.5, (2 * NGF, 2 * NGF, 3, 3))
+    state[f"h_net{k}.upsample.1.weight"] = rng.normal(0, std, (2 * NGF, 2 * NGF, 3, 3))
     bn(f"h_net{k}.upsample.2", 2 * NGF)
   for k in (1, 2, 3):
     state[f"img_net{k}.img.0.weight"] = rng.normal(0, 0.3, (3, NGF, 3, 3))
@@ -340,10 +341,14 @@ def _conv3x3_nchw(x, weight):
              for i in range(3) for j in range(3))
 
 
-def _official_stage0(state, sentence, z, eps):
-  """numpy G_NET up to img_net1 in eval mode: CA_NET, INIT_STAGE_G, GET_IMAGE_G (NCHW)."""
+def _official_stages(state, sentence, words, lengths, z, eps):
+  """numpy G_NET.forward in eval mode (NCHW inside): CA_NET, INIT_STAGE_G, NEXT_STAGE_G x 2
+  (GlobalAttentionGeneral with each example's own padding mask, as this project does it: the
+  official mask.repeat(queryL, 1) pairs rows with the wrong examples, upstream issue 93),
+  GET_IMAGE_G x 3. words [B, nef, T]. Returns the three images NHWC."""
   sig = lambda v: 1 / (1 + np.exp(-v))
   glu = lambda v: v[:, :v.shape[1] // 2] * sig(v[:, v.shape[1] // 2:])
+  up = lambda v: v.repeat(2, axis=2).repeat(2, axis=3)  # nearest x2
 
   def bn(x, p):
     shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -356,9 +361,28 @@ def _official_stage0(state, sentence, z, eps):
   h = glu(bn(np.concatenate([c, z], 1) @ state["h_net1.fc.0.weight"].T, "h_net1.fc.1"))
   h = h.reshape(len(z), 16 * NGF, 4, 4)
   for i in range(1, 5):
-    h = h.repeat(2, axis=2).repeat(2, axis=3)  # nearest x2
-    h = glu(bn(_conv3x3_nchw(h, state[f"h_net1.upsample{i}.1.weight"]), f"h_net1.upsample{i}.2"))
-  return np.tanh(_conv3x3_nchw(h, state["img_net1.img.0.weight"])).transpose(0, 2, 3, 1)
+    h = glu(bn(_conv3x3_nchw(up(h), state[f"h_net1.upsample{i}.1.weight"]),
+               f"h_net1.upsample{i}.2"))
+  images = [np.tanh(_conv3x3_nchw(h, state["img_net1.img.0.weight"]))]
+  pad = np.arange(words.shape[2])[None, :] >= lengths[:, None]  # [B, T]
+  for k in (2, 3):
+    b, ch, hh, ww = h.shape
+    source = np.einsum("oc,bct->bot", state[f"h_net{k}.att.conv_context.weight"][:, :, 0, 0],
+                       words)  # [B, ngf, T]
+    attn = np.einsum("bcn,bct->bnt", h.reshape(b, ch, -1), source)  # [B, N, T]
+    attn = np.where(pad[:, None, :], -np.inf, attn)
+    attn = np.exp(attn - attn.max(-1, keepdims=True))
+    attn /= attn.sum(-1, keepdims=True)
+    context = np.einsum("bct,bnt->bcn", source, attn).reshape(b, ch, hh, ww)
+    x = np.concatenate([h, context], 1)
+    for r in range(R_NUM):
+      p = f"h_net{k}.residual.{r}.block"
+      y = glu(bn(_conv3x3_nchw(x, state[f"{p}.0.weight"]), f"{p}.1"))
+      x = x + bn(_conv3x3_nchw(y, state[f"{p}.3.weight"]), f"{p}.4")
+    h = glu(bn(_conv3x3_nchw(up(x), state[f"h_net{k}.upsample.1.weight"]),
+               f"h_net{k}.upsample.2"))
+    images.append(np.tanh(_conv3x3_nchw(h, state[f"img_net{k}.img.0.weight"])))
+  return [i.transpose(0, 2, 3, 1) for i in images]
 
 
 def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_path):
@@ -421,7 +445,7 @@ def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_
     assert "discriminators (netD*.pth)" in record["left_out"]
     assert os.path.isfile(os.path.join(model_dir, "vocab.txt"))
 
-    # The run's generator as the modes restore it (EMA) draws stage 0 as PyTorch's G_NET does.
+    # The run's generator as the modes restore it (EMA) draws every stage as PyTorch's G_NET.
     # (export.restore_generator's steps; its sample inputs would read the dataset's captions,
     # which this tiny vocabulary cannot encode)
     generator = export.make_generator(cfg)
@@ -434,9 +458,12 @@ def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_
     for var in generator.variables:
       var.assign(reader.get_tensor(export.checkpoint_key(generator, var, keys, var.trainable)))
     out = draw()
-    want0 = _official_stage0(g_state, out["sentence"].numpy().astype(np.float64), z, eps)
-    assert 0.05 < np.abs(want0).mean() < 0.9  # neither all 0 nor saturated at +-1
-    np.testing.assert_allclose(out["stage_0"].numpy(), want0, atol=1e-5)
+    wants = _official_stages(g_state, out["sentence"].numpy().astype(np.float64),
+                             out["words"].numpy().astype(np.float64).transpose(0, 2, 1),
+                             lengths, z, eps)
+    for k, want in enumerate(wants):
+      assert 0.05 < np.abs(want).mean() < 0.9, k  # neither all 0 nor saturated at +-1
+      np.testing.assert_allclose(out[f"stage_{k}"].numpy(), want, atol=1e-5, err_msg=k)
   finally:
     run.FLAGS.unparse_flags()
 
