@@ -100,6 +100,8 @@ def read_files(paths):
   for path in paths:
     if os.path.isdir(path):
       raise WeightsImportError(f"{path} is a directory; give the files: {EXPECTED}")
+    if not os.path.isfile(path):  # e.g. a TF checkpoint prefix (another model's release)
+      raise WeightsImportError(f"{path}: no such file; expected {EXPECTED}")
     with open(path, "rb") as f:
       head = f.read(4)
     if os.path.basename(path).endswith(".pickle") or not (

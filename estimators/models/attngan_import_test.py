@@ -235,6 +235,9 @@ def test_files_of_another_model_or_format(tmp_path):
   text_file.write_text("hello")
   with pytest.raises(WeightsImportError, match="neither a torch .pth nor a .pickle"):
     attngan_import.read_files([str(text_file)])
+  tf.train.Checkpoint(v=tf.Variable(1.0)).write(str(tmp_path / "ckpt-1"))  # a TF prefix
+  with pytest.raises(WeightsImportError, match="ckpt-1: no such file"):
+    attngan_import.read_files([str(tmp_path / "ckpt-1")])
   with pytest.raises(WeightsImportError, match="not AttnGAN's captions.pickle"):
     w.write_legacy(str(tmp_path / "x.pickle"), {"a": 1})  # a torch file named .pickle
     attngan_import.read_files([str(tmp_path / "x.pickle")])
