@@ -478,3 +478,23 @@ def test_a_generator_without_its_vocabulary_or_damsm(release, tmp_path):
     attngan_import.read_release(paths[:2] + [g_path])
   with pytest.raises(WeightsImportError, match="generator needs its DAMSM: no image_encoder"):
     attngan_import.read_release([paths[0], paths[2], g_path])
+
+
+def test_generator_missing_keys_all_listed_and_a_shape_names_key_and_both(release):
+  from estimators.models import attngan_networks, damsm_networks  # pylint: disable=import-outside-toplevel
+  text = release[1]
+  encoder = damsm_networks.TextEncoder(len(WORDS), WORD_DIM, HIDDEN, name="text_encoder")
+  generator = attngan_networks.Generator(encoder, 256, branch_num=3, ngf=NGF, z_dim=Z_DIM,
+                                         condition_dim=C_DIM, r_num=R_NUM)
+  generator(tf.zeros([1, Z_DIM]), tf.ones([1, 2], tf.int32), tf.constant([2]),
+            tf.zeros([1, C_DIM]))
+  state = _g_state(np.random.default_rng(2))
+  del state["h_net3.residual.1.block.4.running_var"], state["img_net2.img.0.weight"]
+  state["h_net2.upsample.1.weight"] = np.zeros((4, 3, 3, 3), np.float32)
+  with pytest.raises(WeightsImportError) as e:
+    attngan_import.fill_generator(generator, state, "g.pth", text, "t.pth")
+  message = str(e.value)
+  assert ("missing 2 keys: h_net3.residual.1.block.4.running_var, img_net2.img.0.weight"
+          in message or "missing 2 keys: img_net2.img.0.weight, h_net3.residual.1.block.4."
+          "running_var" in message), message
+  assert "g.pth:h_net2.upsample.1.weight: (4, 3, 3, 3) in the file, (3, 3, 4, 4)" in message
