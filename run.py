@@ -446,7 +446,7 @@ def _run_mode(cfg):
     from estimators import weights_import  # pylint: disable=import-outside-toplevel
     record = weights_import.write_run(cfg, FLAGS.import_from, sys.argv)
     print(f"imported {len(record['variables'])} variables ({len(record['left_out'])} groups left "
-          f"out, see imported.json) into {cfg.model_dir}: {record['checkpoint']}")
+          f"out, see imported.json) into {record['directory']}: {record['checkpoint']}")
   elif mode == "export":
     print(f"SavedModel: {experiment.run_export(cfg, checkpoint=FLAGS.checkpoint)}")
   elif mode == "attention_maps":

@@ -363,11 +363,15 @@ class ImportResult:
   sources:   {checkpoint key: the source key (file + key) it came from}.
   left_out:  {source key or group: why it was not imported} (e.g. optimiser slots).
   step:      the global_step written (export and sample name their outputs by it).
+  directory: set when the files make no run and the importer wrote this directory instead
+             (AttnGAN's DAMSM from the DAMSM files alone): imported.json goes there, no
+             checkpoint or run_config.json is written, and `variables` stays empty.
   """
   variables: Mapping[str, np.ndarray]
   sources: Mapping[str, str]
   left_out: Mapping[str, str]
   step: int
+  directory: str = ""
 
 
 class WeightsImportError(ValueError):

@@ -11,6 +11,8 @@ this module, which names no model, does the rest:
                 eval, sample and export read, `imported.json` (each file's sha256, the release's
                 facts, which source key filled which variable, what was left out and why) and
                 run_config.json through run_dir.write_run_config, as training writes it.
+                An importer whose files make no run (ImportResult.directory: AttnGAN's DAMSM
+                alone) has written its own directory; only imported.json is added there.
 """
 import hashlib
 import os
@@ -164,20 +166,29 @@ def write_run(cfg, paths: Sequence[str], argv=None) -> Dict[str, object]:
                              f"models that have one: {', '.join(importer_models()) or 'none'}")
   release = spec.read_release(list(paths))
   result = spec.import_weights(cfg, release)
-  _check_complete(cfg, result)
-  os.makedirs(cfg.model_dir, exist_ok=True)
-  prefix = _write_checkpoint(cfg.model_dir, result.variables, result.step)
   record = {
       "model": cfg.model,
       "import_from": list(paths),
       "files": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p), "sha256": sha256(p)}
                 for p in release.files],
       "release": dict(release.release),
-      "checkpoint": os.path.basename(prefix),
+      "directory": result.directory or cfg.model_dir,
+      "checkpoint": None,
       "step": result.step,
       "variables": dict(sorted(result.sources.items())),
       "left_out": dict(sorted(result.left_out.items())),
   }
+  if result.directory:  # the importer wrote another kind of directory, no run (ImportResult)
+    if result.variables:
+      raise AssertionError("an ImportResult with a directory carries no run variables")
+    latest = tf.train.latest_checkpoint(result.directory)
+    record["checkpoint"] = os.path.basename(latest) if latest else None
+    run_dir.atomic_write_json(os.path.join(result.directory, IMPORTED_JSON), record)
+    return record
+  _check_complete(cfg, result)
+  os.makedirs(cfg.model_dir, exist_ok=True)
+  prefix = _write_checkpoint(cfg.model_dir, result.variables, result.step)
+  record["checkpoint"] = os.path.basename(prefix)
   run_dir.atomic_write_json(os.path.join(cfg.model_dir, IMPORTED_JSON), record)
   run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), argv)
   # Last: the index that makes the checkpoint the run's latest (a kill before it leaves no run).

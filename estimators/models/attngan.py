@@ -29,8 +29,8 @@ import data
 from data.text import Vocabulary
 from estimators import summaries
 from estimators.model_registry import POSITIVE, ModelSpec, hparam, register
-from estimators.models import (attngan_losses, attngan_networks, attngan_sampling, damsm,
-                               damsm_networks)
+from estimators.models import (attngan_import, attngan_losses, attngan_networks,
+                               attngan_sampling, damsm, damsm_networks)
 from tfgan_attention import damsm as damsm_ops
 from tfgan_attention.conditioning_augmentation import kl_loss
 
@@ -240,6 +240,15 @@ class AttnGAN(ModelSpec):
     (a finished or interrupted pretraining resumes: pretrain stops at --damsm_epochs)."""
     if cfg.hparams.pretrain_damsm_first:
       damsm.pretrain(cfg)
+
+  # --- the authors' released weights (estimators/models/attngan_import.py) -------------------
+  has_importer = True
+
+  def read_release(self, paths):
+    return attngan_import.read_release(paths)
+
+  def import_weights(self, cfg, release):
+    return attngan_import.import_weights(cfg, release, lambda: self.build_networks(cfg))
 
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg, frozen=None):

@@ -12,7 +12,7 @@ The DAMSM directory (`--damsm_dir`, default <model_dir>/damsm) holds:
       encoder variable is saved under a flat key `text_NNN` / `image_NNN` in a fixed order
       (`_ordered_weights`), so a TF1 graph can restore them by name (init_from_checkpoint)
   vocab.txt            the vocabulary the text encoder's ids index (data.text.Vocabulary)
-  damsm_config.json    encoder choice, dimensions, vocabulary size and sha256, image weights
+  damsm_config.json    encoder choice (and its Inception: 'keras' or 'torchvision'), dimensions, vocabulary size and sha256, image weights
       source, loss variant, and the name and shape of every saved variable
   metrics.jsonl        one line per epoch: train and held-out loss terms, top-1 retrieval
   train/, eval/        TensorBoard scalars
@@ -96,6 +96,12 @@ class DamsmHParams:
   damsm_inception_weights: str = hparam("", "Local Keras InceptionV3 no-top weights file "
                                         "(.h5); '' = random weights (the run says so).",
                                         may_change=True)
+  damsm_inception: str = hparam("keras", "inception_v3 encoder's network: 'keras' "
+                                "(keras.applications.InceptionV3) or 'torchvision' (the one the "
+                                "official code ran: 3x3 average pools count the zero padding, BN "
+                                "with a learned scale, eps 0.001; the import of the authors' "
+                                "image_encoder .pth chooses it: README 'Released weights').",
+                                choices=damsm_networks.INCEPTION_VARIANTS)
   damsm_cnn_width: int = hparam(32, "small_cnn: channels of its first conv (then x2, x4).",
                                 check=POSITIVE)
   damsm_image_size: int = hparam(299, "Image size the pretraining reads (official 299: resize "
@@ -149,6 +155,9 @@ def validate_damsm(hparams: DamsmHParams) -> Optional[str]:
                 f"--damsm_variant=paper with the options you want.")
   if hparams.damsm_inception_weights and hparams.damsm_image_encoder != "inception_v3":
     return "--damsm_inception_weights needs --damsm_image_encoder=inception_v3."
+  if hparams.damsm_inception_weights and hparams.damsm_inception == "torchvision":
+    return ("--damsm_inception=torchvision takes its weights from an imported official "
+            "image_encoder .pth (--mode=import_weights), not --damsm_inception_weights.")
   if (hparams.damsm_image_encoder == "small_cnn"
       and hparams.damsm_image_size % 8):
     return (f"--damsm_image_encoder=small_cnn needs --damsm_image_size divisible by 8, got "
@@ -173,7 +182,9 @@ def build_encoders(config: Dict[str, object], training_bn: Optional[str] = None)
   if config["image_encoder"] == "inception_v3":
     image_encoder = damsm_networks.InceptionImageEncoder(
         feature_dim=config["embedding_dim"], weights_path=config.get("inception_weights_path"),
-        batch_norm_mode=training_bn or "inference", name="damsm_image_encoder")
+        batch_norm_mode=training_bn or "inference",
+        inception=config.get("inception", "keras"),
+        width_divisor=config.get("inception_width_divisor", 1), name="damsm_image_encoder")
   else:
     width = config["cnn_width"]
     image_encoder = damsm_networks.SmallCNNImageEncoder(
@@ -408,6 +419,7 @@ def _config_dict(cfg, vocab, use_masks) -> dict:
       "words_num": h.damsm_words_num,
       "image_size": h.damsm_image_size,
       "cnn_width": h.damsm_cnn_width,
+      "inception": h.damsm_inception,
       "inception_weights_path": (os.path.abspath(h.damsm_inception_weights)
                                  if h.damsm_inception_weights else None),
       "image_weights_source": _weights_source(h),
@@ -421,7 +433,9 @@ def _config_dict(cfg, vocab, use_masks) -> dict:
 
 
 _ARCHITECTURE_KEYS = ("image_encoder", "embedding_dim", "word_dim", "words_num", "image_size",
-                      "cnn_width", "inception_weights_path", "vocab_size", "vocab_sha256")
+                      "cnn_width", "inception", "inception_weights_path", "vocab_size",
+                      "vocab_sha256")
+_ABSENT_MEANS = {"inception": "keras"}  # keys older damsm_config.json files do not have
 
 
 class _StepSeededDropout(tf.keras.layers.Layer):
@@ -549,7 +563,8 @@ def pretrain(cfg, options=None):
   if os.path.exists(config_path):
     with open(config_path, encoding="utf-8") as f:
       previous = json.load(f)
-    changed = [k for k in _ARCHITECTURE_KEYS if previous.get(k) != config.get(k)]
+    changed = [k for k in _ARCHITECTURE_KEYS
+               if previous.get(k, _ABSENT_MEANS.get(k)) != config.get(k)]
     if changed:
       raise ValueError(
           f"{damsm_dir} holds a DAMSM with other settings ({', '.join(changed)}: "

@@ -7,7 +7,8 @@ TextEncoder:  token ids [B, T] -> embedding 300 (U(-0.1, 0.1)) -> dropout 0.5 ->
               one bias per gate where PyTorch has two (1,024 fewer parameters, same function);
               weights start from PyTorch's U(-1/sqrt(128), 1/sqrt(128)), no forget-bias offset.
 InceptionImageEncoder: images [B, H, W, 3] in [-1, 1] -> bilinear resize to 299 -> Keras
-              InceptionV3 (frozen; weights from a local file or random; BN in inference mode, or
+              InceptionV3, or with inception="torchvision" torchvision's (the official one:
+              3x3 average pools count the zero padding, BN has a scale) (frozen; weights from a local file or random; BN in inference mode, or
               in batch-statistics mode as the official pretraining's `.train()` quirk) ->
               local: mixed7 (= Mixed_6e, 17x17x768) -> 1x1 conv to 256, no bias -> [B, 17, 17, 256];
               global: mixed10 (= Mixed_7c, 8x8x2048) average-pooled -> Dense 256 -> [B, 256].
@@ -76,6 +77,125 @@ class TextEncoder(tf.keras.Model):
     return words, tf.concat([h_fwd, h_bwd], axis=-1)  # [B, 2H]
 
 
+# --- torchvision's Inception-v3 (the network the official DAMSM image encoder runs) ------------
+# torchvision/models/inception.py (Inception3, BasicConv2d, InceptionA..E), as the official
+# CNN_ENCODER (taoxugit/AttnGAN code/model.py) takes Conv2d_1a_3x3 .. Mixed_7c from it. Two
+# differences from keras.applications.InceptionV3, which has the same convolutions in the same
+# order: BasicConv2d's BatchNorm2d(eps=0.001) has a learned scale (Keras: scale=False), and the
+# 3x3 stride-1 average pools of Mixed_5b..5d, 6b..6e, 7b, 7c are F.avg_pool2d(padding=1) with
+# PyTorch's count_include_pad=True: border windows divide by 9 with the zero padding counted
+# (Keras: AveragePooling2D 'same' divides by the valid pixels only). Layer names are the
+# state_dict's module paths ("Mixed_5b.branch1x1.conv"), so an import pairs keys by name.
+INCEPTION_VARIANTS = ("keras", "torchvision")
+
+
+class ZeroPaddedAveragePool3x3(tf.keras.layers.Layer):
+  """F.avg_pool2d(x, 3, stride=1, padding=1) (count_include_pad=True): every output is the sum
+  of its 3x3 window over the zero-padded input divided by 9, also at the border."""
+
+  def call(self, x):
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])  # zeros, counted in the mean
+    return tf.nn.avg_pool2d(padded, 3, 1, "VALID")
+
+
+def _basic_conv(x, name, filters, kernel, stride=1, padding="valid"):
+  """torchvision BasicConv2d: conv (no bias) -> BatchNorm2d(eps=0.001, affine) -> ReLU."""
+  x = tf.keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
+                             name=f"{name}.conv")(x)
+  x = tf.keras.layers.BatchNormalization(epsilon=1e-3, momentum=0.9, name=f"{name}.bn")(x)
+  return tf.keras.layers.ReLU()(x)
+
+
+def _inception_a(x, name, pool_features, w):
+  b1 = _basic_conv(x, f"{name}.branch1x1", w(64), 1)
+  b5 = _basic_conv(x, f"{name}.branch5x5_1", w(48), 1)
+  b5 = _basic_conv(b5, f"{name}.branch5x5_2", w(64), 5, padding="same")
+  b3 = _basic_conv(x, f"{name}.branch3x3dbl_1", w(64), 1)
+  b3 = _basic_conv(b3, f"{name}.branch3x3dbl_2", w(96), 3, padding="same")
+  b3 = _basic_conv(b3, f"{name}.branch3x3dbl_3", w(96), 3, padding="same")
+  bp = _basic_conv(ZeroPaddedAveragePool3x3()(x), f"{name}.branch_pool", w(pool_features), 1)
+  return tf.keras.layers.Concatenate(name=name)([b1, b5, b3, bp])
+
+
+def _inception_b(x, name, w):
+  b3 = _basic_conv(x, f"{name}.branch3x3", w(384), 3, stride=2)
+  bd = _basic_conv(x, f"{name}.branch3x3dbl_1", w(64), 1)
+  bd = _basic_conv(bd, f"{name}.branch3x3dbl_2", w(96), 3, padding="same")
+  bd = _basic_conv(bd, f"{name}.branch3x3dbl_3", w(96), 3, stride=2)
+  bp = tf.keras.layers.MaxPooling2D(3, 2)(x)
+  return tf.keras.layers.Concatenate(name=name)([b3, bd, bp])
+
+
+def _inception_c(x, name, c7, w):
+  b1 = _basic_conv(x, f"{name}.branch1x1", w(192), 1)
+  b7 = _basic_conv(x, f"{name}.branch7x7_1", w(c7), 1)
+  b7 = _basic_conv(b7, f"{name}.branch7x7_2", w(c7), (1, 7), padding="same")
+  b7 = _basic_conv(b7, f"{name}.branch7x7_3", w(192), (7, 1), padding="same")
+  bd = _basic_conv(x, f"{name}.branch7x7dbl_1", w(c7), 1)
+  for i, (kernel, filters) in enumerate((((7, 1), c7), ((1, 7), c7), ((7, 1), c7),
+                                         ((1, 7), 192)), start=2):
+    bd = _basic_conv(bd, f"{name}.branch7x7dbl_{i}", w(filters), kernel, padding="same")
+  bp = _basic_conv(ZeroPaddedAveragePool3x3()(x), f"{name}.branch_pool", w(192), 1)
+  return tf.keras.layers.Concatenate(name=name)([b1, b7, bd, bp])
+
+
+def _inception_d(x, name, w):
+  b3 = _basic_conv(x, f"{name}.branch3x3_1", w(192), 1)
+  b3 = _basic_conv(b3, f"{name}.branch3x3_2", w(320), 3, stride=2)
+  b7 = _basic_conv(x, f"{name}.branch7x7x3_1", w(192), 1)
+  b7 = _basic_conv(b7, f"{name}.branch7x7x3_2", w(192), (1, 7), padding="same")
+  b7 = _basic_conv(b7, f"{name}.branch7x7x3_3", w(192), (7, 1), padding="same")
+  b7 = _basic_conv(b7, f"{name}.branch7x7x3_4", w(192), 3, stride=2)
+  bp = tf.keras.layers.MaxPooling2D(3, 2)(x)
+  return tf.keras.layers.Concatenate(name=name)([b3, b7, bp])
+
+
+def _inception_e(x, name, w):
+  b1 = _basic_conv(x, f"{name}.branch1x1", w(320), 1)
+  b3 = _basic_conv(x, f"{name}.branch3x3_1", w(384), 1)
+  b3 = tf.keras.layers.Concatenate()([
+      _basic_conv(b3, f"{name}.branch3x3_2a", w(384), (1, 3), padding="same"),
+      _basic_conv(b3, f"{name}.branch3x3_2b", w(384), (3, 1), padding="same")])
+  bd = _basic_conv(x, f"{name}.branch3x3dbl_1", w(448), 1)
+  bd = _basic_conv(bd, f"{name}.branch3x3dbl_2", w(384), 3, padding="same")
+  bd = tf.keras.layers.Concatenate()([
+      _basic_conv(bd, f"{name}.branch3x3dbl_3a", w(384), (1, 3), padding="same"),
+      _basic_conv(bd, f"{name}.branch3x3dbl_3b", w(384), (3, 1), padding="same")])
+  bp = _basic_conv(ZeroPaddedAveragePool3x3()(x), f"{name}.branch_pool", w(192), 1)
+  return tf.keras.layers.Concatenate(name=name)([b1, b3, bd, bp])
+
+
+def torchvision_inception_v3(width_divisor=1, size=INCEPTION_SIZE):
+  """torchvision's Inception-v3 trunk as CNN_ENCODER runs it: images [B, size, size, 3] ->
+  (Mixed_6e [B, 17, 17, 768], Mixed_7c [B, 8, 8, 2048]) at size 299.
+
+  width_divisor: every channel count divided by it (1 = torchvision's; tests use 16 for tiny
+  files of the official key names).
+  """
+  def w(channels):
+    if channels % width_divisor:
+      raise ValueError(f"width_divisor {width_divisor} does not divide {channels}")
+    return channels // width_divisor
+  inputs = tf.keras.Input((size, size, 3))
+  x = _basic_conv(inputs, "Conv2d_1a_3x3", w(32), 3, stride=2)
+  x = _basic_conv(x, "Conv2d_2a_3x3", w(32), 3)
+  x = _basic_conv(x, "Conv2d_2b_3x3", w(64), 3, padding="same")
+  x = tf.keras.layers.MaxPooling2D(3, 2)(x)
+  x = _basic_conv(x, "Conv2d_3b_1x1", w(80), 1)
+  x = _basic_conv(x, "Conv2d_4a_3x3", w(192), 3)
+  x = tf.keras.layers.MaxPooling2D(3, 2)(x)
+  for name, pool in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
+    x = _inception_a(x, name, pool, w)
+  x = _inception_b(x, "Mixed_6a", w)
+  for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
+    x = _inception_c(x, name, c7, w)
+  local = x  # [B, 17, 17, 768]
+  x = _inception_d(x, "Mixed_7a", w)
+  x = _inception_e(x, "Mixed_7b", w)
+  x = _inception_e(x, "Mixed_7c", w)  # [B, 8, 8, 2048]
+  return tf.keras.Model(inputs, [local, x], name="inception_v3")
+
+
 class InceptionImageEncoder(tf.keras.Model):
   """The DAMSM image encoder on a frozen Keras InceptionV3 (official CNN_ENCODER).
 
@@ -88,29 +208,47 @@ class InceptionImageEncoder(tf.keras.Model):
       Inception, so with training=True its BN layers normalise with batch statistics and their
       moving statistics drift (and are saved, and used later by GAN training and evaluation).
       Either way no Inception weight is in `trainable_weights` (BN offsets included).
+    inception: "keras" (keras.applications.InceptionV3, the default) or "torchvision": the
+      network the official code ran (torchvision_inception_v3: zero padding counted in the 3x3
+      average pools, BN with a learned scale), which the import of the authors' image_encoder
+      .pth chooses; its weights come from that import (weights_path must be None).
+    width_divisor: torchvision only: channel counts divided by it (tests; 1 = the real network).
   Call:
     images: [B, H, W, 3] in [-1, 1], any size (resized to 299 bilinearly).
   Returns:
     regions [B, 17, 17, feature_dim], global [B, feature_dim].
   """
 
-  def __init__(self, feature_dim=256, weights_path=None, batch_norm_mode="inference", **kwargs):
+  def __init__(self, feature_dim=256, weights_path=None, batch_norm_mode="inference",
+               inception="keras", width_divisor=1, **kwargs):
     super().__init__(**kwargs)
     if batch_norm_mode not in BATCH_NORM_MODES:
       raise ValueError(f"batch_norm_mode must be one of {BATCH_NORM_MODES}, got "
                        f"{batch_norm_mode!r}")
+    if inception not in INCEPTION_VARIANTS:
+      raise ValueError(f"inception must be one of {INCEPTION_VARIANTS}, got {inception!r}")
+    if inception == "torchvision" and weights_path is not None:
+      raise ValueError("inception='torchvision' takes its weights from an imported official "
+                       "image_encoder .pth (--mode=import_weights), not from a Keras .h5 file")
+    if inception == "keras" and width_divisor != 1:
+      raise ValueError("width_divisor applies to inception='torchvision' only")
     self.batch_norm_mode = batch_norm_mode
+    self.inception_variant = inception
     if weights_path is not None and not os.path.isfile(weights_path):
       raise FileNotFoundError(
           f"Inception-v3 weights file {weights_path!r} does not exist: give a local Keras "
           "InceptionV3 no-top weights file (inception_v3_weights_tf_dim_ordering_tf_kernels_"
           "notop.h5); nothing is downloaded")
     self.pretrained = weights_path is not None
-    base = tf.keras.applications.InceptionV3(
-        include_top=False, weights=weights_path, input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
-    self.inception = tf.keras.Model(
-        base.input, [base.get_layer(LOCAL_LAYER).output, base.get_layer(GLOBAL_LAYER).output],
-        name="inception_v3")
+    if inception == "torchvision":
+      self.inception = torchvision_inception_v3(width_divisor)
+    else:
+      base = tf.keras.applications.InceptionV3(
+          include_top=False, weights=weights_path,
+          input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+      self.inception = tf.keras.Model(
+          base.input, [base.get_layer(LOCAL_LAYER).output, base.get_layer(GLOBAL_LAYER).output],
+          name="inception_v3")
     if batch_norm_mode == "inference":
       self.inception.trainable = False  # a frozen Keras BN layer always runs in inference mode
     else:  # BN layers must stay "trainable" to use batch statistics; trainable_weights drops them

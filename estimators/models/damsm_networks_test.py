@@ -117,3 +117,62 @@ def test_directions_and_layers_start_from_different_random_weights():
   fwd, bwd = encoder.rnn.forward_layer, encoder.rnn.backward_layer
   assert not np.allclose(fwd.cell.kernel.numpy(), bwd.cell.kernel.numpy())
   assert not np.allclose(fwd.cell.recurrent_kernel.numpy()[:, :6], fwd.cell.kernel.numpy()[:, :6])
+
+
+# --- inception="torchvision": the official encoder's Inception-v3 -----------------------------
+
+def _avg_pool_counting_padding(x):
+  """numpy F.avg_pool2d(x, 3, 1, padding=1), count_include_pad=True, on NHWC."""
+  b, h, w, c = x.shape
+  padded = np.zeros((b, h + 2, w + 2, c), x.dtype)
+  padded[:, 1:-1, 1:-1] = x
+  out = np.zeros_like(x)
+  for i in range(h):
+    for j in range(w):
+      out[:, i, j] = padded[:, i:i + 3, j:j + 3].sum(axis=(1, 2)) / 9.0
+  return out
+
+
+def test_torchvision_average_pool_counts_the_zero_padding():
+  x = np.random.RandomState(0).uniform(0.5, 1.5, (2, 5, 6, 3)).astype(np.float32)
+  got = dn.ZeroPaddedAveragePool3x3()(x).numpy()
+  np.testing.assert_allclose(got, _avg_pool_counting_padding(x), rtol=1e-6)
+  # Keras' 'same' pool divides by the valid pixels: the corners differ (4 of 9 pixels valid).
+  keras = tf.keras.layers.AveragePooling2D(3, 1, "same")(x).numpy()
+  np.testing.assert_allclose(got[:, 0, 0], keras[:, 0, 0] * 4 / 9, rtol=1e-6)
+  np.testing.assert_allclose(got[:, 2, 2], keras[:, 2, 2], rtol=1e-6)
+
+
+def test_torchvision_basic_conv_has_bn_scale_and_eps_0_001():
+  rng = np.random.RandomState(1)
+  inputs = tf.keras.Input((6, 6, 3))
+  model = tf.keras.Model(inputs, dn._basic_conv(inputs, "Conv2d_1a_3x3", 4, 3, stride=2))
+  conv, bn = model.get_layer("Conv2d_1a_3x3.conv"), model.get_layer("Conv2d_1a_3x3.bn")
+  assert bn.scale and bn.center and bn.epsilon == 1e-3 and not conv.use_bias
+  kernel = rng.normal(size=(3, 3, 3, 4)).astype(np.float32)
+  gamma, beta, mean = (rng.normal(size=4).astype(np.float32) for _ in range(3))
+  var = rng.uniform(0.5, 2, 4).astype(np.float32)
+  conv.set_weights([kernel])
+  bn.set_weights([gamma, beta, mean, var])
+  x = rng.normal(size=(2, 6, 6, 3)).astype(np.float32)
+  y = np.zeros((2, 2, 2, 4), np.float32)  # valid 3x3 stride 2: 6 -> 2
+  for i in range(2):
+    for j in range(2):
+      y[:, i, j] = np.einsum("bhwc,hwco->bo", x[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3], kernel)
+  want = np.maximum(gamma * (y - mean) / np.sqrt(var + 1e-3) + beta, 0)
+  np.testing.assert_allclose(model(x, training=False).numpy(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_torchvision_inception_shapes_and_names():
+  net = dn.torchvision_inception_v3(width_divisor=16)
+  local, last = net.outputs
+  assert tuple(local.shape) == (None, 17, 17, 768 // 16)
+  assert tuple(last.shape) == (None, 8, 8, 2048 // 16)
+  convs = [l.name for l in net.layers if isinstance(l, tf.keras.layers.Conv2D)]
+  bns = [l for l in net.layers if isinstance(l, tf.keras.layers.BatchNormalization)]
+  assert len(convs) == len(bns) == 94  # the BasicConv2d modules of Conv2d_1a_3x3 .. Mixed_7c
+  assert all(b.scale and b.epsilon == 1e-3 for b in bns)
+  pools = [l for l in net.layers if isinstance(l, dn.ZeroPaddedAveragePool3x3)]
+  assert len(pools) == 9  # Mixed_5b-d, 6b-e, 7b, 7c
+  with pytest.raises(ValueError, match="from an imported official"):
+    dn.InceptionImageEncoder(inception="torchvision", weights_path="x.h5")
