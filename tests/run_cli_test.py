@@ -9,17 +9,20 @@ import time
 import numpy as np
 import pytest
 
+from run_process import run_py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8", "--num_eval_samples=200",
         "--save_summary_steps=10"]
 
 
-def run_py(*args, timeout=600, check=True):
+def python_run_py(*args, timeout=600):
+  """`python run.py *args` in a new interpreter, exactly as a user types it (run_py forks the
+  same __main__ from a server that imported run.py once; this proves the two agree)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
                         env=env, capture_output=True, text=True, timeout=timeout)
-  if check and proc.returncode:
-    raise AssertionError(f"run.py {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+  assert proc.returncode == 0, f"run.py {args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
   return proc
 
 
@@ -83,7 +86,9 @@ def test_data_options_are_typed_checked_at_start_and_recorded(tmp_path):
 def test_default_flagfile_matches_the_builtin_defaults():
   with_file = dry_run_config(run_py("--flagfile=configs/digits.cfg", "--dry_run"))
   builtin = dry_run_config(run_py("--dry_run"))
-  assert with_file == builtin
+  typed = python_run_py("--dry_run")  # the same command in an interpreter of its own
+  assert with_file == builtin == dry_run_config(typed)
+  assert typed.stderr.splitlines()[-4:] == run_py("--dry_run").stderr.splitlines()[-4:]  # table
   assert builtin["dataset"] == "digits" and builtin["num_classes"] == 10
 
 
