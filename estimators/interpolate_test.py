@@ -3,8 +3,6 @@ classes' samples, the GIF's frame count, the SavedModel and checkpoint paths, ru
 import io
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,8 +13,7 @@ from estimators import experiment, export, figures, interpolate
 from estimators.models import get_model
 from estimators.networks import make_generator
 from estimators.testing import tiny_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.run_process import run_py
 
 
 def test_slerp_keeps_ends_exact_and_moves_along_the_great_circle():
@@ -153,24 +150,17 @@ def test_both_modes_from_a_checkpoint_and_its_saved_model_through_run_py(tmp_pat
   cfg = tiny_config(tmp_path / "run", max_steps=1, save_checkpoints_steps=1)
   experiment.run_train(cfg)
   saved = experiment.run_export(cfg)
-  common = [sys.executable, "run.py", f"--model_dir={cfg.model_dir}", "--gf_dim=8", "--df_dim=8",
-            "--z_dim=16", "--attention_resolution=16", "--batch_size=8"]
-  env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+  common = [f"--model_dir={cfg.model_dir}", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
+            "--attention_resolution=16", "--batch_size=8"]
   walk_dir = tmp_path / "walk_ckpt"
-  proc = subprocess.run(common + ["--mode=interpolate", "--interpolate_between=classes",
-                                  "--interpolate_classes=3,5", "--num_frames=3",
-                                  "--interpolate_seeds=2", f"--sample_dir={walk_dir}"],
-                        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  proc = run_py(*common, "--mode=interpolate", "--interpolate_between=classes",
+                "--interpolate_classes=3,5", "--num_frames=3", "--interpolate_seeds=2",
+                f"--sample_dir={walk_dir}")
   assert "latent walk (1 x 3 frames)" in proc.stdout
   maps_dir = tmp_path / "maps_saved"
-  proc = subprocess.run(common + ["--mode=attention_maps", f"--saved_model={saved}",
-                                  "--num_samples=2", "--query_points=0.5:0.5,0:1",
-                                  f"--sample_dir={maps_dir}"],
-                        cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  bad = subprocess.run(common + ["--mode=interpolate", "--interpolate_classes=3,10"],
-                       cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+  run_py(*common, "--mode=attention_maps", f"--saved_model={saved}", "--num_samples=2",
+         "--query_points=0.5:0.5,0:1", f"--sample_dir={maps_dir}")
+  bad = run_py(*common, "--mode=interpolate", "--interpolate_classes=3,10", check=False)
   assert bad.returncode != 0 and "10 is not a class of --dataset=digits (0..9)" in bad.stderr
 
   _, from_saved = interpolate.run_interpolate(cfg, "classes", seeds=(2,), classes=(3, 5),

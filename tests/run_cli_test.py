@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from run_process import run_py
+from tests.run_process import run_py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8", "--num_eval_samples=200",
