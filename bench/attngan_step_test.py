@@ -23,6 +23,7 @@ def test_bad_settings_fail_at_start(overrides):
     attngan_step.settings(full=False, overrides=overrides)
 
 
+@pytest.mark.slow
 def test_tiny_run_has_positive_speeds_and_the_damsm_share_of_its_rows(capsys):
   results = attngan_step.main([
       "--steps=3", "--warmup=1", "--set=image_size=16", "--set=branch_num=2",

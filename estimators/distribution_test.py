@@ -78,6 +78,7 @@ def test_generator_inputs_depend_on_the_example_not_on_the_batch_split():
   np.testing.assert_array_equal(resampled["labels"], labels + 1)
 
 
+@pytest.mark.slow
 def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path, monkeypatch):
   """The one_device step equals the same step (D update, then G update) run without a strategy,
   from the same checkpoint on the same input batch: weights, BN moving statistics and Adam slots

@@ -41,6 +41,7 @@ def test_auto_picks_float16_on_gpu_bfloat16_on_a_bf16_cpu_else_refuses(tmp_path)
       precision.compute_dtype(cfg)
 
 
+@pytest.mark.slow
 def test_float16_wraps_both_optimizers_with_dynamic_loss_scaling(tmp_path, monkeypatch):
   """The float16 path's loss scaling, trained for real (the rewrite itself needs a GPU; its
   GPU pass is a no-op on a CPU-only machine, so this runs the scaling around float32 math)."""

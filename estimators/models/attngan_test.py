@@ -100,7 +100,8 @@ def _scalars(model_dir, tags):
   return found
 
 
-@pytest.mark.parametrize("engine", ["in_graph", "gan_estimator"])
+@pytest.mark.parametrize("engine", ["in_graph",
+                                    pytest.param("gan_estimator", marks=pytest.mark.slow)])
 def test_trains_through_ganestimator_against_the_frozen_damsm(tmp_path, engine):
   """Both single-device engines: the default in-graph step and TF-GAN's GANEstimator (hook
   steps), one step each (the checkpoints before and after it)."""

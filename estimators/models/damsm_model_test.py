@@ -136,6 +136,7 @@ def test_pretrain_writes_config_vocab_metrics_and_checkpoint(trained):
   assert run_config["config"]["damsm_image_weights"] == config["image_weights_source"]
 
 
+@pytest.mark.slow
 def test_resumed_pretraining_equals_an_uninterrupted_one(trained, tmp_path):
   resumed = tmp_path / "resumed"
   shutil.copytree(os.path.dirname(trained), resumed)

@@ -513,6 +513,7 @@ def _numpy_bilinear(image, size):
   return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
 
 
+@pytest.mark.slow
 def test_official_recipe_end_to_end_in_process_its_loss_falls_and_extrapolations_are_labelled(
     tiny_run, tmp_path):
   """--invert_recipe=official on a non-square PNG: the whole image resized bilinearly (numpy),
