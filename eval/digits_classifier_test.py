@@ -10,8 +10,15 @@ from eval.digits_quality import evaluate_digits
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):
-  return digits_classifier.load_classifier(str(tmp_path_factory.mktemp("cache")))
+def cache_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def classifier(cache_dir):
+  """Trained here, in an empty cache (the tests below read that cache again)."""
+  assert not os.listdir(cache_dir)
+  return digits_classifier.load_classifier(cache_dir)
 
 
 def test_trained_reproducibly_to_at_least_95_percent_held_out(classifier, tmp_path_factory):
@@ -31,12 +38,12 @@ def test_trained_reproducibly_to_at_least_95_percent_held_out(classifier, tmp_pa
   np.testing.assert_array_equal(again_logits.argmax(1), first_logits.argmax(1))
 
 
-def test_cached_weights_are_reused(classifier, tmp_path_factory):
-  cache = str(tmp_path_factory.mktemp("cache2"))
-  first = digits_classifier.load_classifier(cache)
+def test_cached_weights_are_reused(classifier, cache_dir, monkeypatch):
+  cache, first = cache_dir, classifier
   files = os.listdir(cache)
   assert files == [f"digits_classifier_{digits_classifier.recipe_hash()}.weights.h5"]
   mtime = os.path.getmtime(os.path.join(cache, files[0]))
+  monkeypatch.setattr(digits_classifier, "train_classifier", None)  # a second training fails
   second = digits_classifier.load_classifier(cache)
   assert os.path.getmtime(os.path.join(cache, files[0])) == mtime
   x, _ = digits_arrays("test")
