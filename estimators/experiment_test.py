@@ -1,8 +1,6 @@
 """The modes' evaluation side: train_and_eval records, best checkpoint, Inception path, watcher."""
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 
@@ -16,6 +14,7 @@ from estimators.testing import tiny_config
 from eval.inception import InceptionUnavailableError
 from eval.metrics_log import read_jsonl
 from eval.standin_classifier import save_standin_module
+from tests.run_process import run_py
 
 pytestmark = pytest.mark.slow
 
@@ -94,22 +93,18 @@ def _fake_checkpoint_clock(monkeypatch):
 
 def test_continuous_eval_evaluates_each_new_checkpoint_once(tmp_path, monkeypatch):
   """The watcher starts before any checkpoint exists and training writes them while it runs
-  (run.py in a subprocess: step 5, then, once the watcher has evaluated it, step 10; Keras layers
+  (run.py in a process of its own: step 5, then, once the watcher has evaluated it, step 10; Keras layers
   cannot be built in graph mode in one thread while another uses them eagerly); a restarted
   watcher repeats nothing and stops after the timeout when no checkpoint comes."""
   cfg = tiny_config(tmp_path / "run", max_steps=10, save_checkpoints_steps=5,
                     num_eval_samples=100, eval_timeout_secs=300)
   metrics_file = os.path.join(cfg.model_dir, "metrics.jsonl")
   trainer_error = []
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
   def train_to(step):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(root, "run.py"), f"--model_dir={cfg.model_dir}",
-         "--mode=train", f"--max_steps={step}", "--save_checkpoints_steps=5", "--gf_dim=8",
-         "--df_dim=8", "--z_dim=16", "--batch_size=8", "--attention_resolution=16"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = run_py(f"--model_dir={cfg.model_dir}", "--mode=train", f"--max_steps={step}",
+                  "--save_checkpoints_steps=5", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
+                  "--batch_size=8", "--attention_resolution=16", timeout=300, check=False)
     if proc.returncode:
       trainer_error.append(proc.stderr[-3000:])
 

@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from tests import run_process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8", "--num_eval_samples=200"]
 # Lines the console showed before issue 16 and must not show by default.
@@ -21,10 +23,9 @@ pytestmark = pytest.mark.slow
 
 
 def run_py(*args, timeout=600):
-  """run.py with stdout and stderr captured (not a terminal), as under CI or `tee`."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  """run.py with stdout and stderr captured (not a terminal), as under CI or `tee` (forked from
+  the preloaded server: tests/run_process.py)."""
+  return run_process.run_py(*args, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ def _context():
   return _CONTEXT
 
 
-def _main(argv, stdout_path, stderr_path):
-  """The child: run.py's __main__ with its output in two files."""
+def _main(argv, stdout_path, stderr_path, setup):
+  """The child: run.py's __main__ with its output in two files (after `setup()`, if given)."""
   os.chdir(ROOT)
   sys.stdout.flush()
   sys.stderr.flush()
@@ -39,12 +39,17 @@ def _main(argv, stdout_path, stderr_path):
     os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
   from absl import app  # pylint: disable=import-outside-toplevel
   import run  # pylint: disable=import-outside-toplevel
+  if setup is not None:
+    setup()
   sys.argv = list(argv)
   app.run(run.main, argv=list(argv), flags_parser=run.parse_flags)
 
 
-def run_py(*args, timeout=600, check=True):
+def run_py(*args, timeout=600, check=True, setup=None):
   """subprocess.CompletedProcess of `python run.py *args` in a forked child (see the docstring).
+
+  `setup`: a module-level function the child calls first (e.g. to register a model that a test
+  defines), as a script that does that and then runs run.py's main would.
 
   Raises:
     AssertionError: check and a non-zero exit (the output's tail in the message).
@@ -53,7 +58,7 @@ def run_py(*args, timeout=600, check=True):
   argv = [os.path.join(ROOT, "run.py"), *args]
   with tempfile.TemporaryDirectory() as tmp:
     out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
-    child = _context().Process(target=_main, args=(argv, out, err))
+    child = _context().Process(target=_main, args=(argv, out, err, setup))
     child.start()
     child.join(timeout)
     if child.exitcode is None:

@@ -4,8 +4,6 @@ reading, recipe resolution, the mode's flags, and the mode end to end through ru
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,9 +15,9 @@ from estimators import model_flags
 from estimators.models import get_model
 from estimators.models import sagan_inversion as si
 from estimators.testing import tiny_config
+from tests.run_process import run_py
 from tfgan_attention import YLGAttention, patterns
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LABEL = 3
 
 
@@ -546,18 +544,13 @@ def test_invert_mode_through_run_py_writes_every_output(tmp_path, capsys):
   """Train a 2-head SAGAN with EMA for 2 steps, then --mode=invert on a non-square JPEG."""
   model_dir = str(tmp_path / "run")
   hparams = dict(gf_dim=8, df_dim=8, z_dim=16, attention_resolution=16, num_heads=2)
-  common = [sys.executable, os.path.join(ROOT, "run.py"), "--model=sagan", "--ema_decay=0.99",
-            f"--model_dir={model_dir}"] + [f"--{k}={v}" for k, v in hparams.items()]
-  env = {**os.environ, "PYTHONPATH": ROOT}
-  subprocess.run(common + ["--mode=train", "--max_steps=2", "--batch_size=4",
-                           "--save_checkpoints_steps=2"], check=True, env=env, cwd=ROOT,
-                 capture_output=True, timeout=600)
+  common = ["--model=sagan", "--ema_decay=0.99", f"--model_dir={model_dir}"] + [
+      f"--{k}={v}" for k, v in hparams.items()]
+  run_py(*common, "--mode=train", "--max_steps=2", "--batch_size=4", "--save_checkpoints_steps=2")
   image = tmp_path / "bird.jpg"
   Image.fromarray((np.random.RandomState(0).rand(40, 64, 3) * 255).astype(np.uint8)).save(image)
-  invert = common + ["--mode=invert", f"--invert_image={image}", "--invert_label=2",
-                     "--invert_steps=4", "--invert_restarts=2", "--invert_heads=1"]
-  out = subprocess.run(invert, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
+  run_py(*common, "--mode=invert", f"--invert_image={image}", "--invert_label=2",
+         "--invert_steps=4", "--invert_restarts=2", "--invert_heads=1")
   out_dir = os.path.join(model_dir, "inversions", "bird_label2_step2_paper_seed0")
   expected = {"original.png", "inversion_attention.png", "inversion_pixel.png", "comparison.png",
               "inversion_weighted_pixel.png", "restarts_attention.png", "restarts_pixel.png",
