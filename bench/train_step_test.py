@@ -23,6 +23,7 @@ def test_parse_configs_rejects_bad_configs(text):
     train_step.parse_configs(text)
 
 
+@pytest.mark.slow
 def test_tiny_run_times_exactly_the_requested_steps():
   config = train_step.Config("sagan", 32, 8, 8, 8, 16)
   result = train_step.run_one(config, steps=3, warmup=1, num_classes=10)

@@ -155,6 +155,7 @@ def test_what_a_dying_process_wrote_last_still_reaches_console_and_log(tmp_path)
   assert fatal in open(tmp_path / "run" / "log.txt").read()
 
 
+@pytest.mark.slow
 def test_verbosity_or_the_switch_brings_everything_back(tmp_path):
   for verbosity, switch in (("0", "0"), ("None", "1")):
     proc, log = _run(tmp_path / f"{verbosity}{switch}", verbosity, switch)

@@ -121,6 +121,7 @@ def test_figures_draw_saliency_and_query_maps(tmp_path, case, heads):
   assert np.all(tile.max(axis=(0, 1)) > 100)  # a heat map, not a dimmed grey square
 
 
+@pytest.mark.slow
 def test_saved_model_attention_signature_gives_the_same_maps(tmp_path):
   cfg, generator, inputs, images, maps = _maps(tmp_path, "ylg", num=3)
   module = export.ServingModule(generator, cfg)

@@ -187,6 +187,7 @@ def test_stats_cached_under_the_old_jpeg_downscale_default_are_not_reused(small_
   assert len([f for f in os.listdir(tmp_path) if f.endswith(".npz")]) == 3
 
 
+@pytest.mark.slow
 def test_loaded_inception_standin_end_to_end(tmp_path):
   """The real loading path feeds `evaluate`: 1008 logits, 2048-d pool_3, resize to 299."""
   path = standin_classifier.save_standin_module(str(tmp_path / "inception"))

@@ -276,6 +276,7 @@ def _write_tiny_cub(data_dir):
   format_writers.write_cub(str(data_dir), images)
 
 
+@pytest.mark.slow
 def test_pretrain_on_captions_in_the_cub_format_with_class_masks(tmp_path):
   from data import cub  # pylint: disable=import-outside-toplevel
   _write_tiny_cub(tmp_path / "birds")
