@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from estimators import console
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
