@@ -132,13 +132,39 @@ def python_loop_rate(paths, passes=2):
   return best
 
 
-def main(argv=None):
+def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--num_images", type=int, default=1536)
   parser.add_argument("--passes", type=int, default=7)
   parser.add_argument("--size", type=int, default=128)
   parser.add_argument("--batch", type=int, default=32)
-  args = parser.parse_args(argv)
+  return parser.parse_args(argv)
+
+
+def format_table(runs, loop_rate, size, num_images):
+  """The result table's lines. runs: {(name, "pipeline" | "bare"): {"count": images per pass,
+  "rate": [images/s per pass], "cpu": [CPU ms per image per pass]}}, in row order;
+  loop_rate: images/s of the Python loop over num_images files."""
+  lines = [
+      f"{'pipeline (' + str(size) + ' px unless noted)':38s} {'images':>6s} | "
+      f"{'img/s best':>10s} {'median':>6s} {'cpu ms':>6s} | {'bare best':>9s} {'median':>6s} "
+      f"{'cpu ms':>6s} | {'ratio':>5s} {'cpu ratio':>9s}"]
+  for name in dict.fromkeys(n for n, _ in runs):
+    p, b = runs[(name, "pipeline")], runs[(name, "bare")]
+    cpu, bare_cpu = statistics.median(p["cpu"]), statistics.median(b["cpu"])
+    lines.append(
+        f"{name:38s} {p['count']:6d} | {max(p['rate']):10.0f} {statistics.median(p['rate']):6.0f} "
+        f"{cpu:6.2f} | {max(b['rate']):9.0f} {statistics.median(b['rate']):6.0f} "
+        f"{bare_cpu:6.2f} | {max(p['rate']) / max(b['rate']):5.2f} {bare_cpu / cpu:9.2f}")
+  lines.append(
+      f"{'bare decode loop (Python, 1 thread)':38s} {num_images:6d} | {loop_rate:10.0f}"
+      f"   imagenet (DCT downscale) pipeline best / loop best: "
+      f"{max(runs[('imagenet TFRecord shards', 'pipeline')]['rate']) / loop_rate:.2f}")
+  return lines
+
+
+def main(argv=None):
+  args = parse_args(argv)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
@@ -163,18 +189,7 @@ def main(argv=None):
         run["cpu"].append(1e3 * (_cpu_seconds() - cpu) / run["count"])
     loop_rate = python_loop_rate(paths)
 
-  print(f"\n{'pipeline (' + str(args.size) + ' px unless noted)':38s} {'images':>6s} | "
-        f"{'img/s best':>10s} {'median':>6s} {'cpu ms':>6s} | {'bare best':>9s} {'median':>6s} "
-        f"{'cpu ms':>6s} | {'ratio':>5s} {'cpu ratio':>9s}")
-  for name in dict.fromkeys(n for n, _ in runs):
-    p, b = runs[(name, "pipeline")], runs[(name, "bare")]
-    cpu, bare_cpu = statistics.median(p["cpu"]), statistics.median(b["cpu"])
-    print(f"{name:38s} {p['count']:6d} | {max(p['rate']):10.0f} {statistics.median(p['rate']):6.0f} "
-          f"{cpu:6.2f} | {max(b['rate']):9.0f} {statistics.median(b['rate']):6.0f} "
-          f"{bare_cpu:6.2f} | {max(p['rate']) / max(b['rate']):5.2f} {bare_cpu / cpu:9.2f}")
-  print(f"{'bare decode loop (Python, 1 thread)':38s} {len(paths):6d} | {loop_rate:10.0f}"
-        f"   imagenet (DCT downscale) pipeline best / loop best: "
-        f"{max(runs[('imagenet TFRecord shards', 'pipeline')]['rate']) / loop_rate:.2f}")
+  print("\n" + "\n".join(format_table(runs, loop_rate, args.size, len(paths))))
   print("\nratio = best img/s of the pipeline / best of its bare decode (a parallel tf.data map of "
         "read + decode_jpeg\nover the same files); best passes are the least disturbed by other "
         "processes. cpu ratio = bare CPU ms per\nimage / pipeline CPU ms per image (process CPU "

@@ -33,19 +33,35 @@ import numpy as np  # pylint: disable=wrong-import-position
 from bench.memory import status_kb  # pylint: disable=wrong-import-position
 from eval import inception  # pylint: disable=wrong-import-position  (defines --tfhub_cache_dir)
 
-flags.DEFINE_string("inception_path", None, "Local TF-GAN Inception module (else cache/stand-in).")
-flags.DEFINE_integer("throughput_samples", 256, "Generated images timed for throughput.")
-flags.DEFINE_integer("rounds", 2, "Alternating timing rounds; the best of each is reported.")
-flags.DEFINE_integer("batch_size", 64, "Images per classifier call.")
-flags.DEFINE_integer("image_size", 32, "Resolution of the synthetic generated/real images.")
-flags.DEFINE_list("memory_samples", ["5000", "50000"], "Sample counts for the memory runs.")
-flags.DEFINE_integer("memory_real_samples", 5000, "Real images in the memory runs.")
-flags.DEFINE_integer("feature_subset_size", 10_000, "KID / precision-recall subset per side.")
-flags.DEFINE_integer("memory_feature_subset_size", 5000,
-                     "Feature subset in the memory runs: at most the smallest sample count, so "
-                     "every run holds the same protocol buffers and only streaming can differ.")
-flags.DEFINE_list("parts", ["memory", "throughput"], "Which measurements to run.")
-flags.DEFINE_integer("memory_child", 0, "Internal: run one memory measurement with N samples.")
+def define_flags(fv=flags.FLAGS):
+  """Defines this benchmark's flags in `fv`; returns it. Called when it runs, not
+  on import: run.py and bench/r_precision.py define flags of the same names (--batch_size), and
+  the tests import them all into one process."""
+  flags.DEFINE_string("inception_path", None,
+                      "Local TF-GAN Inception module (else cache/stand-in).", flag_values=fv)
+  flags.DEFINE_integer("throughput_samples", 256, "Generated images timed for throughput.",
+                       flag_values=fv)
+  flags.DEFINE_integer("rounds", 2, "Alternating timing rounds; the best of each is reported.",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 64, "Images per classifier call.", flag_values=fv)
+  flags.DEFINE_integer("image_size", 32, "Resolution of the synthetic generated/real images.",
+                       flag_values=fv)
+  flags.DEFINE_list("memory_samples", ["5000", "50000"], "Sample counts for the memory runs.",
+                    flag_values=fv)
+  flags.DEFINE_integer("memory_real_samples", 5000, "Real images in the memory runs.",
+                       flag_values=fv)
+  flags.DEFINE_integer("feature_subset_size", 10_000, "KID / precision-recall subset per side.",
+                       flag_values=fv)
+  flags.DEFINE_integer("memory_feature_subset_size", 5000,
+                       "Feature subset in the memory runs: at most the smallest sample count, so "
+                       "every run holds the same protocol buffers and only streaming can differ.",
+                       flag_values=fv)
+  flags.DEFINE_list("parts", ["memory", "throughput"], "Which measurements to run.", flag_values=fv)
+  flags.DEFINE_integer("memory_child", 0, "Internal: run one memory measurement with N samples.",
+                       flag_values=fv)
+  return fv
+
+
 FLAGS = flags.FLAGS
 
 PROVENANCE = {"seed": 0, "checkpoint_step": None, "ema_weights": False}
@@ -183,4 +199,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -27,11 +27,20 @@ import numpy as np  # pylint: disable=wrong-import-position
 
 from bench.memory import status_kb  # pylint: disable=wrong-import-position
 
-flags.DEFINE_list("images", ["3000", "30000"], "Generated-image counts, one subprocess each.")
-flags.DEFINE_integer("pool", 30_000, "Candidate captions in the pool (CUB test: 29,330).")
-flags.DEFINE_integer("batch_size", 100, "Generated images per batch.")
-flags.DEFINE_integer("words", 18, "Words per caption (CUB WORDS_NUM).")
-flags.DEFINE_integer("child", 0, "Internal: run one measurement with N images.")
+def define_flags(fv=flags.FLAGS):
+  """Defines this benchmark's flags in `fv`; returns it. Called when it runs, not
+  on import: run.py and bench/eval.py define flags of the same names (--batch_size), and
+  the tests import them all into one process."""
+  flags.DEFINE_list("images", ["3000", "30000"], "Generated-image counts, one subprocess each.",
+                    flag_values=fv)
+  flags.DEFINE_integer("pool", 30_000, "Candidate captions in the pool (CUB test: 29,330).",
+                       flag_values=fv)
+  flags.DEFINE_integer("batch_size", 100, "Generated images per batch.", flag_values=fv)
+  flags.DEFINE_integer("words", 18, "Words per caption (CUB WORDS_NUM).", flag_values=fv)
+  flags.DEFINE_integer("child", 0, "Internal: run one measurement with N images.", flag_values=fv)
+  return fv
+
+
 FLAGS = flags.FLAGS
 VOCAB = 5450  # CUB's vocabulary size
 
@@ -105,4 +114,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
