@@ -144,7 +144,6 @@ def measure_one(model, preset, workdir, process_start, batch_size=0):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from bench import attngan_step, train_step  # pylint: disable=import-outside-toplevel
   from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
-  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
   import data  # pylint: disable=import-outside-toplevel
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   stamps["start"] = time.time()
@@ -158,7 +157,6 @@ def measure_one(model, preset, workdir, process_start, batch_size=0):
     cfg = cfg.replace(num_classes=data.get_spec(paper_dataset).num_classes or 0)
   if _has_damsm(model):
     cfg = cfg.with_hparams(damsm_dir=os.path.join(workdir, "damsm"))
-  get_model(cfg.model)  # (imported already; the registry look-up)
   stamps["flags"] = time.time()
   estimator = gan_estimator.build_estimator(cfg)
   stamps["estimator"] = time.time()
