@@ -19,6 +19,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# What run.py sets at start, before TensorFlow's first device: --xla compiles on a CPU too.
+os.environ["TF_XLA_FLAGS"] = " ".join(
+    [f for f in os.environ.get("TF_XLA_FLAGS", "").split() if f != "--tf_xla_cpu_global_jit"]
+    + ["--tf_xla_cpu_global_jit"])
 
 DURATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tests", "durations.json")
 

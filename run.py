@@ -20,6 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 if __name__ == "__main__":
   from estimators import console  # pylint: disable=wrong-import-position
   console.capture_native_stderr()  # TensorFlow's C++ lines (fd 2) too, from its import on
+from estimators import precision  # pylint: disable=wrong-import-position
+precision.allow_cpu_autoclustering()  # lets --xla compile on a CPU (read at TF's first device)
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 

@@ -6,7 +6,7 @@
   python -m bench --args='eval=--rounds=3'     # extra flags for one benchmark (repeatable)
 
 Each benchmark (attention, lada_attention, train_step, tfgan_example, step_breakdown, attngan_step,
-eval, data, r_precision) runs as its own subprocess through its command line (`python -m
+setup_time, eval, data, r_precision) runs as its own subprocess through its command line (`python -m
 bench.NAME ...`, i.e. its `main`), one after another so they do not compete for the cores. Its stdout is its section of the report: kept
 as markdown when it holds a markdown table, else shown as a fenced block. A benchmark that fails or
 times out does not stop the others: the summary table records its exit status with the last line of
@@ -54,6 +54,9 @@ BENCHMARKS = {
         "Training step: where the time goes (step-stats timelines by op name scope)",
         ["--configs=sagan:32:16/32:16,ylg_sagan:32:16/32:16,ladagan:32:paper:16",
          "--num_classes=10", "--warmup=2", "--untraced=2", "--traced=2"], []),
+    "setup_time": Benchmark(
+        "Set-up time: seconds from the flags to the end of the first training step, by phase",
+        ["--rows=sagan:tiny,ylg_sagan:tiny,ladagan:tiny,attngan:tiny"], ["--full"]),
     "eval": Benchmark(
         "Evaluation: streaming overhead and memory growth with sample count",
         ["--throughput_samples=128", "--rounds=2", "--memory_samples=1000,5000",

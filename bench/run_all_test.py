@@ -91,6 +91,7 @@ def test_real_run_of_every_benchmark_at_tiny_settings(tmp_path):
       "--args=eval=--parts=memory --memory_samples=100,200 --memory_real_samples=100 "
       "--memory_feature_subset_size=100 --batch_size=50",
       "--args=data=--num_images=8 --passes=1",
+      "--args=setup_time=--rows=sagan:tiny",
       "--args=lada_attention=--tokens=64,256 --steps=1",
       "--args=r_precision=--images=100,200 --pool=300"])
   report = out.read_text()
@@ -99,4 +100,5 @@ def test_real_run_of_every_benchmark_at_tiny_settings(tmp_path):
     assert f"| {name} | ok |" in report and report.count(f"## {name}: ") == 1
   assert len(selected) == len(run_all.BENCHMARKS) - 2 and "## train_step" not in report
   assert "| sagan_1head |" in report
+  assert "| sagan | tiny (estimators/testing.py) |" in report
   assert "peak RSS, 200 samples" in report and "imagenet TFRecord shards" in report

@@ -243,6 +243,9 @@ def main(argv=None):
     settings, variants = parse_settings(args.settings), parse_variants(args.ours)
   except ValueError as e:
     p.error(str(e))
+  if any(overrides.get("xla") for _, overrides in variants):  # before TensorFlow's first device
+    from estimators import precision  # pylint: disable=import-outside-toplevel
+    precision.allow_cpu_autoclustering()
   if args.steps < 1 or args.warmup < 1:
     p.error("--steps and --warmup must be >= 1")
   _import_tfgan_example()  # the shim and the flags, before any thread imports it

@@ -133,6 +133,9 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
   beta2 or sn_bound to match another code's settings. `hooks`: more SessionRunHooks.
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if xla:  # before TensorFlow's first device (else --xla is refused: precision.configure_session)
+    from estimators import precision  # pylint: disable=import-outside-toplevel
+    precision.allow_cpu_autoclustering()
   from estimators.replica_check import configure_cpu_devices  # pylint: disable=import-outside-toplevel
   configure_cpu_devices(cpu_devices)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel

@@ -13,13 +13,63 @@ float32 and a mixed run (tests do). Where it cannot help it is an error at start
 bfloat16 CPU; float16 without a GPU (grappler's CPU emulation pass, meant for exactly that
 check, segfaults on these graphs in TF 2.15); TPU (bfloat16 scopes are not wired).
 """
+import os
+
 import tensorflow as tf
 
 DTYPES = ("auto", "float16", "bfloat16")
+# TensorFlow auto-clusters for XLA on a CPU only with this in TF_XLA_FLAGS; it reads the flags
+# once, when it creates its first device (the first op or session), not when it is imported.
+CPU_JIT_FLAG = "--tf_xla_cpu_global_jit"
 
 
 class MixedPrecisionError(ValueError):
   """--mixed_precision cannot help (or run) on this machine or with these flags."""
+
+
+class XlaUnavailableError(ValueError):
+  """--xla would compile nothing in this process."""
+
+
+def allow_cpu_autoclustering(environ=None):
+  """Adds CPU_JIT_FLAG to TF_XLA_FLAGS (in `environ`, default os.environ) unless it is there.
+
+  Without it a session's global_jit_level (--xla) compiles nothing on a CPU: TensorFlow's CPU
+  compilation device auto-clusters only when explicitly asked. It must be set before TensorFlow
+  creates its first device (run.py does so at start). On its own it compiles nothing: only a
+  session with global_jit_level on (configure_session with --xla) is clustered."""
+  environ = os.environ if environ is None else environ
+  flags = environ.get("TF_XLA_FLAGS", "").split()
+  if CPU_JIT_FLAG not in flags:
+    environ["TF_XLA_FLAGS"] = " ".join(flags + [CPU_JIT_FLAG])
+
+
+def compiled_ops(run_metadata):
+  """Names of the XLA launch ops ('_XlaRun', 'XlaLaunch') in a RunMetadata's partition graphs
+  (a session.run with RunOptions(output_partition_graphs=True)): empty when nothing compiled."""
+  return sorted({node.op for graph in run_metadata.partition_graphs for node in graph.node
+                 if node.op in ("_XlaRun", "XlaLaunch")})
+
+
+_XLA_COMPILES = []  # the probe's answer, once per process
+
+
+def xla_compiles():
+  """True when a session with global_jit_level ON_1 compiles a small graph on the default
+  device in this process (measured once: a 16x16 matmul and ReLU; well under a second)."""
+  if not _XLA_COMPILES:
+    graph = tf.Graph()
+    with graph.as_default():
+      x = tf.compat.v1.placeholder(tf.float32, [16, 16])
+      y = tf.reduce_sum(tf.nn.relu(tf.matmul(x, x) + 1.0) * 2.0)
+    config = tf.compat.v1.ConfigProto()
+    config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
+    metadata = tf.compat.v1.RunMetadata()
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+      session.run(y, {x: [[1.0] * 16] * 16}, run_metadata=metadata,
+                  options=tf.compat.v1.RunOptions(output_partition_graphs=True))
+    _XLA_COMPILES.append(bool(compiled_ops(metadata)))
+  return _XLA_COMPILES[0]
 
 
 def _cpu_has_bf16():
@@ -68,6 +118,12 @@ def configure_session(cfg, config=None):
   dtype = compute_dtype(cfg)
   config = config if config is not None else tf.compat.v1.ConfigProto(allow_soft_placement=True)
   if getattr(cfg, "xla", False):  # XLA auto-clustering of the estimator graph (--xla)
+    if not xla_compiles():
+      raise XlaUnavailableError(
+          "--xla: XLA would compile nothing in this process: on a CPU TensorFlow auto-clusters "
+          f"only with TF_XLA_FLAGS={CPU_JIT_FLAG}, read when it starts (run.py sets it; in your "
+          "own program call estimators.precision.allow_cpu_autoclustering() before TensorFlow's "
+          "first op, or export the variable). Drop --xla or set the flag.")
     config.graph_options.optimizer_options.global_jit_level = (
         tf.compat.v1.OptimizerOptions.ON_1)
   if dtype is None:

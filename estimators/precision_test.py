@@ -1,4 +1,7 @@
-"""--mixed_precision: grappler's rewrite per estimator, float16 loss scaling, clear refusals."""
+"""--mixed_precision: grappler's rewrite per estimator, float16 loss scaling, clear refusals;
+--xla: compiled on a CPU too, or refused at start."""
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -95,3 +98,54 @@ def test_bfloat16_rewrite_changes_the_first_step_a_little(tmp_path):
     # so bfloat16 round-off moves single elements a lot; the direction stays.
     assert grads["relative_norm"] > 1e-6 and grads["cosine"] > 0.9, (net, grads)
   assert np.isfinite(list(mixed.values())).all()
+
+
+def test_allow_cpu_autoclustering_adds_the_flag_once():
+  environ = {"TF_XLA_FLAGS": "--tf_xla_min_cluster_size=2"}
+  precision.allow_cpu_autoclustering(environ)
+  precision.allow_cpu_autoclustering(environ)
+  assert environ["TF_XLA_FLAGS"] == f"--tf_xla_min_cluster_size=2 {precision.CPU_JIT_FLAG}"
+  empty = {}
+  precision.allow_cpu_autoclustering(empty)
+  assert empty == {"TF_XLA_FLAGS": precision.CPU_JIT_FLAG}
+
+
+def test_xla_is_refused_at_start_where_it_would_compile_nothing(tmp_path, monkeypatch):
+  monkeypatch.setattr(precision, "_XLA_COMPILES", [False])
+  with pytest.raises(precision.XlaUnavailableError, match="tf_xla_cpu_global_jit"):
+    precision.configure_session(tiny_config(tmp_path, xla=True))
+  assert precision.configure_session(tiny_config(tmp_path)).graph_options.optimizer_options \
+      .global_jit_level == 0  # without --xla nothing is asked of XLA
+
+
+class _CompiledOps(tf.estimator.SessionRunHook):
+  """Records the XLA launch ops of each training step's partition graphs."""
+
+  def __init__(self):
+    self.per_step = []
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(
+        None, options=tf.compat.v1.RunOptions(output_partition_graphs=True))
+
+  def after_run(self, run_context, run_values):
+    self.per_step.append(precision.compiled_ops(run_values.run_metadata))
+
+
+@pytest.mark.slow
+def test_xla_compiles_the_training_step_and_nothing_without_it(tmp_path):
+  """With --xla (conftest, like run.py, sets TF_XLA_FLAGS at start) the tiny run's train step
+  runs XLA clusters on this CPU; without it the same step has none."""
+  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  assert precision.CPU_JIT_FLAG in os.environ.get("TF_XLA_FLAGS", "")
+  assert precision.xla_compiles()
+  seen = {}
+  for xla in (False, True):
+    cfg = tiny_config(tmp_path / f"xla_{xla}", xla=xla, max_steps=1, save_checkpoints_steps=100,
+                      save_summary_steps=100)
+    hook = _CompiledOps()
+    gan_estimator.build_estimator(cfg).train(gan_estimator.make_train_input_fn(cfg),
+                                             max_steps=1, hooks=[hook])
+    assert len(hook.per_step) == 1
+    seen[xla] = hook.per_step[0]
+  assert seen[False] == [] and "_XlaRun" in seen[True], seen
