@@ -189,6 +189,9 @@ def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, 
 
 
 def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypatch):
+  from data import bad_records  # pylint: disable=import-outside-toplevel
+  # A fresh count, as a worker process starts with (earlier tests in this process skipped some).
+  monkeypatch.setattr(bad_records, "LOG", bad_records.BadRecordLog())
   cluster = {"worker": ["localhost:1", "localhost:2", "localhost:3"]}
   cfg = tiny_config(tmp_path, distribution="multi_worker")
   written = {}
