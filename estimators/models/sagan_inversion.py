@@ -39,6 +39,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import time
 from typing import Callable, Optional, Tuple
 
@@ -57,6 +58,10 @@ PREPROCESSING = ("central_square", "resize_whole")  # project (TF-GAN) or offici
 METHODS = {"attention": "3", "pixel": "1", "weighted_pixel": "4"}
 ADAM_EPSILON = 1e-8  # tf.compat.v1.train.AdamOptimizer's, which the official script uses
 RESULT_FILE = "inversion.json"
+# --invert_image=digits:SPLIT:K: image K of the embedded digits' SPLIT (data/digits.py: 'test' is
+# the 360 held-out images no run trains on), upsampled as the digits loader does, its class the
+# default --invert_label.
+DIGITS_IMAGE = re.compile(r"^digits:(train|test|all):(\d+)$")
 
 
 class InversionInputError(ValueError):
@@ -85,8 +90,10 @@ class InversionOptions:
   invert_image: str = hparam("", "--mode=invert: the real image to invert (JPEG or PNG, any "
                              "size; central square, resized to --image_size as TF-GAN's "
                              "ImageNet pipeline does).",
-                             check=(lambda v: bool(v) and ("://" in v or os.path.isfile(v)),
-                                    "must name an existing JPEG or PNG file"))
+                             check=(lambda v: bool(v) and ("://" in v or os.path.isfile(v)
+                                                          or bool(DIGITS_IMAGE.match(v))),
+                                    "must name an existing JPEG or PNG file or "
+                                    "digits:SPLIT:K"))
   invert_label: int = hparam(None, "--mode=invert: the image's class (class-conditional runs).",
                              check=_none_or((lambda v: v >= 0, "must be >= 0")))
   invert_recipe: str = hparam(
@@ -207,6 +214,21 @@ def resolve_settings(options: InversionOptions, num_heads: int) -> InversionSett
 
 
 # --- the real image ------------------------------------------------------------------------------
+def digits_image(text, size):
+  """'digits:SPLIT:K' -> (image K of the digits SPLIT as the digits loader gives it at `size`:
+  float32 [size, size, 3] in [-1, 1], its class), or None for any other text."""
+  match = DIGITS_IMAGE.match(text or "")
+  if not match:
+    return None
+  from data import digits  # pylint: disable=import-outside-toplevel
+  images8, labels = digits.digits_source(match.group(1))
+  k = int(match.group(2))
+  if k >= len(labels):
+    raise InversionInputError(f"--invert_image={text}: the digits {match.group(1)} split has "
+                              f"{len(labels)} images (0..{len(labels) - 1})")
+  return digits.upsample_to_rgb(images8[k:k + 1], size)[0].astype(np.float32), int(labels[k])
+
+
 def read_image(path, size, preprocess="central_square") -> np.ndarray:
   """A JPEG or PNG file -> float32 [size, size, 3] in [-1, 1]. 'central_square': the central
   square, resized as TF-GAN's ImageNet pipeline (data.image_ops 'tfgan'), x * 2/255 - 1.
@@ -573,19 +595,28 @@ def run_inversion(cfg, options: InversionOptions, checkpoint=None, seed=0, out_d
   from estimators.model_registry import get_model
   # pylint: enable=import-outside-toplevel
   spec = get_model(cfg.model)
+  from_digits = digits_image(options.invert_image, cfg.image_size)
+  if from_digits is not None:
+    if cfg.dataset != "digits":
+      raise InversionInputError(f"--invert_image={options.invert_image} is a digits image; this "
+                                f"run's --dataset is {cfg.dataset}")
+    if options.invert_label is None:  # the test image's own class
+      options = dataclasses.replace(options, invert_label=from_digits[1])
   label = _check_inputs(cfg, spec, options)
   settings = resolve_settings(options, spec.heads(cfg.hparams))
-  target = read_image(options.invert_image, cfg.image_size,
-                      settings.preprocess)  # all checked before any network
+  target = from_digits[0] if from_digits is not None else read_image(
+      options.invert_image, cfg.image_size, settings.preprocess)  # all checked before any network
   ckpt = latest_checkpoint(checkpoint or cfg.model_dir)
   reader = tf.train.load_checkpoint(ckpt)
   step = int(reader.get_tensor("global_step"))
-  stem = os.path.splitext(os.path.basename(options.invert_image))[0]
+  stem = (options.invert_image.replace(":", "_") if from_digits is not None
+          else os.path.splitext(os.path.basename(options.invert_image))[0])
   tag = "" if label is None else f"_label{label}"
   out_dir = out_dir or os.path.join(cfg.model_dir, "inversions",
                                     f"{stem}{tag}_step{step}_{settings.recipe}_seed{seed}")
   record_settings = {
-      **dataclasses.asdict(settings), "image": os.path.abspath(options.invert_image),
+      **dataclasses.asdict(settings), "image": (options.invert_image if from_digits is not None
+                                                else os.path.abspath(options.invert_image)),
       "label": label, "checkpoint": ckpt, "step": step, "seed": seed, "model": cfg.model,
       "image_size": cfg.image_size, "bn_inference": cfg.hparams.bn_inference,
       "ema_generator": _ema_wanted(cfg, reader.get_variable_to_shape_map())}

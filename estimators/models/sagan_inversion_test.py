@@ -393,6 +393,20 @@ def test_recipes_resolve_to_the_paper_and_the_official_script():
     si.resolve_settings(si.InversionOptions(invert_heads="0,2"), 1)
 
 
+def test_digits_test_image_k_is_the_loaders_image_with_its_class():
+  from data import digits  # pylint: disable=import-outside-toplevel
+  images, labels = digits.digits_arrays("test", 32)
+  image, label = si.digits_image("digits:test:7", 32)
+  np.testing.assert_array_equal(image, images[7])
+  assert label == labels[7] and image.dtype == np.float32
+  assert si.digits_image("x.png", 32) is None and si.digits_image("digits:test:x", 32) is None
+  with pytest.raises(si.InversionInputError, match=f"has {len(labels)} images"):
+    si.digits_image(f"digits:test:{len(labels)}", 32)
+  assert model_flags.problem({"model": "ylg_sagan", "image_size": 32, "mode": "invert",
+                              "df_dim": 32, "invert_image": "digits:test:7"},
+                             data.get_spec("digits")) is None
+
+
 def test_the_mode_flags_belong_to_the_invert_mode(tmp_path):
   from absl import flags  # pylint: disable=import-outside-toplevel
   values = flags.FlagValues()
@@ -408,7 +422,7 @@ def test_the_mode_flags_belong_to_the_invert_mode(tmp_path):
   options = model_flags.mode_options_of("ylg_sagan", "invert", base)
   assert options == si.InversionOptions(invert_lr=0.1, invert_heads="0,1", invert_image=image)
   assert model_flags.problem({**base, "invert_image": None}, digits) == (
-      "--invert_image='' must name an existing JPEG or PNG file.")
+      "--invert_image='' must name an existing JPEG or PNG file or digits:SPLIT:K.")
   assert model_flags.problem({**base, "mode": "train"}, digits, present={"invert_lr"}) == (
       "--invert_lr is an option of --mode=invert; it does nothing with --mode=train.")
   assert model_flags.problem({**base, "invert_lr": -1.0}, digits, present={"invert_lr"}) == (
