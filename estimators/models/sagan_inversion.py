@@ -89,7 +89,9 @@ class InversionOptions:
   """--mode=invert's flags. None: the recipe's value (the paper's, or the official script's)."""
   invert_image: str = hparam("", "--mode=invert: the real image to invert (JPEG or PNG, any "
                              "size; central square, resized to --image_size as TF-GAN's "
-                             "ImageNet pipeline does).",
+                             "ImageNet pipeline does), or digits:SPLIT:K, image K of the "
+                             "embedded digits SPLIT (train, test, all), its class the default "
+                             "--invert_label.",
                              check=(lambda v: bool(v) and ("://" in v or os.path.isfile(v)
                                                           or bool(DIGITS_IMAGE.match(v))),
                                     "must name an existing JPEG or PNG file or "
