@@ -162,3 +162,11 @@ def offline(monkeypatch):
   monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
   monkeypatch.setitem(sys.modules, "tensorflow_datasets", _UntouchableTfds(attempts))
   return attempts
+
+
+@pytest.fixture
+def run_flags():
+  """tests/run_flags.run_config: run.py's flags parsed in this process, unparsed after the test."""
+  from tests import run_flags as parsed  # pylint: disable=import-outside-toplevel
+  yield parsed.run_config
+  parsed.reset()

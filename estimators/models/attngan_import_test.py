@@ -243,31 +243,17 @@ def test_files_of_another_model_or_format(tmp_path):
     attngan_import.read_files([str(tmp_path / "x.pickle")])
 
 
-def _parse(*args):
-  import run  # pylint: disable=import-outside-toplevel
-  run.FLAGS.unparse_flags()
-  try:
-    run.FLAGS(run.rerun_argv(["run.py", *args]))
-    return run, run.config_from_flags()
-  except Exception:
-    run.FLAGS.unparse_flags()
-    raise
-
-
-def test_import_mode_with_the_damsm_files_writes_a_damsm_directory(release, tmp_path):
+def test_import_mode_with_the_damsm_files_writes_a_damsm_directory(release, tmp_path, run_flags):
   paths, _, _ = release
   from estimators import weights_import  # pylint: disable=import-outside-toplevel
   model_dir = str(tmp_path / "run")
-  run, cfg = _parse("--mode=import_weights", "--import_from=" + ",".join(paths),
-                    "--dataset=digits_captions", f"--model_dir={model_dir}")
-  try:
-    # the files chose the model and the DAMSM's settings
-    assert cfg.model == "attngan" and cfg.hparams.damsm_inception == "torchvision"
-    assert (cfg.hparams.damsm_word_dim, cfg.hparams.damsm_embedding_dim) == (WORD_DIM,
-                                                                             2 * HIDDEN)
-    record = weights_import.write_run(cfg, paths)
-  finally:
-    run.FLAGS.unparse_flags()
+  cfg = run_flags("--mode=import_weights", "--import_from=" + ",".join(paths),
+                  "--dataset=digits_captions", f"--model_dir={model_dir}")
+  # the files chose the model and the DAMSM's settings
+  assert cfg.model == "attngan" and cfg.hparams.damsm_inception == "torchvision"
+  assert (cfg.hparams.damsm_word_dim, cfg.hparams.damsm_embedding_dim) == (WORD_DIM,
+                                                                           2 * HIDDEN)
+  record = weights_import.write_run(cfg, paths)
   damsm_dir = os.path.join(model_dir, "damsm")
   assert record["directory"] == damsm_dir and record["checkpoint"] == "ckpt-200"
   assert not weights_import.holds_run(model_dir)  # a DAMSM directory, no run
@@ -388,87 +374,85 @@ def _official_stages(state, sentence, words, lengths, z, eps):
   return [i.transpose(0, 2, 3, 1) for i in images]
 
 
-def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_path):
+def test_generator_import_writes_a_run_every_variable_from_its_key(release, tmp_path,
+                                                                  run_flags):
   paths, text, _ = release
   from estimators import export, weights_import  # pylint: disable=import-outside-toplevel
   g_state = _g_state(np.random.default_rng(7))
   g_path = _write_pth(str(tmp_path / "bird_AttnGAN2.pth"), g_state)
   model_dir = str(tmp_path / "run")
   files = paths + [g_path]
-  run, cfg = _parse("--mode=import_weights", "--import_from=" + ",".join(files),
-                    "--dataset=digits_captions", "--df_dim=2", f"--model_dir={model_dir}")
-  try:
-    hp = cfg.hparams
-    assert (hp.gf_dim, hp.branch_num, hp.r_num, hp.condition_dim, hp.z_dim, cfg.image_size) == (
-        NGF, 3, R_NUM, C_DIM, Z_DIM, 256)
-    record = weights_import.write_run(cfg, files)
-    ckpt = tf.train.latest_checkpoint(model_dir)
-    reader = tf.train.load_checkpoint(ckpt)
-    g16 = 16 * NGF
-    perm = np.arange(2 * g16 * 16).reshape(2, g16, 4, 4).transpose(0, 2, 3, 1).reshape(-1)
-    bn = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-          "moving_variance": "running_var"}
-    want = {"generator/ca_net/fc/kernel": g_state["ca_net.fc.weight"].T,
-            "generator/ca_net/fc/bias": g_state["ca_net.fc.bias"],
-            "generator/init_fc/kernel": g_state["h_net1.fc.0.weight"].T[:, perm]}
+  cfg = run_flags("--mode=import_weights", "--import_from=" + ",".join(files),
+                  "--dataset=digits_captions", "--df_dim=2", f"--model_dir={model_dir}")
+  hp = cfg.hparams
+  assert (hp.gf_dim, hp.branch_num, hp.r_num, hp.condition_dim, hp.z_dim, cfg.image_size) == (
+      NGF, 3, R_NUM, C_DIM, Z_DIM, 256)
+  record = weights_import.write_run(cfg, files)
+  ckpt = tf.train.latest_checkpoint(model_dir)
+  reader = tf.train.load_checkpoint(ckpt)
+  g16 = 16 * NGF
+  perm = np.arange(2 * g16 * 16).reshape(2, g16, 4, 4).transpose(0, 2, 3, 1).reshape(-1)
+  bn = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+        "moving_variance": "running_var"}
+  want = {"generator/ca_net/fc/kernel": g_state["ca_net.fc.weight"].T,
+          "generator/ca_net/fc/bias": g_state["ca_net.fc.bias"],
+          "generator/init_fc/kernel": g_state["h_net1.fc.0.weight"].T[:, perm]}
+  for ours, theirs in bn.items():
+    want[f"generator/init_bn/{ours}"] = g_state[f"h_net1.fc.1.{theirs}"][perm]
+  hwio = lambda key: np.transpose(g_state[key], (2, 3, 1, 0))
+  for i in range(4):
+    want[f"generator/init_up_{i}/conv/kernel"] = hwio(f"h_net1.upsample{i + 1}.1.weight")
     for ours, theirs in bn.items():
-      want[f"generator/init_bn/{ours}"] = g_state[f"h_net1.fc.1.{theirs}"][perm]
-    hwio = lambda key: np.transpose(g_state[key], (2, 3, 1, 0))
-    for i in range(4):
-      want[f"generator/init_up_{i}/conv/kernel"] = hwio(f"h_net1.upsample{i + 1}.1.weight")
-      for ours, theirs in bn.items():
-        want[f"generator/init_up_{i}/bn/{ours}"] = g_state[f"h_net1.upsample{i + 1}.2.{theirs}"]
-    for k in (1, 2):
-      want[f"generator/att_{k}/word_projection/kernel"] = (
-          g_state[f"h_net{k + 1}.att.conv_context.weight"][:, :, 0, 0].T)
-      for r in range(R_NUM):
-        for j, (conv, norm) in enumerate(((0, 1), (3, 4)), start=1):
-          p = f"h_net{k + 1}.residual.{r}.block"
-          want[f"generator/res_{k}_{r}/conv{j}/kernel"] = hwio(f"{p}.{conv}.weight")
-          for ours, theirs in bn.items():
-            want[f"generator/res_{k}_{r}/bn{j}/{ours}"] = g_state[f"{p}.{norm}.{theirs}"]
-      want[f"generator/up_{k}/conv/kernel"] = hwio(f"h_net{k + 1}.upsample.1.weight")
-      for ours, theirs in bn.items():
-        want[f"generator/up_{k}/bn/{ours}"] = g_state[f"h_net{k + 1}.upsample.2.{theirs}"]
-    for k in range(3):
-      want[f"generator/img_{k}/kernel"] = hwio(f"img_net{k + 1}.img.0.weight")
-    want["generator/text_encoder/embedding/embeddings"] = text["encoder.weight"]
-    keys = set(reader.get_variable_to_shape_map())
-    for name, value in want.items():
-      np.testing.assert_array_equal(reader.get_tensor(f"Generator/{name}"), value, err_msg=name)
-      ema = f"Generator/{name}/ExponentialMovingAverage"
-      if "moving_" in name or "text_encoder" in name:
-        assert ema not in keys, ema
-      else:  # the released weights are the average: G and its shadow alike
-        np.testing.assert_array_equal(reader.get_tensor(ema), value, err_msg=ema)
-    g_keys = {k for k in keys if k.startswith("Generator/") and "ExponentialMoving" not in k}
-    assert len(g_keys - {f"Generator/{n}" for n in want}) == 6  # the text encoder's LSTMs
-    assert record["variables"]["Generator/generator/init_fc/kernel"].endswith(
-        "bird_AttnGAN2.pth:h_net1.fc.0.weight")
-    assert "discriminators (netD*.pth)" in record["left_out"]
-    assert os.path.isfile(os.path.join(model_dir, "vocab.txt"))
+      want[f"generator/init_up_{i}/bn/{ours}"] = g_state[f"h_net1.upsample{i + 1}.2.{theirs}"]
+  for k in (1, 2):
+    want[f"generator/att_{k}/word_projection/kernel"] = (
+        g_state[f"h_net{k + 1}.att.conv_context.weight"][:, :, 0, 0].T)
+    for r in range(R_NUM):
+      for j, (conv, norm) in enumerate(((0, 1), (3, 4)), start=1):
+        p = f"h_net{k + 1}.residual.{r}.block"
+        want[f"generator/res_{k}_{r}/conv{j}/kernel"] = hwio(f"{p}.{conv}.weight")
+        for ours, theirs in bn.items():
+          want[f"generator/res_{k}_{r}/bn{j}/{ours}"] = g_state[f"{p}.{norm}.{theirs}"]
+    want[f"generator/up_{k}/conv/kernel"] = hwio(f"h_net{k + 1}.upsample.1.weight")
+    for ours, theirs in bn.items():
+      want[f"generator/up_{k}/bn/{ours}"] = g_state[f"h_net{k + 1}.upsample.2.{theirs}"]
+  for k in range(3):
+    want[f"generator/img_{k}/kernel"] = hwio(f"img_net{k + 1}.img.0.weight")
+  want["generator/text_encoder/embedding/embeddings"] = text["encoder.weight"]
+  keys = set(reader.get_variable_to_shape_map())
+  for name, value in want.items():
+    np.testing.assert_array_equal(reader.get_tensor(f"Generator/{name}"), value, err_msg=name)
+    ema = f"Generator/{name}/ExponentialMovingAverage"
+    if "moving_" in name or "text_encoder" in name:
+      assert ema not in keys, ema
+    else:  # the released weights are the average: G and its shadow alike
+      np.testing.assert_array_equal(reader.get_tensor(ema), value, err_msg=ema)
+  g_keys = {k for k in keys if k.startswith("Generator/") and "ExponentialMoving" not in k}
+  assert len(g_keys - {f"Generator/{n}" for n in want}) == 6  # the text encoder's LSTMs
+  assert record["variables"]["Generator/generator/init_fc/kernel"].endswith(
+      "bird_AttnGAN2.pth:h_net1.fc.0.weight")
+  assert "discriminators (netD*.pth)" in record["left_out"]
+  assert os.path.isfile(os.path.join(model_dir, "vocab.txt"))
 
-    # The run's generator as the modes restore it (EMA) draws every stage as PyTorch's G_NET.
-    # (export.restore_generator's steps; its sample inputs would read the dataset's captions,
-    # which this tiny vocabulary cannot encode)
-    generator = export.make_generator(cfg)
-    ids, lengths = np.array([[1, 2, 3, 4], [5, 6, 0, 0]], np.int32), np.array([4, 2], np.int32)
-    rng = np.random.RandomState(3)
-    z, eps = rng.standard_normal((2, Z_DIM)), rng.standard_normal((2, C_DIM))
-    draw = lambda: generator(tf.constant(z, tf.float32), ids, lengths,
-                             tf.constant(eps, tf.float32), training=False)
-    draw()
-    for var in generator.variables:
-      var.assign(reader.get_tensor(export.checkpoint_key(generator, var, keys, var.trainable)))
-    out = draw()
-    wants = _official_stages(g_state, out["sentence"].numpy().astype(np.float64),
-                             out["words"].numpy().astype(np.float64).transpose(0, 2, 1),
-                             lengths, z, eps)
-    for k, want in enumerate(wants):
-      assert 0.05 < np.abs(want).mean() < 0.9, k  # neither all 0 nor saturated at +-1
-      np.testing.assert_allclose(out[f"stage_{k}"].numpy(), want, atol=1e-5, err_msg=k)
-  finally:
-    run.FLAGS.unparse_flags()
+  # The run's generator as the modes restore it (EMA) draws every stage as PyTorch's G_NET.
+  # (export.restore_generator's steps; its sample inputs would read the dataset's captions,
+  # which this tiny vocabulary cannot encode)
+  generator = export.make_generator(cfg)
+  ids, lengths = np.array([[1, 2, 3, 4], [5, 6, 0, 0]], np.int32), np.array([4, 2], np.int32)
+  rng = np.random.RandomState(3)
+  z, eps = rng.standard_normal((2, Z_DIM)), rng.standard_normal((2, C_DIM))
+  draw = lambda: generator(tf.constant(z, tf.float32), ids, lengths,
+                           tf.constant(eps, tf.float32), training=False)
+  draw()
+  for var in generator.variables:
+    var.assign(reader.get_tensor(export.checkpoint_key(generator, var, keys, var.trainable)))
+  out = draw()
+  wants = _official_stages(g_state, out["sentence"].numpy().astype(np.float64),
+                           out["words"].numpy().astype(np.float64).transpose(0, 2, 1),
+                           lengths, z, eps)
+  for k, want in enumerate(wants):
+    assert 0.05 < np.abs(want).mean() < 0.9, k  # neither all 0 nor saturated at +-1
+    np.testing.assert_allclose(out[f"stage_{k}"].numpy(), want, atol=1e-5, err_msg=k)
 
 
 def test_a_generator_without_its_vocabulary_or_damsm(release, tmp_path):

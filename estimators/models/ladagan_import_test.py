@@ -160,18 +160,6 @@ def release(tmp_path_factory):
   return root, values, layouts
 
 
-def _parse(*args):
-  run.FLAGS.unparse_flags()
-  run.FLAGS(run.rerun_argv(["run.py", *args]))
-  return run.config_from_flags()
-
-
-@pytest.fixture
-def flags_reset():
-  yield
-  run.FLAGS.unparse_flags()
-
-
 def _expected(values, layouts):
   """{project checkpoint key: official path} the import must produce (EMA on)."""
   pairs = {}
@@ -188,10 +176,10 @@ def _expected(values, layouts):
 
 
 def test_import_mode_writes_a_run_every_variable_from_its_official_key(release, tmp_path,
-                                                                       flags_reset):
+                                                                       run_flags):
   root, values, layouts = release
   model_dir = str(tmp_path / "run")
-  cfg = _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
+  cfg = run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
   # config.json decided the model (no --model given), every hyperparameter and the run settings.
   assert cfg.model == "ladagan" and cfg.image_size == 128 and cfg.ema_decay == 0.999
   assert cfg.hparams == ladagan.LadaGANHParams(
@@ -225,7 +213,7 @@ def test_import_mode_writes_a_run_every_variable_from_its_official_key(release, 
   assert "generator/dec/layer_with_weights-1/moving_mean" in left_out
 
   # The directory is a run: a later mode reads run_config.json back to the same settings.
-  assert _parse("--mode=sample", f"--model_dir={model_dir}") == cfg
+  assert run_flags("--mode=sample", f"--model_dir={model_dir}") == cfg
   # A mode's generator (restored as eval/sample/export do: EMA weights, the EMA's BN
   # statistics) equals the project's generator built anew with the EMA generator's weights.
   use_ema = evaluation.use_ema(cfg, ckpt)
@@ -241,12 +229,12 @@ def test_import_mode_writes_a_run_every_variable_from_its_official_key(release, 
   np.testing.assert_array_equal(restored(z, training=False), reference(z, training=False))
 
 
-def test_a_directory_holding_a_run_is_refused(release, tmp_path, flags_reset):
+def test_a_directory_holding_a_run_is_refused(release, tmp_path, run_flags):
   root, _, _ = release
   os.makedirs(tmp_path / "run")
   (tmp_path / "run" / "run_config.json").write_text("{}")
   with pytest.raises(WeightsImportError, match="already holds a run"):
-    _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={tmp_path}/run")
+    run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={tmp_path}/run")
 
 
 def test_a_flag_that_contradicts_config_json_names_both_values(release, tmp_path):
@@ -297,12 +285,12 @@ def test_files_of_another_format_or_model(tmp_path):
     weights_import.import_flags(str(tmp_path / "run"), [str(other)], {"model": "ladagan"})
 
 
-def test_missing_keys_are_all_listed_and_nothing_is_written(tmp_path, flags_reset):
+def test_missing_keys_are_all_listed_and_nothing_is_written(tmp_path, run_flags):
   root = str(tmp_path / "cifar10")
   drop = ("ema_generator/block_8/attn/wq/kernel", "discriminator/conv_4/bias")
   write_release(root, drop=drop)
   model_dir = tmp_path / "run"
-  cfg = _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
+  cfg = run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
   with pytest.raises(WeightsImportError, match="missing 2 keys: ema_generator/block_8/attn/wq/"
                      "kernel, discriminator/conv_4/bias"):
     weights_import.write_run(cfg, [root])

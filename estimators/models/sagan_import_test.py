@@ -100,18 +100,6 @@ def write_checkpoint(root, gf=4, df=4, ylg=False, drop=(), seed=0):
   return values, (feed[z], official_images)
 
 
-def _parse(*args):
-  run.FLAGS.unparse_flags()
-  run.FLAGS(run.rerun_argv(["run.py", *args]))
-  return run.config_from_flags()
-
-
-@pytest.fixture
-def flags_reset():
-  yield
-  run.FLAGS.unparse_flags()
-
-
 def _u_source(ours):
   """Our u variable's key -> TF-GAN's u key, written independently of the importer's rules."""
   net = "Generator/generator/" if ours.startswith("Generator/") else "Discriminator/discriminator/"
@@ -125,10 +113,10 @@ def _u_source(ours):
 
 
 @pytest.mark.filterwarnings("ignore:`tf.layers")
-def test_tfgan_checkpoint_imports_every_variable_and_generates_as_tfgan(tmp_path, flags_reset):
+def test_tfgan_checkpoint_imports_every_variable_and_generates_as_tfgan(tmp_path, run_flags):
   values, (z, official_images) = write_checkpoint(str(tmp_path / "tfgan"))
   model_dir = str(tmp_path / "run")
-  cfg = _parse("--mode=import_weights", f"--import_from={tmp_path}/tfgan",
+  cfg = run_flags("--mode=import_weights", f"--import_from={tmp_path}/tfgan",
                f"--model_dir={model_dir}")
   # The .meta decided the model; the variables the widths, size and attention place.
   hp = cfg.hparams
@@ -215,13 +203,13 @@ def test_ylg_head_order_conversion_gives_the_official_interleaved_layer():
 
 
 @pytest.mark.filterwarnings("ignore:`tf.layers")
-def test_ylg_checkpoint_is_told_by_its_meta_graph_and_heads_reordered(tmp_path, flags_reset):
+def test_ylg_checkpoint_is_told_by_its_meta_graph_and_heads_reordered(tmp_path, run_flags):
   values, _ = write_checkpoint(str(tmp_path / "ylg"), gf=16, df=32, ylg=True)
   with pytest.raises(WeightsImportError, match=r"shows YLG sparse attention: import it with "
                      r"--model=ylg_sagan"):
     weights_import.import_flags(str(tmp_path / "x"), [str(tmp_path / "ylg")], {"model": "sagan"})
   model_dir = str(tmp_path / "run")
-  cfg = _parse("--mode=import_weights", f"--import_from={tmp_path}/ylg",
+  cfg = run_flags("--mode=import_weights", f"--import_from={tmp_path}/ylg",
                f"--model_dir={model_dir}")
   assert cfg.model == "ylg_sagan" and (cfg.hparams.gf_dim, cfg.hparams.df_dim) == (16, 32)
   run._run_mode(cfg)  # pylint: disable=protected-access
@@ -240,7 +228,7 @@ def test_ylg_checkpoint_is_told_by_its_meta_graph_and_heads_reordered(tmp_path, 
 
 
 @pytest.mark.filterwarnings("ignore:`tf.layers")
-def test_another_format_a_contradicting_width_and_missing_keys(tmp_path, flags_reset):
+def test_another_format_a_contradicting_width_and_missing_keys(tmp_path, run_flags):
   lada = tmp_path / "lada"
   tf.train.Checkpoint(ema_generator=tf.Module(), w=tf.Variable(1.0)).save(str(lada / "ckpt"))
   with pytest.raises(WeightsImportError, match=r"not a TF-GAN SAGAN / YLG estimator checkpoint "
@@ -260,13 +248,13 @@ def test_another_format_a_contradicting_width_and_missing_keys(tmp_path, flags_r
   assert str(e.value).startswith("--gf_dim=8 given, the files have --gf_dim=4 (")
   assert "drop --gf_dim" in str(e.value)
   model_dir = tmp_path / "run"
-  cfg = _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
+  cfg = run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}")
   with pytest.raises(WeightsImportError, match="missing 2 keys: Generator/generator/g_ops/"
                      "sigma_ratio, Discriminator/discriminator/d_block2/sn_conv1/sn_conv1/kernel"):
     weights_import.write_run(cfg, [root])
   assert not weights_import.holds_run(str(model_dir))
   # The classes come from the checkpoint; the dataset must have as many.
-  cfg = _parse("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}",
+  cfg = run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}",
                "--dataset=ffhq", f"--data_dir={tmp_path}")
   with pytest.raises(WeightsImportError, match=r"has 10 classes, --dataset=ffhq has 0: give a "
                      r"dataset with 10 \(cifar10, digits"):
