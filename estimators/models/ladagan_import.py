@@ -43,6 +43,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from estimators.importers import tf_checkpoints
 from estimators.model_registry import ImportResult, ReleasedWeights, WeightsImportError
 
 SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -217,17 +218,10 @@ def _locate(paths):
 
 
 def _reader(prefix):
-  try:
-    reader = tf.train.load_checkpoint(prefix)
-  except (tf.errors.OpError, ValueError) as e:
-    raise WeightsImportError(f"{prefix}: not a TensorFlow checkpoint ({type(e).__name__}); "
-                             f"expected {EXPECTED}") from None
-  keys = reader.get_variable_to_shape_map()
-  if not any(k.startswith("ema_generator/") and k.endswith(SUFFIX) for k in keys):
-    sample = sorted(k for k in keys if k != "_CHECKPOINTABLE_OBJECT_GRAPH")[:3]
-    raise WeightsImportError(f"{prefix}: not a LadaGAN tf.train.Checkpoint (no ema_generator/ "
-                             f"object paths; it holds e.g. {sample}); expected {EXPECTED}")
-  return reader, keys
+  return tf_checkpoints.open_checkpoint(
+      prefix, EXPECTED,
+      lambda keys: any(k.startswith("ema_generator/") and k.endswith(SUFFIX) for k in keys),
+      "a LadaGAN tf.train.Checkpoint (no ema_generator/ object paths")
 
 
 def _scalar(reader, keys, name):

@@ -53,6 +53,7 @@ import numpy as np
 import tensorflow as tf
 
 from data.registry import DATASETS
+from estimators.importers import tf_checkpoints
 from estimators.model_registry import ImportResult, ReleasedWeights, WeightsImportError
 from estimators.models import sagan_networks
 
@@ -138,18 +139,9 @@ def _prefix(paths):
 
 
 def _reader(prefix):
-  try:
-    reader = tf.train.load_checkpoint(prefix)
-  except (tf.errors.OpError, ValueError) as e:
-    raise WeightsImportError(f"{prefix}: not a TensorFlow checkpoint ({type(e).__name__}); "
-                             f"expected {EXPECTED}") from None
-  keys = reader.get_variable_to_shape_map()
-  if G_SCOPE + "g_snh0/dense/kernel" not in keys:
-    sample = sorted(k for k in keys if k != "_CHECKPOINTABLE_OBJECT_GRAPH")[:3]
-    raise WeightsImportError(
-        f"{prefix}: not a TF-GAN SAGAN / YLG estimator checkpoint (no "
-        f"{G_SCOPE}g_snh0/dense/kernel; it holds e.g. {sample}); expected {EXPECTED}")
-  return reader, keys
+  return tf_checkpoints.open_checkpoint(
+      prefix, EXPECTED, lambda keys: G_SCOPE + "g_snh0/dense/kernel" in keys,
+      f"a TF-GAN SAGAN / YLG estimator checkpoint (no {G_SCOPE}g_snh0/dense/kernel")
 
 
 def attention_kind(prefix):
