@@ -30,6 +30,7 @@ from data.sharding import Shard
 
 CAPTIONS_PER_IMAGE = 5
 WORDS_NUM = 12
+EVAL_WORDS_NUM = 20  # AttnGAN cfg/eval_coco.yml TEXT.WORDS_NUM (evaluation, sampling)
 SPLITS = ("train", "test")
 _FILES = {"train": ("captions_train2014.json", "train2014"),
           "test": ("captions_val2014.json", "val2014")}
@@ -140,4 +141,5 @@ SPEC = register(DatasetSpec(
     description="COCO 2014 + 5 captions per image: annotations/captions_{train,val}2014.json, "
                 "train2014/, val2014/ ('test' = val2014, as in AttnGAN)",
     has_captions=True, captions_per_image=CAPTIONS_PER_IMAGE, default_max_words=WORDS_NUM,
+    eval_max_words=EVAL_WORDS_NUM,
     vocabulary=vocabulary))

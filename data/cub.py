@@ -41,6 +41,7 @@ from data.sharding import Shard
 NUM_CLASSES = 200
 CAPTIONS_PER_IMAGE = 10
 WORDS_NUM = 18  # AttnGAN cfg/bird_attn2.yml TEXT.WORDS_NUM
+EVAL_WORDS_NUM = 25  # AttnGAN cfg/eval_bird.yml TEXT.WORDS_NUM (evaluation, sampling)
 SPLITS = ("train", "test")
 LAYOUT = """  <data_dir>/CUB_200_2011/images/<class dir>/<image>.jpg, images.txt, bounding_boxes.txt,
       image_class_labels.txt, train_test_split.txt   (or these directly in <data_dir>)
@@ -227,4 +228,5 @@ SPEC = register(DatasetSpec(
                 "CUB_200_2011/{images/,images.txt,bounding_boxes.txt,image_class_labels.txt,"
                 "train_test_split.txt}, text/<class dir>/<image>.txt, train|test/filenames.pickle",
     has_captions=True, captions_per_image=CAPTIONS_PER_IMAGE, default_max_words=WORDS_NUM,
+    eval_max_words=EVAL_WORDS_NUM,
     vocabulary=vocabulary))

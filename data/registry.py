@@ -45,6 +45,8 @@ class DatasetSpec:
       `all_captions` int32 [K, T] and `all_caption_lengths` [K] (text-to-image sets).
     captions_per_image: K for caption sets (CUB 10, COCO 5), else 0.
     default_max_words: T when the caller gives no max_words (AttnGAN WORDS_NUM), else 0.
+    eval_max_words: T of the captions generated images are evaluated and sampled with (the
+      official eval_*.yml WORDS_NUM); 0 = default_max_words.
     vocabulary: for caption sets, fn(data_dir, **loader options) -> data.text.Vocabulary, the
       word ids the loader uses; save it with the run (`Vocabulary.save`).
   """
@@ -58,6 +60,7 @@ class DatasetSpec:
   has_captions: bool = False
   captions_per_image: int = 0
   default_max_words: int = 0
+  eval_max_words: int = 0
   vocabulary: Optional[Callable[..., object]] = None
 
 

@@ -16,9 +16,9 @@ def batch_moments(x, axes, cross_replica=True):
 
   With `cross_replica`, inside a multi-replica step the moments are those of the GLOBAL batch:
   on TPU through TF-GAN's `cross_replica_moments` (TPUGANEstimator; as SAGAN's TPU runs), under
-  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica sums of x
-  and x^2 (equal per-replica batches, so the mean of means is the global mean). Outside both,
-  or with one replica, it is tf.nn.moments.
+  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica sums of x,
+  x^2 and the row counts (so replicas may hold different numbers of rows: AttnGAN's mismatched
+  pairs). Outside both, or with one replica, it is tf.nn.moments.
   """
   x = tf.cast(x, tf.float32)
   if cross_replica:
@@ -27,10 +27,12 @@ def batch_moments(x, axes, cross_replica=True):
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas > 1:
-      local = tf.stack([tf.reduce_mean(x, axes), tf.reduce_mean(tf.square(x), axes)])  # [2, C]
-      total = context.all_reduce(tf.distribute.ReduceOp.MEAN, local)
-      mean = total[0]
-      return mean, tf.maximum(total[1] - tf.square(mean), 0.0)
+      count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), tf.float32)
+      sums = tf.reduce_sum(x, axes)  # [C]
+      local = tf.stack([sums, tf.reduce_sum(tf.square(x), axes), tf.fill(tf.shape(sums), count)])
+      total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)  # [3, C]
+      mean = total[0] / total[2]
+      return mean, tf.maximum(total[1] / total[2] - tf.square(mean), 0.0)
   return tf.nn.moments(x, axes=axes)
 
 

@@ -17,6 +17,7 @@ run against the DAMSM's (load_damsm's error says what to do).
 G's EMA (0.999, the official code's saved generator) is what evaluation, sampling and export use.
 """
 import concurrent.futures
+import contextlib
 import dataclasses
 import os
 import weakref
@@ -67,6 +68,11 @@ class AttnGANHParams(damsm.DamsmHParams):
   pretrain_damsm_first: bool = hparam(
       False, "Before training, pretrain the DAMSM (--mode=pretrain_damsm with the --damsm_* "
       "flags) when --damsm_dir holds none (the embedded digits job does).", may_change=True)
+  eval_max_words: int = hparam(
+      0, "Words per caption of the captions images are generated from at evaluation, sampling "
+      "and serving (0 = the dataset's: CUB 25, COCO 20, the official eval_bird/eval_coco.yml; "
+      "training keeps --max_words, CUB 18, COCO 12); longer captions are sub-sampled in order.",
+      check=(lambda v: v >= 0, "must be >= 0"), may_change=True)
   damsm_term_class_mask: bool = hparam(
       False, "Official CUB code: same-class non-matching pairs are no negatives in G's L_DAMSM "
       "(needs a dataset with classes).")
@@ -139,24 +145,30 @@ def _non_trainable():
 
 class FrozenTextEncoder(damsm_networks.TextEncoder):
   """The DAMSM text encoder inside G: its variables are created non-trainable; in a TF1 graph
-  with `checkpoint` given they start from the DAMSM checkpoint (init_from_checkpoint, the keys
-  damsm.flat_variables writes), eagerly a GAN checkpoint restores them."""
+  with `checkpoint` given they start from the DAMSM checkpoint (damsm.restoring_from, the keys
+  damsm.flat_variables writes; replica-safe), eagerly a GAN checkpoint restores them."""
 
   def __init__(self, checkpoint=None, **kwargs):
     super().__init__(name="text_encoder", **kwargs)
     self._checkpoint = checkpoint
+    self._config = kwargs
+
+  def _text_keys(self):
+    """The flat key ('text_NNN') of each variable this encoder creates, in creation order."""
+    def build():
+      encoder = damsm_networks.TextEncoder(**self._config)
+      encoder(tf.zeros([1, 2], tf.int32), tf.ones([1], tf.int32))
+      return encoder
+    return damsm.creation_keys(build, damsm.text_variables)
 
   def __call__(self, *args, **kwargs):
     if self.built:
       return super().__call__(*args, **kwargs)
-    with _non_trainable():
-      out = super().__call__(*args, **kwargs)
-    if self._checkpoint and not tf.executing_eagerly():
-      ordered = damsm._ordered_weights(self)  # pylint: disable=protected-access
-      tf.compat.v1.train.init_from_checkpoint(
-          self._checkpoint,
-          {f"text_{i:03d}/.ATTRIBUTES/VARIABLE_VALUE": v for i, v in enumerate(ordered)})
-    return out
+    with contextlib.ExitStack() as scopes:
+      scopes.enter_context(_non_trainable())
+      if self._checkpoint and not tf.executing_eagerly():
+        scopes.enter_context(damsm.restoring_from(self._checkpoint, self._text_keys()))
+      return super().__call__(*args, **kwargs)
 
 
 _IMAGE_ENCODERS = weakref.WeakKeyDictionary()  # graph -> the frozen DAMSM
@@ -180,7 +192,7 @@ def frozen_image_encoder(cfg):
 def test_captions(cfg):
   """Every caption of the test split: {'all_captions' [M, K, T], 'all_caption_lengths' [M, K],
   'labels' [M] (zeros without classes)}, read once per process."""
-  key = (cfg.dataset, cfg.data_dir, cfg.image_size, cfg.model_dir, cfg.max_words,
+  key = (cfg.dataset, cfg.data_dir, cfg.image_size, cfg.model_dir, eval_max_words(cfg),
          cfg.data_options)
   if key not in _HELD_OUT:
     def read():
@@ -313,7 +325,8 @@ class AttnGAN(ModelSpec):
                                     cfg.seed + 12345)
 
   def max_words(self, cfg):
-    return max_words(cfg)
+    """Sampling from caption files: the evaluation length."""
+    return eval_max_words(cfg)
 
   def grid_columns(self, cfg, num):
     return 4 if num % 4 == 0 else 1
@@ -335,8 +348,8 @@ class AttnGAN(ModelSpec):
             tf.image.resize(real, [s, s], method="bilinear", antialias=True) for s in sizes]
 
   def discriminate(self, cfg, discriminator, data_dict, inputs, training):
-    """{'stage_<k>': {'uncond', 'cond'} logits [B]} (+ 'cond_wrong' for real images: image j
-    with the sentence of example j + 1)."""
+    """{'stage_<k>': {'uncond', 'cond'} logits [B]} (+ official weighting, real images:
+    'cond_wrong' [B - 1], image j with the sentence of example j + 1 of the global batch)."""
     if "sentence" in data_dict:  # generated: G's own sentence code
       sentence, wrong = data_dict["sentence"], None
     else:  # real: the same captions through this graph's G's frozen text encoder
@@ -346,18 +359,29 @@ class AttnGAN(ModelSpec):
                          "generator: build the generator first (TF-GAN does)")
       _, sentence = generator.encode_text(tf.cast(inputs["captions"], tf.int32),
                                           tf.cast(inputs["caption_length"], tf.int32))
-      wrong = attngan_losses.wrong_sentences(sentence)
+      wrong = None
+      if cfg.hparams.loss_weighting == "official":
+        every, first = attngan_losses.global_batch(sentence)
+        wrong = attngan_losses.wrong_sentences(every, first, tf.shape(sentence)[0])
     return discriminator(self.stage_images(cfg, data_dict), sentence, wrong, training=training)
 
   # --- losses ---------------------------------------------------------------------------------
   def damsm_term(self, cfg, outputs, class_ids):
-    """lambda-free L_DAMSM of G's last stage against its captions (w0 + w1 + s0 + s1)."""
+    """lambda-free L_DAMSM of G's last stage against its captions (w0 + w1 + s0 + s1), over the
+    global batch (the official code's one-GPU batch) in a multi-replica step."""
     hp = cfg.hparams
     regions, image_global = frozen_image_encoder(cfg).encode_images(outputs["images"])
+    features, _ = attngan_losses.global_batch(
+        {"words": outputs["words"], "sentence": outputs["sentence"], "regions": regions,
+         "image_global": image_global})
+    ids = {"lengths": outputs["caption_length"]}
+    if hp.damsm_term_class_mask:
+      ids["class_ids"] = class_ids
+    ids, _ = attngan_losses.global_batch(ids)  # no gradient path: gathered on their own
     variant = damsm_ops.VARIANTS[hp.damsm_term_variant]
-    return damsm_ops.damsm_loss(outputs["words"], outputs["sentence"], regions, image_global,
-                                outputs["caption_length"],
-                                class_ids if hp.damsm_term_class_mask else None, variant)
+    return damsm_ops.damsm_loss(features["words"], features["sentence"], features["regions"],
+                                features["image_global"], ids["lengths"], ids.get("class_ids"),
+                                variant)
 
   def generator_loss(self, cfg, gan_model):
     hp = cfg.hparams
@@ -385,8 +409,11 @@ class AttnGAN(ModelSpec):
     fake = gan_model.discriminator_gen_outputs
     loss, scalars = 0.0, {}
     for k in range(hp.branch_num):
+      real_k = dict(real[f"stage_{k}"])
+      if "cond_wrong" in real_k:  # the B - 1 pairs of the global batch
+        real_k["cond_wrong"], _ = attngan_losses.global_batch(real_k["cond_wrong"])
       stage, terms = attngan_losses.discriminator_stage_loss(
-          real[f"stage_{k}"], fake[f"stage_{k}"], hp.loss_weighting)
+          real_k, fake[f"stage_{k}"], hp.loss_weighting)
       loss += stage
       scalars[f"discriminator/stage_{k}"] = stage
       scalars[f"discriminator/mean_real_cond_logit_{k}"] = tf.reduce_mean(real[f"stage_{k}"]["cond"])
@@ -450,7 +477,7 @@ class AttnGAN(ModelSpec):
 
   def extra_signatures(self, cfg, generator):
     signatures = dict(super().extra_signatures(cfg, generator))  # 'attention'
-    tokenizer = CaptionTokenizer(run_vocabulary(cfg).words, max_words(cfg))
+    tokenizer = CaptionTokenizer(run_vocabulary(cfg).words, eval_max_words(cfg))
     generator.caption_tokenizer = tokenizer  # tracked by G: saved with the SavedModel
     hp = cfg.hparams
 
@@ -549,23 +576,22 @@ class RPrecisionMetrics:
 
 
 def _load_options(cfg):
-  """data.load options of the run (as estimators.gan_estimator.load_options, which this module
-  cannot import: it imports the models): the run's vocab.txt once written, --max_words."""
+  """data.load options of the evaluation captions (as estimators.gan_estimator.load_options,
+  which this module cannot import: it imports the models): the run's vocab.txt once written,
+  eval_max_words(cfg) words per caption."""
   options = dict(cfg.data_options)
-  options.update(seed=cfg.seed, strict=cfg.strict_data)
+  options.update(seed=cfg.seed, strict=cfg.strict_data, max_words=eval_max_words(cfg))
   vocab = os.path.join(cfg.model_dir, "vocab.txt")
   if os.path.exists(vocab):
     options["vocabulary"] = vocab
-  if cfg.max_words:
-    options["max_words"] = cfg.max_words
   return options
 
 
-def max_words(cfg):
-  """T: words per caption of the run (--max_words, else the dataset's AttnGAN default)."""
-  if cfg.max_words:
-    return cfg.max_words
-  return data.get_spec(cfg.dataset).default_max_words
+def eval_max_words(cfg):
+  """T of the captions at evaluation, sampling and serving: --eval_max_words, else the
+  dataset's (official eval_*.yml: CUB 25, COCO 20), else its training T."""
+  spec = data.get_spec(cfg.dataset)
+  return cfg.hparams.eval_max_words or spec.eval_max_words or spec.default_max_words
 
 
 class CaptionTokenizer(tf.Module):

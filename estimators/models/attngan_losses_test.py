@@ -12,7 +12,7 @@ def _bce(logits, target):
   return float(np.mean(-(target * np.log(p) + (1 - target) * np.log(1 - p))))
 
 
-REAL = {"uncond": [0.5, -1.0, 2.0], "cond": [1.5, 0.2, -0.3], "cond_wrong": [0.7, -2.0, 9.0]}
+REAL = {"uncond": [0.5, -1.0, 2.0], "cond": [1.5, 0.2, -0.3], "cond_wrong": [0.7, -2.0]}
 FAKE = {"uncond": [-0.4, 0.1, 1.2], "cond": [0.3, -1.1, 0.0]}
 
 
@@ -22,7 +22,7 @@ def _tensors(d):
 
 def test_official_discriminator_terms_and_weights():
   loss, terms = attngan_losses.discriminator_stage_loss(_tensors(REAL), _tensors(FAKE))
-  # wrong pairs: real image j with sentence j + 1 for j = 0..B-2 (the last, 9.0, is dropped)
+  # wrong pairs: real image j with sentence j + 1 for j = 0..B-2: B - 1 logits, their mean
   wrong = _bce([0.7, -2.0], 0)
   expected = ((_bce(REAL["uncond"], 1) + _bce(REAL["cond"], 1)) / 2
               + (_bce(FAKE["uncond"], 0) + _bce(FAKE["cond"], 0) + wrong) / 3)
@@ -31,7 +31,7 @@ def test_official_discriminator_terms_and_weights():
 
 
 def test_paper_weighting_has_no_mismatched_term_and_half_factors():
-  real = dict(REAL, cond_wrong=[100.0, 100.0, 100.0])  # ignored by eq. 5
+  real = dict(REAL, cond_wrong=[100.0, 100.0])  # ignored by eq. 5
   loss, terms = attngan_losses.discriminator_stage_loss(_tensors(real), _tensors(FAKE), "paper")
   expected = 0.5 * (_bce(REAL["uncond"], 1) + _bce(FAKE["uncond"], 0) + _bce(REAL["cond"], 1)
                     + _bce(FAKE["cond"], 0))
@@ -46,10 +46,21 @@ def test_paper_weighting_has_no_mismatched_term_and_half_factors():
     attngan_losses.generator_stage_loss(_tensors(FAKE), "other")
 
 
-def test_wrong_sentences_pair_each_row_with_the_next_example():
-  sentence = tf.constant([[0.0], [1.0], [2.0]])
+def test_wrong_sentences_pair_each_row_with_the_next_example_b_minus_1_rows():
+  sentence = tf.constant([[0.0], [1.0], [2.0], [3.0]])  # the global batch, B = 4
   np.testing.assert_array_equal(attngan_losses.wrong_sentences(sentence).numpy(),
-                                [[1.0], [2.0], [0.0]])
+                                [[1.0], [2.0], [3.0]])  # official conditions[1:B]
+  # Two replicas of 2 rows: the first pairs its rows 0, 1 with sentences 1, 2; the second has
+  # only row 2 paired (with sentence 3): together the one-device pairs.
+  np.testing.assert_array_equal(attngan_losses.wrong_sentences(sentence, 0, 2).numpy(),
+                                [[1.0], [2.0]])
+  np.testing.assert_array_equal(attngan_losses.wrong_sentences(sentence, 2, 2).numpy(), [[3.0]])
+
+
+def test_global_batch_outside_a_strategy_is_the_batch_itself():
+  value = {"a": tf.constant([[1.0], [2.0]])}
+  gathered, first = attngan_losses.global_batch(value)
+  assert gathered is value and first == 0
 
 
 def test_kl_against_hand_computation():

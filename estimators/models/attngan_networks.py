@@ -202,12 +202,15 @@ class StageDiscriminator(tf.keras.layers.Layer):
     self.cond = conv(1, 4, "cond_logits", strides=4, use_bias=True, padding="valid")
 
   def call(self, images, sentence, wrong_sentence=None, training=False):
-    """{'uncond', 'cond'} logits [B] (+ 'cond_wrong': image i with wrong_sentence i)."""
+    """{'uncond', 'cond'} logits [B] (+ 'cond_wrong' [n]: image i with wrong_sentence i for the
+    n <= B rows of wrong_sentence; official COND_DNET(real_features[:B-1], conditions[1:B]):
+    only those rows enter its BN statistics)."""
     code = self.code(images, training=training)
     logits = {"uncond": self.unconditional(code),
               "cond": self.conditional(code, sentence, training=training)}
     if wrong_sentence is not None:
-      logits["cond_wrong"] = self.conditional(code, wrong_sentence, training=training)
+      rows = tf.shape(wrong_sentence)[0]
+      logits["cond_wrong"] = self.conditional(code[:rows], wrong_sentence, training=training)
     return logits
 
   def code(self, images, training=False):
@@ -245,6 +248,6 @@ class Discriminator(tf.keras.Model):
 
   def call(self, stage_images, sentence, wrong_sentence=None, training=False):
     """stage_images: list of [B, s_k, s_k, 3]. Returns {'stage_<k>': {'uncond', 'cond'[,
-    'cond_wrong']}} logits [B] ('cond_wrong': image i with `wrong_sentence` i)."""
+    'cond_wrong']}} logits [B] ('cond_wrong' [n]: image i with `wrong_sentence` [n, D] i)."""
     return {f"stage_{k}": stage(images, sentence, wrong_sentence, training=training)
             for k, (stage, images) in enumerate(zip(self.stages, stage_images))}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators.models import attngan_networks, damsm_networks
+from estimators.models import attngan_losses, attngan_networks, damsm_networks
 
 
 def _generator(image_size=32, branch_num=3, vocab=20):
@@ -78,10 +78,10 @@ def test_discriminator_layout_follows_d_net64_128_256(size, blocks, widths):
 def test_discriminator_returns_the_matching_structure():
   d = attngan_networks.Discriminator(32, branch_num=2, ndf=2)
   images = [tf.zeros([3, 16, 16, 3]), tf.zeros([3, 32, 32, 3])]
-  out = d(images, tf.ones([3, 6]), tf.zeros([3, 6]), training=True)
+  out = d(images, tf.ones([3, 6]), tf.zeros([2, 6]), training=True)
   assert sorted(out) == ["stage_0", "stage_1"]
   assert sorted(out["stage_1"]) == ["cond", "cond_wrong", "uncond"]
-  assert all(v.shape == (3,) for v in out["stage_0"].values())
+  assert out["stage_0"]["cond"].shape == (3,) and out["stage_0"]["cond_wrong"].shape == (2,)
   assert "cond_wrong" not in d(images, tf.ones([3, 6]))["stage_0"]
 
 
@@ -90,3 +90,40 @@ def test_sizes_that_cannot_be_built_are_named():
   assert attngan_networks.check_sizes(256, 3) is None
   assert "power-of-two" in attngan_networks.check_sizes(48, 2)
   assert "power-of-two" in attngan_networks.check_sizes(16, 3)  # first stage 4 px
+
+
+def _leaky(x):
+  return np.where(x > 0, x, 0.2 * x)
+
+
+def test_mismatched_pairs_run_on_b_minus_1_rows_with_their_own_bn_statistics():
+  """Official COND_DNET(real_features[:B-1], conditions[1:B]) in training mode: the joint BN
+  normalises over those B - 1 rows only (numpy below) and its moving statistics take them after
+  the matching pairs' B rows (PyTorch momentum 0.1)."""
+  rng = np.random.RandomState(0)
+  batch, dim = 4, 6
+  stage = attngan_networks.StageDiscriminator(16, ndf=2)
+  images = tf.constant(rng.uniform(-1, 1, [batch, 16, 16, 3]), tf.float32)
+  sentence = rng.standard_normal([batch, dim]).astype(np.float32)
+  wrong = attngan_losses.wrong_sentences(tf.constant(sentence))  # [B - 1, D]
+  out = stage(images, tf.constant(sentence), wrong, training=True)
+  assert out["cond_wrong"].shape == (batch - 1,)
+
+  def conditional(rows, sentences):  # numpy: conv -> BN over the rows given -> LReLU -> conv
+    tiled = np.tile(sentences[:, None, None, :], [1, 4, 4, 1])
+    joint = stage.joint_conv(tf.constant(np.concatenate([code[:rows], tiled], -1))).numpy()
+    mean, var = joint.mean((0, 1, 2)), joint.var((0, 1, 2))
+    bn = stage.joint_bn
+    x = _leaky(bn.gamma.numpy() * (joint - mean) / np.sqrt(var + 1e-5) + bn.beta.numpy())
+    kernel, bias = (w.numpy() for w in stage.cond.weights)
+    return np.einsum("bhwc,hwc->b", x, kernel[..., 0]) + bias[0], mean, var
+  code = stage.code(images, training=True).numpy()  # as in the call: the B images' statistics
+  expected, mean_wrong, var_wrong = conditional(batch - 1, sentence[1:])
+  np.testing.assert_allclose(out["cond_wrong"].numpy(), expected, rtol=1e-4, atol=1e-5)
+  # Normalising over all B rows (the wrap-around pair included) gives other logits.
+  padded = np.concatenate([sentence[1:], sentence[:1]])
+  all_rows, _, _ = conditional(batch, padded)
+  assert np.abs(all_rows[:batch - 1] - expected).max() > 1e-3
+  _, mean_real, _ = conditional(batch, sentence)
+  moving = 0.9 * (0.1 * mean_real) + 0.1 * mean_wrong  # matching pairs first, then wrong
+  np.testing.assert_allclose(stage.joint_bn.moving_mean.numpy(), moving, rtol=1e-4, atol=1e-6)

@@ -256,3 +256,29 @@ def test_the_registry_hooks_attngan_uses_default_to_nothing(monkeypatch, tmp_pat
   assert [b.tolist() for b in evaluation._feeding(recorder, inputs, iter(batches), 2)] == [  # pylint: disable=protected-access
       [10, 11], [12, 13], [14]]
   assert recorder.seen == [([0, 1], [10, 11]), ([2, 3], [12, 13]), ([4], [14])]
+
+
+def _is_subsequence(short, long):
+  it = iter(long)
+  return all(any(w == v for v in it) for w in short)
+
+
+def test_evaluation_captions_keep_the_official_evaluation_length(tmp_path):
+  """Official eval_bird.yml / eval_coco.yml: WORDS_NUM 25 / 20 at evaluation, while training
+  keeps 18 / 12; --eval_max_words sets it (longer captions sub-sampled, order kept)."""
+  assert (data.get_spec("cub").default_max_words, data.get_spec("cub").eval_max_words) == (18, 25)
+  assert (data.get_spec("coco").default_max_words, data.get_spec("coco").eval_max_words) == (
+      12, 20)
+  full_cfg = tiny_config(tmp_path / "a", **TINY)
+  assert attngan.eval_max_words(full_cfg) == 16  # digits_captions: its training length
+  full = attngan.test_captions(full_cfg)
+  short = attngan.test_captions(tiny_config(tmp_path / "b", **TINY, eval_max_words=8))
+  assert full["all_captions"].shape[-1] == 16 and short["all_captions"].shape[-1] == 8
+  lengths, short_lengths = full["all_caption_lengths"], short["all_caption_lengths"]
+  assert lengths.max() > 8 and short_lengths.max() == 8
+  np.testing.assert_array_equal(short_lengths, np.minimum(lengths, 8))
+  for ids, kept in zip(full["all_captions"].reshape(-1, 16), short["all_captions"].reshape(-1, 8)):
+    assert _is_subsequence(kept[kept > 0], ids[ids > 0])
+  tokenizer_words = get_model("attngan").max_words(tiny_config(tmp_path / "c", **TINY,
+                                                               eval_max_words=20))
+  assert tokenizer_words == 20

@@ -10,7 +10,7 @@ Public surface (AttnGAN's module inherits `DamsmHParams` and lists `pretrain` in
 The DAMSM directory (`--damsm_dir`, default <model_dir>/damsm) holds:
   ckpt-<epoch>.index/.data-*, checkpoint   the encoders (+ Adam and the epoch, for resume); every
       encoder variable is saved under a flat key `text_NNN` / `image_NNN` in a fixed order
-      (`_ordered_weights`), so a TF1 graph can restore them by name (init_from_checkpoint)
+      (`ordered_weights`), so a TF1 graph can restore them by key (`restoring_from`)
   vocab.txt            the vocabulary the text encoder's ids index (data.text.Vocabulary)
   damsm_config.json    encoder choice (and its Inception: 'keras' or 'torchvision'), dimensions, vocabulary size and sha256, image weights
       source, loss variant, and the name and shape of every saved variable
@@ -30,7 +30,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -204,7 +204,7 @@ def _leaf_layers(layer):
   return [leaf for child in children for leaf in _leaf_layers(child)]
 
 
-def _ordered_weights(model):
+def ordered_weights(model):
   """Every variable of `model` in a fixed order: Keras' `weights` order changes when layers are
   frozen (the BN modes), this one does not."""
   seen, out = set(), []
@@ -221,9 +221,13 @@ def _ordered_weights(model):
 
 def flat_variables(text_encoder, image_encoder) -> Dict[str, tf.Variable]:
   """{'text_NNN' | 'image_NNN': variable}: the checkpoint keys of the encoders."""
-  out = {f"text_{i:03d}": v for i, v in enumerate(_ordered_weights(text_encoder))}
-  out.update({f"image_{i:03d}": v for i, v in enumerate(_ordered_weights(image_encoder))})
-  return out
+  return {**text_variables(text_encoder),
+          **{f"image_{i:03d}": v for i, v in enumerate(ordered_weights(image_encoder))}}
+
+
+def text_variables(text_encoder) -> Dict[str, tf.Variable]:
+  """{'text_NNN': variable}: the checkpoint keys of a text encoder (also G's frozen one)."""
+  return {f"text_{i:03d}": v for i, v in enumerate(ordered_weights(text_encoder))}
 
 
 def _variable_table(flat):
@@ -245,6 +249,56 @@ def checkpoint_sha256(prefix: str) -> str:
 
 def vocabulary_sha256(vocab: text_lib.Vocabulary) -> str:
   return "sha256:" + hashlib.sha256(("\n".join(vocab.words) + "\n").encode()).hexdigest()
+
+
+def checkpoint_key(flat_key: str) -> str:
+  """The key a tf.train.Checkpoint(**flat) stores `flat_key` ('text_000') under."""
+  return f"{flat_key}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def creation_keys(build: Callable, keys_of: Callable) -> List[Optional[str]]:
+  """The flat checkpoint key of each variable `build()` creates, in creation order (None: one
+  the checkpoint does not hold); `keys_of(build())` is {flat key: variable}. Found by building
+  once in a scratch graph (Keras' `weights` order is not its creation order)."""
+  created = []
+
+  def record(next_creator, **kwargs):
+    created.append(next_creator(**kwargs))
+    return created[-1]
+  with tf.Graph().as_default(), tf.variable_creator_scope(record):
+    key_of = {id(v): k for k, v in keys_of(build()).items()}
+  return [key_of.get(id(v)) for v in created]
+
+
+def restoring_from(prefix: str, keys: Sequence[Optional[str]]):
+  """A creator scope for a TF1 graph: the i-th variable created inside starts from the value
+  checkpoint `prefix` holds under keys[i] (its initial value reads the checkpoint, so the
+  graph's initialiser loads it and a later Saver restore overrides it).
+
+  Unlike tf.compat.v1.train.init_from_checkpoint this makes no merge_call: under a
+  tf.distribute strategy every replica would have to make that call at the same point, and the
+  replica that made it alone paused half-way through building G while the next replica built
+  the rest and got the wrong variables (README: AttnGAN under --distribution=mirrored)."""
+  shapes = dict(tf.train.list_variables(prefix))
+  pending = list(keys)
+
+  def creator(next_creator, **kwargs):
+    if not pending:
+      raise DamsmMismatchError(f"the encoders create more variables than the {len(keys)} "
+                               f"restored from {prefix}")
+    key = pending.pop(0)
+    if key is not None:
+      dtype = tf.as_dtype(kwargs.get("dtype") or tf.float32).base_dtype
+      shape = shapes[checkpoint_key(key)]
+
+      def initial_value():
+        with tf.device("/cpu:0"):  # RestoreV2 runs on the CPU (as init_from_checkpoint's)
+          value = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[checkpoint_key(key)],
+                                       shape_and_slices=[""], dtypes=[dtype])[0]
+        return tf.ensure_shape(value, shape)
+      kwargs["initial_value"] = initial_value
+    return next_creator(**kwargs)
+  return tf.variable_creator_scope(creator)
 
 
 # --- the restored DAMSM ------------------------------------------------------------------------
@@ -312,9 +366,9 @@ def load_damsm(damsm_dir: str, vocab: Optional[text_lib.Vocabulary] = None,
   """The DAMSM saved in `damsm_dir` (its latest checkpoint, or `checkpoint`), frozen.
 
   Eagerly the weights are restored at once. Inside a TF1 graph (an estimator's model_fn) the
-  encoders' variables are created in that graph with initialisers that read the checkpoint
-  (tf.compat.v1.train.init_from_checkpoint), so the graph's variable initialiser (the
-  estimator's Scaffold) loads them; they are not trainable.
+  encoders' variables are created in that graph with initial values that read the checkpoint
+  (`restoring_from`), so the graph's variable initialiser (the estimator's Scaffold) loads
+  them, in every replica of a tf.distribute strategy; they are not trainable.
 
   Args:
     vocab: the vocabulary the caller's token ids use; it must equal the DAMSM's.
@@ -342,12 +396,18 @@ def load_damsm(damsm_dir: str, vocab: Optional[text_lib.Vocabulary] = None,
         f"no DAMSM checkpoint in {damsm_dir!r}: run --mode=pretrain_damsm first (it may have "
         f"stopped before its first epoch ended), or pass --damsm_dir")
   graph_mode = not tf.executing_eagerly()
-  text_encoder, image_encoder = build_encoders(config)
+  if graph_mode:  # initial values read from the checkpoint (no merge_call: replica-safe)
+    keys = creation_keys(lambda: build_encoders(dict(config, inception_weights_path=None)),
+                         lambda encoders: flat_variables(*encoders))
+    with restoring_from(prefix, keys):
+      text_encoder, image_encoder = build_encoders(config)
+  else:
+    text_encoder, image_encoder = build_encoders(config)
   flat = flat_variables(text_encoder, image_encoder)
   saved = dict(tf.train.list_variables(prefix))
   expected = config["variables"]
   for key, var in flat.items():
-    ckpt_key = f"{key}/.ATTRIBUTES/VARIABLE_VALUE"
+    ckpt_key = checkpoint_key(key)
     if key not in expected or ckpt_key not in saved or list(saved[ckpt_key]) != list(var.shape):
       raise DamsmMismatchError(
           f"DAMSM checkpoint {prefix} does not hold variable {key} ({var.name}, shape "
@@ -363,8 +423,6 @@ def load_damsm(damsm_dir: str, vocab: Optional[text_lib.Vocabulary] = None,
       trainable = tf.compat.v1.get_collection_ref(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
       if var in trainable:
         trainable.remove(var)
-    tf.compat.v1.train.init_from_checkpoint(
-        prefix, {f"{k}/.ATTRIBUTES/VARIABLE_VALUE": v for k, v in flat.items()})
   else:
     tf.train.Checkpoint(**flat).read(prefix).expect_partial().assert_existing_objects_matched()
   return Damsm(text_encoder, image_encoder, saved_vocab, config, prefix,
