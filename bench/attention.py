@@ -65,7 +65,7 @@ def _extrapolate(points, size):
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--sizes", default="32,64,128", help="feature-map sizes H = W, ascending")
-  p.add_argument("--layers", default=",".join(LAYERS))
+  p.add_argument("--layers", default=",".join(LAYERS), help=f"some of {', '.join(LAYERS)}")
   p.add_argument("--batch", type=int, default=8)
   p.add_argument("--channels", type=int, default=256)
   p.add_argument("--steps", type=int, default=3, help="timed steps after the tracing step")
@@ -73,6 +73,9 @@ def main(argv=None):
                  help="skip runs estimated above this (default: half of MemAvailable)")
   p.add_argument("--one", nargs=2, metavar=("LAYER", "SIZE"), help=argparse.SUPPRESS)
   args = p.parse_args(argv)
+  unknown = [name for name in args.layers.split(",") if name not in LAYERS]
+  if unknown:  # before any subprocess runs (a child would fail on it after the others ran)
+    p.error(f"--layers: unknown {', '.join(map(repr, unknown))}; choose among {', '.join(LAYERS)}")
   if args.one:
     print(json.dumps(run_one(args.one[0], int(args.one[1]), args.batch, args.channels,
                              args.steps)))

@@ -85,3 +85,10 @@ def test_non_integer_size_is_refused_before_any_run(fake_runs):
   with pytest.raises(ValueError):
     attention.main(["--sizes=32,big", "--mem_budget_gb=1"])
   assert fake_runs == []
+
+
+def test_an_unknown_layer_is_refused_before_any_run(fake_runs, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    attention.main(["--layers=ylg_sparse,ylg_sprase", "--sizes=32"])
+  assert exit_info.value.code == 2 and not fake_runs  # nothing measured
+  assert "unknown 'ylg_sprase'; choose among sagan_1head" in capsys.readouterr().err

@@ -145,19 +145,23 @@ def format_table(runs, loop_rate, size, num_images):
   """The result table's lines. runs: {(name, "pipeline" | "bare"): {"count": images per pass,
   "rate": [images/s per pass], "cpu": [CPU ms per image per pass]}}, in row order;
   loop_rate: images/s of the Python loop over num_images files."""
+  names = list(dict.fromkeys(n for n, _ in runs))
+  head, loop = f"pipeline ({size} px unless noted)", "bare decode loop (Python, 1 thread)"
+  width = max(len(label) for label in names + [head, loop])  # the longest label fits
   lines = [
-      f"{'pipeline (' + str(size) + ' px unless noted)':38s} {'images':>6s} | "
+      f"{head:{width}s} {'images':>6s} | "
       f"{'img/s best':>10s} {'median':>6s} {'cpu ms':>6s} | {'bare best':>9s} {'median':>6s} "
       f"{'cpu ms':>6s} | {'ratio':>5s} {'cpu ratio':>9s}"]
-  for name in dict.fromkeys(n for n, _ in runs):
+  for name in names:
     p, b = runs[(name, "pipeline")], runs[(name, "bare")]
     cpu, bare_cpu = statistics.median(p["cpu"]), statistics.median(b["cpu"])
     lines.append(
-        f"{name:38s} {p['count']:6d} | {max(p['rate']):10.0f} {statistics.median(p['rate']):6.0f} "
-        f"{cpu:6.2f} | {max(b['rate']):9.0f} {statistics.median(b['rate']):6.0f} "
-        f"{bare_cpu:6.2f} | {max(p['rate']) / max(b['rate']):5.2f} {bare_cpu / cpu:9.2f}")
+        f"{name:{width}s} {p['count']:6d} | {max(p['rate']):10.0f} "
+        f"{statistics.median(p['rate']):6.0f} {cpu:6.2f} | {max(b['rate']):9.0f} "
+        f"{statistics.median(b['rate']):6.0f} {bare_cpu:6.2f} | "
+        f"{max(p['rate']) / max(b['rate']):5.2f} {bare_cpu / cpu:9.2f}")
   lines.append(
-      f"{'bare decode loop (Python, 1 thread)':38s} {num_images:6d} | {loop_rate:10.0f}"
+      f"{loop:{width}s} {num_images:6d} | {loop_rate:10.0f}"
       f"   imagenet (DCT downscale) pipeline best / loop best: "
       f"{max(runs[('imagenet TFRecord shards', 'pipeline')]['rate']) / loop_rate:.2f}")
   return lines

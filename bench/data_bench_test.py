@@ -44,7 +44,8 @@ def test_table_gives_best_median_cpu_and_ratios():
   # best 300, median 200, CPU 3.00 ms; bare best 600, median 500, 1.50 ms; 300/600, 1.5/3.0
   assert lines[1].split() == ["imagenet", "TFRecord", "shards", "192", "|", "300", "200", "3.00",
                               "|", "600", "500", "1.50", "|", "0.50", "0.50"]
-  assert lines[1].index("192") == 38 + 1 + 3  # name padded to 38, count right-aligned in 6
+  width = len("bare decode loop (Python, 1 thread)")  # the longest label here: 35
+  assert lines[1].index("192") == width + 1 + 3  # name padded, count right-aligned in 6
   # one pass each: 4000 / 8000 img/s, 0.25 / 0.10 CPU ms -> ratios 0.50 and 0.40
   assert lines[2].split() == ["CIFAR-10", "binary", "(32", "px,", "cached)", "1920", "|", "4000",
                               "4000", "0.25", "|", "8000", "8000", "0.10", "|", "0.50", "0.40"]
@@ -71,3 +72,13 @@ def test_write_files_writes_every_layout_at_imagenet_sizes(tmp_path):
   # 5 CIFAR batches of 10 * 5 // 5 = 10 records of 1 label byte + 32 * 32 * 3 pixels
   assert [os.path.getsize(os.path.join(dirs["cifar"], f"data_batch_{b}.bin"))
           for b in range(1, 6)] == [10 * 3073] * 5
+
+
+def test_a_label_longer_than_the_others_widens_the_column_and_the_bars_align():
+  long_name = "  same, TF-GAN exact pixels (the default)"  # 41 characters, one of the real rows
+  runs = {(name, kind): {"count": 8, "rate": [10.0], "cpu": [1.0]}
+          for name in ("imagenet TFRecord shards", long_name) for kind in ("pipeline", "bare")}
+  lines = data_bench.format_table(runs, loop_rate=5.0, size=128, num_images=8)
+  bars = {tuple(i for i, c in enumerate(line) if c == "|")[:1] for line in lines}
+  assert bars == {(len(long_name) + 1 + 6 + 1,)}  # the first bar of every row in one column
+  assert lines[2].startswith(long_name + " ")

@@ -1,6 +1,6 @@
 """Benchmark of the evaluation pipeline: throughput overhead and memory growth with sample count.
 
-  python bench/eval.py [--inception_path=DIR] [--tfhub_cache_dir=DIR] [--throughput_samples=512]
+  python bench/eval.py [--inception_path=DIR] [--tfhub_cache_dir=DIR] [--throughput_samples=256]
                        [--memory_samples=5000,50000]
 
 1. Throughput: images/s through the classifier alone (resize to 299 + forward) and through

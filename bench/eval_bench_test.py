@@ -2,6 +2,7 @@
 given subprocess results, and its pure helpers (no classifier is built, nothing is timed)."""
 import math
 import os
+import re
 import subprocess
 import types
 
@@ -35,6 +36,10 @@ def test_defaults_are_the_documented_full_settings():
   assert (fv.throughput_samples, fv.rounds, fv.batch_size, fv.image_size) == (256, 2, 64, 32)
   assert fv.parts == ["memory", "throughput"] and fv.memory_child == 0
   assert fv.inception_path is None
+  # the usage line's example values are the defaults
+  for name in ("throughput_samples", "memory_samples"):
+    shown = re.search(rf"--{name}=([\d,]+)", eval_bench.__doc__).group(1)
+    assert shown == ",".join(map(str, np.atleast_1d(fv[name].value))), name
 
 
 def test_quick_preset_is_smaller_and_keeps_the_subset_within_the_smallest_run():

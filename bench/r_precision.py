@@ -64,15 +64,40 @@ def _captions(rng, n):
   return ids, lengths
 
 
+PER_IMAGE = 10  # captions per image (CUB's)
+NUM_CLASSES = 50
+NEGATIVES = 99  # both protocols: the true caption + 99 mismatching ones
+
+
+def pool_keys_of(pool):
+  """{'image_ids', 'class_ids'}: [pool] each caption's image (10 captions each) and class."""
+  images = np.arange(pool) // PER_IMAGE
+  return {"image_ids": images, "class_ids": images % NUM_CLASSES}
+
+
+def pool_problem(pool):
+  """Why a pool of `pool` captions cannot score the queries, or None: every query draws 99
+  captions of other images ('paper') and of other classes ('dmgan') from it."""
+  for name, keys in pool_keys_of(pool).items():
+    fewest = pool - int(np.bincount(keys).max())  # mismatching captions of the worst key
+    if fewest < NEGATIVES:
+      smallest = next(p for p in range(pool, 100 * pool + 1000)
+                      if all(p - int(np.bincount(k).max()) >= NEGATIVES
+                             for k in pool_keys_of(p).values()))
+      return (f"--pool={pool} is too small: a query needs {NEGATIVES} mismatching captions "
+              f"and the pool holds {fewest} with another {name[:-4]}; use --pool={smallest} "
+              "or more")
+  return None
+
+
 def child(num_images):
   """Scores num_images generated images; prints 'peak_kb seconds mean_paper mean_dmgan'."""
   from estimators.models import damsm  # pylint: disable=import-outside-toplevel
   model = _tiny_damsm()
   rng = np.random.RandomState(0)
   pool_ids, pool_lengths = _captions(rng, FLAGS.pool)
-  per_image = 10
-  pool_keys = {"image_ids": np.arange(FLAGS.pool) // per_image,
-               "class_ids": (np.arange(FLAGS.pool) // per_image) % 50}
+  per_image = PER_IMAGE
+  pool_keys = pool_keys_of(FLAGS.pool)
 
   def batches():
     for start in range(0, num_images, FLAGS.batch_size):
@@ -91,6 +116,9 @@ def child(num_images):
 
 def main(argv):
   del argv
+  problem = pool_problem(FLAGS.pool)
+  if problem:  # before any child starts (each would fail on its first batch)
+    raise app.UsageError(problem)
   if FLAGS.child:
     child(FLAGS.child)
     return

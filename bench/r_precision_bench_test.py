@@ -2,6 +2,7 @@
 random captions, and the table from given subprocess results (no DAMSM is built)."""
 import os
 import subprocess
+import sys
 import types
 
 from absl import flags
@@ -71,3 +72,19 @@ def test_table_from_the_child_results(monkeypatch, capsys):
       "|---:|---:|---:|---:|---:|---:|",
       "| 300 | 600 | 1.000 | 12.5 | 0.0100 | 0.0133 |",
       "| 3,000 | 620 | 1.033 | 101.0 | 0.0110 | 0.0099 |"]  # 620 / 600
+
+
+def test_a_pool_too_small_for_99_negatives_is_refused_before_any_child():
+  problem = r_precision_bench.pool_problem(50)
+  # 50 captions of 5 images: 40 belong to other images, far from the 99 negatives a query needs
+  assert problem == ("--pool=50 is too small: a query needs 99 mismatching captions and the "
+                     "pool holds 40 with another image; use --pool=109 or more")
+  assert r_precision_bench.pool_problem(109) is None  # 11 images: 99 captions of the others
+  assert "another image" in r_precision_bench.pool_problem(108)
+  assert r_precision_bench.pool_problem(30_000) is None and r_precision_bench.pool_problem(
+      3000) is None  # the presets
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  proc = subprocess.run([sys.executable, "-m", "bench.r_precision", "--pool=50", "--images=10"],
+                        cwd=root, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "use --pool=109 or more" in proc.stderr + proc.stdout
+  assert "Traceback" not in proc.stderr  # refused by the parent, no child ran and failed

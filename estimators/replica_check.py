@@ -2,6 +2,15 @@
 
   python -m estimators.replica_check                 # every local GPU (2 logical CPUs if none)
   python -m estimators.replica_check --cpu_devices=2 --json=out.json
+  python -m estimators.replica_check --model=ladagan --set=g_dim=32 --set=d_dim=16
+  python -m estimators.replica_check --model=attngan --set=damsm_dir=DIR ...   # any model
+
+Any registered model: --model picks it, --dataset the data (default: the first of the embedded
+sets the model accepts), --set=NAME=VALUE any run setting or hyperparameter (typed as the
+field it sets; estimators.testing.tiny_config's small widths otherwise). The model's `prepare`
+runs first, with --root as its model_dir. Files a model reads must be the same for both runs:
+AttnGAN needs --set=damsm_dir=DIR (a pretrained DAMSM, or an empty DIR with
+--set=pretrain_damsm_first=true, which pretrains one there first).
 
 Both runs start from the same checkpoint (written by the one-device run at step 0), read the
 same examples in the same order with the same per-example noise, and take one in-graph step
@@ -82,7 +91,7 @@ def one_step_comparison(cfg, dataset_fn, root, reference=None):
   after_multi = _variables(os.path.join(multi.model_dir, "model.ckpt-1"))
   gradients = {}
   for net, slot in (("Generator", "generator_adam"), ("Discriminator", "discriminator_adam")):
-    # beta1 = 0 (SAGAN), so Adam's first slot after one step IS the gradient.
+    # Adam's first slot after one step is (1 - beta1) x the gradient (beta1 = 0: SAGAN's).
     names = [n for n in after_one if n.startswith(net + "/") and n.endswith("/" + slot)]
     scale = max(float(np.abs(after_one[n]).max()) for n in names)
     worst = max(float(np.abs(after_one[n] - after_multi[n]).max()) for n in names)
@@ -104,19 +113,79 @@ def one_step_comparison(cfg, dataset_fn, root, reference=None):
   losses_one = {t: v for t, v in _scalars(one.model_dir, 1).items() if t in LOSS_TAGS}
   losses_multi = {t: v for t, v in _scalars(multi.model_dir, 1).items() if t in LOSS_TAGS}
   return dict(losses={"one_device": losses_one, "multi": losses_multi}, gradients=gradients,
-              bn_moving_statistics=bn,
+              bn_moving_statistics=bn, variables=_largest_differences(after_one, after_multi),
               missing_in_multi=sorted(set(after_one) - set(after_multi)),
               cross_replica_bn=cfg.cross_replica_bn, distribution=cfg.distribution)
 
 
-def _digits_dataset_fn(num=64):
-  """A fixed, in-memory slice of the digits set (no shuffling noise between the runs)."""
+def _largest_differences(reference, compared):
+  """{variable: max |compared - reference| / max(max |reference|, 1e-6)} over every variable
+  both hold (weights, BN statistics, EMA shadows, optimiser slots), with the worst named."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  relative = {}
+  for name in sorted(set(reference) & set(compared)):
+    a, b = np.asarray(reference[name], np.float64), np.asarray(compared[name], np.float64)
+    if a.size:
+      relative[name] = float(np.abs(a - b).max() / max(float(np.abs(a).max()), 1e-6))
+  worst = max(relative, key=relative.get) if relative else None
+  return dict(relative=relative, worst=worst, worst_relative=relative.get(worst, 0.0))
+
+
+def _dataset_fn(dataset="digits", image_size=32, num=64):
+  """A fixed, in-memory slice of a dataset's training split, every field of its elements (no
+  shuffling noise between the runs)."""
   import data  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  elements = list(data.load("digits", split="train", image_size=32, seed=0).take(num))
-  images = tf.stack([e["images"] for e in elements]).numpy()
-  labels = tf.stack([e["labels"] for e in elements]).numpy()
-  return lambda: tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+  elements = list(data.load(dataset, split="train", image_size=image_size, seed=0).take(num))
+  arrays = {k: tf.stack([e[k] for e in elements]).numpy() for k in elements[0]}
+  return lambda: tf.data.Dataset.from_tensor_slices(arrays)
+
+
+_digits_dataset_fn = _dataset_fn  # the SAGAN default (precision_test uses it)
+
+EMBEDDED_DATASETS = ("digits", "digits_captions")
+
+
+def default_dataset(model, image_size, hparams):
+  """The first embedded dataset `model` accepts at `image_size` with `hparams` (no
+  downloads)."""
+  import data  # pylint: disable=import-outside-toplevel
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  spec = get_model(model)
+  problems = {}
+  for name in EMBEDDED_DATASETS:
+    problems[name] = spec.validate(hparams, image_size, data.get_spec(name))
+    if problems[name] is None:
+      return name
+  raise ValueError(f"--model={model} takes none of {EMBEDDED_DATASETS} at {image_size} px "
+                   f"({problems}); pass --dataset and --image_size")
+
+
+def parse_settings(model, pairs):
+  """{name: value} of NAME=VALUE strings, each a run setting (GANConfig) or a hyperparameter of
+  `model`, converted to that field's type."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from estimators.config import GANConfig  # pylint: disable=import-outside-toplevel
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  fields = {f.name: f for f in dataclasses.fields(GANConfig)}
+  fields.update({f.name: f for f in dataclasses.fields(get_model(model).hparams_class)})
+  out = {}
+  for pair in pairs:
+    name, sep, text = pair.partition("=")
+    if not sep or name not in fields:
+      raise ValueError(f"--set={pair!r}: expected NAME=VALUE with NAME a run setting or a "
+                       f"{model} hyperparameter")
+    kind = fields[name].type
+    kind = {"bool": bool, "int": int, "float": float, "str": str}.get(kind, kind)
+    if kind is bool:
+      if text.lower() not in ("1", "0", "true", "false"):
+        raise ValueError(f"--set={pair!r}: {name} takes true or false")
+      out[name] = text.lower() in ("1", "true")
+    elif kind in (int, float, str):
+      out[name] = kind(text)
+    else:
+      raise ValueError(f"--set={pair!r}: {name} ({kind}) cannot be set from the command line")
+  return out
 
 
 def main(argv=None):
@@ -126,21 +195,34 @@ def main(argv=None):
   parser.add_argument("--distribution", default="mirrored")
   parser.add_argument("--batch_size", type=int, default=8, help="global batch")
   parser.add_argument("--cross_replica_bn", type=int, default=1)
-  parser.add_argument("--model", default="sagan")
-  parser.add_argument("--bn_decay", type=float, default=0.999)
+  parser.add_argument("--model", default="sagan", help="any registered model")
+  parser.add_argument("--dataset", default=None,
+                      help="default: the first of digits, digits_captions the model accepts")
+  parser.add_argument("--image_size", type=int, default=32)
+  parser.add_argument("--bn_decay", type=float, default=None,
+                      help="= --set=bn_decay=X (SAGAN / YLG's BN decay)")
+  parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                      help="a run setting or hyperparameter of the model (repeatable)")
   parser.add_argument("--root", default=None, help="run directories (default: a temp dir)")
   parser.add_argument("--json", default=None, help="also write the result here")
   args = parser.parse_args(argv)
   configure_cpu_devices(args.cpu_devices)
   import tempfile  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
   from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
   root = args.root or tempfile.mkdtemp(prefix="replica_check_")
-  cfg = tiny_config(root, model=args.model, distribution=args.distribution,
-                    batch_size=args.batch_size, cross_replica_bn=bool(args.cross_replica_bn),
-                    bn_decay=args.bn_decay,
-                    ema_decay=0.999)
-  result = one_step_comparison(cfg, _digits_dataset_fn(), root)
+  settings = dict(image_size=args.image_size, distribution=args.distribution,
+                  batch_size=args.batch_size, cross_replica_bn=bool(args.cross_replica_bn),
+                  ema_decay=0.999)
+  if args.bn_decay is not None:
+    settings["bn_decay"] = args.bn_decay
+  settings.update(parse_settings(args.model, args.set))
+  cfg = tiny_config(root, model=args.model, **settings)
+  dataset = args.dataset or default_dataset(args.model, args.image_size, cfg.hparams)
+  cfg = cfg.replace(dataset=dataset)
+  get_model(args.model).prepare(cfg)  # writes under --root or where --set points, not the runs
+  result = one_step_comparison(cfg, _dataset_fn(dataset, cfg.image_size), root)
   if args.json:
     with open(args.json + ".tmp", "w", encoding="utf-8") as f:
       json.dump(result, f, indent=1, sort_keys=True)
@@ -152,6 +234,9 @@ def main(argv=None):
     print(f"{net}: first-step gradients differ by at most {g['relative']:.2e} of their scale")
   worst = max(v["max_abs_diff"] for v in result["bn_moving_statistics"].values())
   print(f"BN moving statistics differ by at most {worst:.2e}")
+  variables = result["variables"]
+  print(f"every variable after the step: at most {variables['worst_relative']:.2e} of its scale "
+        f"apart ({variables['worst']})")
   return result
 
 

@@ -7,6 +7,8 @@ pretrains one with --mode=pretrain_damsm instead.
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from estimators import experiment, export, gan_estimator
 from estimators.models import attngan, attngan_sampling, damsm, get_model
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TINY = dict(model="attngan", dataset="digits_captions", image_size=16, num_classes=10,
             gf_dim=4, df_dim=4, z_dim=8, condition_dim=4, branch_num=2, r_num=1, batch_size=4,
@@ -282,3 +286,42 @@ def test_evaluation_captions_keep_the_official_evaluation_length(tmp_path):
   tokenizer_words = get_model("attngan").max_words(tiny_config(tmp_path / "c", **TINY,
                                                                eval_max_words=20))
   assert tokenizer_words == 20
+
+
+@pytest.mark.slow
+def test_mirrored_step_on_two_logical_cpus_equals_the_one_device_step(tmp_path):
+  """estimators/replica_check: one AttnGAN step mirrored over 2 logical CPUs (2 + 2 rows) from
+  the one-device run's step-0 checkpoint on the same 4 examples equals the one-device step:
+  losses, every variable after it (weights, BN statistics, EMA, Adam slots). The mismatched
+  pairs (B - 1 = 3 over both replicas, uneven) and L_DAMSM are the global batch's."""
+  cfg = tiny_config(tmp_path / "damsm_owner", **TINY, damsm_dir=str(tmp_path / "damsm"))
+  saved = write_random_damsm(cfg)
+  settings = {k: v for k, v in TINY.items() if k not in ("model", "batch_size", "image_size")}
+  out = tmp_path / "result.json"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("TF_CONFIG", None)
+  proc = subprocess.run(
+      [sys.executable, "-m", "estimators.replica_check", "--model=attngan", "--image_size=16",
+       "--batch_size=4", "--cpu_devices=2", f"--root={tmp_path / 'runs'}", f"--json={out}",
+       f"--set=damsm_dir={tmp_path / 'damsm'}"] + [f"--set={k}={v}" for k, v in settings.items()],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result = json.loads(out.read_text())
+  one, multi = result["losses"]["one_device"], result["losses"]["multi"]
+  assert set(one) == set(multi) == {"loss", "loss/generator", "loss/discriminator"}
+  for tag, value in one.items():
+    assert multi[tag] == pytest.approx(value, rel=1e-5), tag
+  assert not result["missing_in_multi"]
+  relative = result["variables"]["relative"]
+  assert len(relative) > 100
+  assert result["variables"]["worst_relative"] < 1e-4, result["variables"]["worst"]
+  bn = result["bn_moving_statistics"]
+  assert any("cond_joint_bn" in name for name in bn)  # D's conditional BN (B and B - 1 rows)
+  for name, stats in bn.items():
+    if "damsm" not in name:
+      assert stats["change"] > 1e-6 and stats["max_abs_diff"] < 1e-6, (name, stats)
+  after = tf.train.load_checkpoint(str(tmp_path / "runs" / "compared" / "model.ckpt-1"))
+  for name, value in saved.items():  # both replicas' frozen DAMSM: the checkpoint's values
+    key = name if name.startswith("damsm_image_encoder/") else (
+        "Generator/generator/text_encoder/" + name[len("damsm_text_encoder/"):])
+    np.testing.assert_array_equal(after.get_tensor(key), value, err_msg=key)
