@@ -13,7 +13,7 @@ Three rows, each in its own subprocess (so each peak RSS is its own):
   attngan_no_damsm  the same step with --lambda_damsm=0: G's loss has no L_DAMSM term, so the
                  DAMSM image encoder is never built or run (the frozen text encoder still encodes
                  the captions for G and D, as it must);
-  damsm_pretrain the DAMSM pretraining step (damsm.py's own compiled step: BiLSTM text encoder +
+  damsm_pretrain the DAMSM pretraining step (damsm_pretrain.py's own compiled step: BiLSTM text encoder +
                  Inception-v3 image encoder, eq. 14, Adam), on one fixed batch.
 Share of the frozen DAMSM in the AttnGAN step = 1 - median step time without the term / with it
 (the L_DAMSM term: Inception-v3 forward on G's images, its backward into them, the DAMSM
@@ -138,10 +138,10 @@ def prepare(workdir, s):
   vocab = _vocabulary(s["vocab_size"])
   os.makedirs(cfg.model_dir, exist_ok=True)
   vocab.save(os.path.join(cfg.model_dir, "vocab.txt"))
-  config = damsm._config_dict(cfg, vocab, False)  # pylint: disable=protected-access
+  config = damsm.config_dict(cfg, vocab, False)
   text_encoder, image_encoder = damsm.build_encoders(config)
   flat = damsm.flat_variables(text_encoder, image_encoder)
-  config["variables"] = damsm._variable_table(flat)  # pylint: disable=protected-access
+  config["variables"] = damsm.variable_table(flat)
   path = cfg.hparams.damsm_dir
   os.makedirs(path, exist_ok=True)
   vocab.save(os.path.join(path, damsm.VOCAB_FILE))
@@ -198,15 +198,15 @@ def run_attngan(workdir, s, steps, warmup, with_damsm):
 
 
 def run_damsm(s, steps, warmup):
-  """warmup + steps DAMSM pretraining steps (damsm.py's _Trainer) on one random batch."""
+  """warmup + steps DAMSM pretraining steps (damsm_pretrain.Trainer) on one random batch."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from estimators.models import damsm  # pylint: disable=import-outside-toplevel
+  from estimators.models import damsm, damsm_pretrain  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
   cfg = _gan_config(os.path.join(tempfile.gettempdir(), "unused"), s, 1)  # nothing is written
   hp = cfg.hparams
   vocab = _vocabulary(s["vocab_size"])
-  config = damsm._config_dict(cfg, vocab, False)  # pylint: disable=protected-access
-  trainer = damsm._Trainer(cfg, config, use_masks=False)  # pylint: disable=protected-access
+  config = damsm.config_dict(cfg, vocab, False)
+  trainer = damsm_pretrain.Trainer(cfg, config, use_masks=False)
   b, t, size = hp.damsm_batch_size, hp.damsm_words_num, hp.damsm_image_size
   rng = tf.random.Generator.from_seed(0)
   lengths = rng.uniform([b], min(8, t), t + 1, tf.int32)

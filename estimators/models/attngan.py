@@ -3,7 +3,7 @@
 Networks: estimators/models/attngan_networks.py (G0/G1/G2 with word attention, one discriminator
 per stage with unconditional and conditional logits). Losses: attngan_losses.py (official
 weighting by default, the paper's eqs. 4-5 with `--loss_weighting=paper`). DAMSM pretraining
-(`--mode=pretrain_damsm`) and the DAMSM checkpoint format: estimators/models/damsm.py.
+(`--mode=pretrain_damsm`): damsm_pretrain.py; the DAMSM checkpoint format: damsm.py.
 
 Inputs (per example, from the real batch): the caption's token ids `captions` [B, T] and
 `caption_length` [B] (the text the generator draws), noise [B, z_dim] and the conditioning-
@@ -31,7 +31,7 @@ from data.text import Vocabulary
 from estimators import summaries
 from estimators.model_registry import POSITIVE, ModelSpec, hparam, register
 from estimators.models import (attngan_import, attngan_losses, attngan_networks,
-                               attngan_sampling, damsm, damsm_networks)
+                               attngan_sampling, damsm, damsm_networks, damsm_pretrain)
 from tfgan_attention import damsm as damsm_ops
 from tfgan_attention.conditioning_augmentation import kl_loss
 
@@ -232,7 +232,7 @@ class AttnGAN(ModelSpec):
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
                   "ema_decay": 0.999}
   # --mode=sample with --captions_file: images and attention figures for given captions.
-  modes = {"pretrain_damsm": damsm.pretrain, "sample": attngan_sampling.run_sample}
+  modes = {"pretrain_damsm": damsm_pretrain.pretrain, "sample": attngan_sampling.run_sample}
   starting_modes = ("pretrain_damsm",)  # writes <model_dir>/damsm before any training
 
   # --- hyperparameters ------------------------------------------------------------------------
@@ -249,9 +249,13 @@ class AttnGAN(ModelSpec):
 
   def prepare(self, cfg):
     """With --pretrain_damsm_first: pretrains the DAMSM unless --damsm_dir holds one already
-    (a finished or interrupted pretraining resumes: pretrain stops at --damsm_epochs)."""
+    (a finished or interrupted pretraining resumes: pretrain stops at --damsm_epochs); on one
+    device whatever --distribution the training uses."""
     if cfg.hparams.pretrain_damsm_first:
-      damsm.pretrain(cfg)
+      if cfg.distribution not in damsm_pretrain.ONE_DEVICE:
+        logging.warning("AttnGAN: the DAMSM is pretrained on one device first "
+                        "(--distribution=%s applies to the AttnGAN training)", cfg.distribution)
+      damsm_pretrain.pretrain(cfg.replace(distribution="none"))
 
   # --- the authors' released weights (estimators/models/attngan_import.py) -------------------
   has_importer = True

@@ -134,7 +134,7 @@ def _epoch_of(path):
 # --- the DAMSM -------------------------------------------------------------------------------
 
 def damsm_config(text_state, image_state, vocab, words_num):
-  """damsm_config.json (damsm._config_dict's keys) of the released encoders."""
+  """damsm_config.json (damsm.config_dict's keys) of the released encoders."""
   vocab_size, word_dim = text_state["encoder.weight"].shape
   hidden = text_state["rnn.weight_hh_l0"].shape[1]
   if len(vocab) != vocab_size:
@@ -282,7 +282,7 @@ def write_damsm_dir(damsm_dir, files, words_num):
   sources = fill_text_encoder(text_encoder, text_state, text_path)
   sources.update(fill_image_encoder(image_encoder, image_state, image_path))
   flat = damsm.flat_variables(text_encoder, image_encoder)
-  config["variables"] = damsm._variable_table(flat)  # pylint: disable=protected-access
+  config["variables"] = damsm.variable_table(flat)
   os.makedirs(damsm_dir, exist_ok=True)
   vocab.save(os.path.join(damsm_dir, damsm.VOCAB_FILE))
   run_dir.atomic_write_json(os.path.join(damsm_dir, damsm.CONFIG_FILE), config)

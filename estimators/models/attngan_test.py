@@ -17,7 +17,7 @@ import tensorflow as tf
 import data
 from data import text as text_lib
 from estimators import experiment, export, gan_estimator
-from estimators.models import attngan, attngan_sampling, damsm, get_model
+from estimators.models import attngan, attngan_sampling, damsm, damsm_pretrain, get_model
 from estimators.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
@@ -32,10 +32,10 @@ TINY = dict(model="attngan", dataset="digits_captions", image_size=16, num_class
 def write_random_damsm(cfg):
   """A DAMSM directory in damsm.py's format with random weights: {flat key: numpy value}."""
   vocab = data.get_spec(cfg.dataset).vocabulary(cfg.data_dir)
-  config = damsm._config_dict(cfg, vocab, False)  # pylint: disable=protected-access
+  config = damsm.config_dict(cfg, vocab, False)
   text_encoder, image_encoder = damsm.build_encoders(config)
   flat = damsm.flat_variables(text_encoder, image_encoder)
-  config["variables"] = damsm._variable_table(flat)  # pylint: disable=protected-access
+  config["variables"] = damsm.variable_table(flat)
   path = attngan.damsm_dir(cfg)
   os.makedirs(path, exist_ok=True)
   vocab.save(os.path.join(path, damsm.VOCAB_FILE))
@@ -167,7 +167,7 @@ def test_pretrain_train_export_reload_generate_from_strings(tmp_path):
                     max_steps=2, save_checkpoints_steps=2, save_summary_steps=2, ema_decay=0.9,
                     damsm_epochs=1, damsm_batch_size=200, damsm_eval_examples=200,
                     eval_batch_size=50, num_eval_samples=200)
-  damsm.pretrain(cfg)
+  damsm_pretrain.pretrain(cfg)
   gan_estimator.prepare_run_data(cfg)
   ckpt = experiment.run_train(cfg)
   record = experiment.run_eval(cfg)  # digits_fid and R-precision with the trained DAMSM
@@ -242,11 +242,15 @@ def test_the_registry_hooks_attngan_uses_default_to_nothing(monkeypatch, tmp_pat
   assert base.prepare(None) is None and base.extra_metrics(None) is None
   assert list(base.serving_outputs(None, {"images": images, "other": images})) == ["images"]
   calls = []
-  monkeypatch.setattr(damsm, "pretrain", lambda cfg, options=None: calls.append(cfg.model_dir))
+  monkeypatch.setattr(damsm_pretrain, "pretrain",
+                      lambda cfg, options=None: calls.append((cfg.model_dir, cfg.distribution)))
   spec = get_model("attngan")
   spec.prepare(tiny_config(tmp_path / "a", **TINY))
   spec.prepare(tiny_config(tmp_path / "b", **TINY, pretrain_damsm_first=True))
-  assert calls == [str(tmp_path / "b")]
+  # Before a mirrored AttnGAN run the DAMSM is still pretrained, on one device.
+  spec.prepare(tiny_config(tmp_path / "c", **TINY, pretrain_damsm_first=True,
+                           distribution="mirrored"))
+  assert calls == [(str(tmp_path / "b"), "none"), (str(tmp_path / "c"), "none")]
 
   class Recorder:  # what run_eval's extra metrics see: each batch with its own input rows
     def __init__(self):

@@ -23,7 +23,7 @@ if ROOT not in sys.path:  # run as a script
 
 from data import digits_captions  # noqa: E402  pylint: disable=wrong-import-position
 from estimators import model_registry  # noqa: E402  pylint: disable=wrong-import-position
-from estimators.models import damsm  # noqa: E402  pylint: disable=wrong-import-position
+from estimators.models import damsm, damsm_pretrain  # noqa: E402  pylint: disable=wrong-import-position
 from eval import r_precision  # noqa: E402  pylint: disable=wrong-import-position
 from tfgan_attention import damsm as damsm_lib  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -38,7 +38,7 @@ class DamsmOnly(model_registry.ModelSpec):
   description = "DAMSM pretraining only (tests)"
   hparams_class = damsm.DamsmHParams
   conditional = False
-  modes = {"pretrain_damsm": damsm.pretrain}
+  modes = {"pretrain_damsm": damsm_pretrain.pretrain}
 
   def validate(self, hparams, image_size, dataset):
     return damsm.validate_damsm(hparams)
@@ -61,7 +61,7 @@ def _cfg(model_dir, **changes):
 def trained(tmp_path_factory):
   """A tiny DAMSM after one epoch (module-wide: the tests below only read it)."""
   model_dir = tmp_path_factory.mktemp("damsm_run")
-  path = damsm.pretrain(_cfg(model_dir))
+  path = damsm_pretrain.pretrain(_cfg(model_dir))
   yield path
   model_registry.unregister(NAME)
 
@@ -99,7 +99,7 @@ def test_official_variant_is_a_preset_of_named_options():
 def test_top1_retrieval_against_numpy():
   scores = np.random.RandomState(0).randn(6, 6)
   scores[[0, 2, 3], [0, 2, 3]] += 10.0  # rows 0, 2, 3 and columns 0, 2, 3 retrieve correctly
-  got = {k: float(v) for k, v in damsm.top1_retrieval(tf.constant(scores), "x").items()}
+  got = {k: float(v) for k, v in damsm_pretrain.top1_retrieval(tf.constant(scores), "x").items()}
   i2t = np.mean(np.argmax(scores, 1) == np.arange(6))
   t2i = np.mean(np.argmax(scores, 0) == np.arange(6))
   assert got == {"i2t_top1_x": pytest.approx(i2t), "t2i_top1_x": pytest.approx(t2i)}
@@ -108,7 +108,7 @@ def test_top1_retrieval_against_numpy():
 
 def test_lr_schedule_is_the_official_one():
   h = damsm.DamsmHParams()
-  lrs = [damsm._lr_at(h, e) for e in range(200)]  # pylint: disable=protected-access
+  lrs = [damsm_pretrain._lr_at(h, e) for e in range(200)]  # pylint: disable=protected-access
   assert lrs[0] == 0.002 and lrs[1] == pytest.approx(0.002 * 0.98)
   first_floor = next(e for e, lr in enumerate(lrs) if lr <= 0.0002)
   assert lrs[first_floor - 1] > 0.0002 and all(lr == lrs[first_floor] for lr in lrs[first_floor:])
@@ -140,8 +140,8 @@ def test_pretrain_writes_config_vocab_metrics_and_checkpoint(trained):
 def test_resumed_pretraining_equals_an_uninterrupted_one(trained, tmp_path):
   resumed = tmp_path / "resumed"
   shutil.copytree(os.path.dirname(trained), resumed)
-  damsm.pretrain(_cfg(resumed, damsm_epochs=2))
-  straight = damsm.pretrain(_cfg(tmp_path / "straight", damsm_epochs=2))
+  damsm_pretrain.pretrain(_cfg(resumed, damsm_epochs=2))
+  straight = damsm_pretrain.pretrain(_cfg(tmp_path / "straight", damsm_epochs=2))
   records = [json.loads(line) for line in open(resumed / "damsm" / "metrics.jsonl")]
   assert [r["epoch"] for r in records] == [1, 2]
   assert records[1]["step"] == 2 * records[0]["step"]
@@ -152,7 +152,7 @@ def test_resumed_pretraining_equals_an_uninterrupted_one(trained, tmp_path):
     np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-6, err_msg=key)
   assert any(not np.allclose(a[k], first[k]) for k in a)  # epoch 2 trained
   # A finished run resumes to nothing new.
-  damsm.pretrain(_cfg(resumed, damsm_epochs=2))
+  damsm_pretrain.pretrain(_cfg(resumed, damsm_epochs=2))
   assert len(open(resumed / "damsm" / "metrics.jsonl").readlines()) == 2
 
 
@@ -211,7 +211,17 @@ def test_missing_and_mismatched_damsm_fail_clearly(trained, tmp_path):
   with pytest.raises(damsm.DamsmMismatchError, match="does not hold variable"):
     damsm.load_damsm(str(wider))
   with pytest.raises(ValueError, match="other settings .*damsm_cnn_width|other settings"):
-    damsm.pretrain(_cfg(os.path.dirname(trained), damsm_cnn_width=8, damsm_epochs=2))
+    damsm_pretrain.pretrain(_cfg(os.path.dirname(trained), damsm_cnn_width=8, damsm_epochs=2))
+
+
+@pytest.mark.parametrize("distribution", ["mirrored", "multi_worker"])
+def test_multi_replica_pretraining_fails_at_start_saying_what_to_do(tmp_path, distribution):
+  cfg = _cfg(tmp_path / "run").replace(distribution=distribution)
+  with pytest.raises(ValueError, match=f"trains on one device; --distribution={distribution} is "
+                     "not supported .* Drop --distribution .or use one_device."):
+    damsm_pretrain.pretrain(cfg)
+  assert not os.path.exists(tmp_path / "run")  # nothing written
+  damsm_pretrain.check_distribution(_cfg(tmp_path).replace(distribution="one_device"))
 
 
 def test_random_inception_is_announced_in_the_log_and_run_config(tmp_path, monkeypatch):
@@ -220,10 +230,10 @@ def test_random_inception_is_announced_in_the_log_and_run_config(tmp_path, monke
 
   def stop(*args):
     raise Stop()
-  monkeypatch.setattr(damsm, "_Trainer", stop)
+  monkeypatch.setattr(damsm_pretrain, "Trainer", stop)
   cfg = _cfg(tmp_path, damsm_image_encoder="inception_v3", damsm_image_size=299)
   with pytest.raises(Stop):
-    damsm.pretrain(cfg)
+    damsm_pretrain.pretrain(cfg)
   run_config = json.load(open(tmp_path / "run_config.json"))
   assert run_config["config"]["damsm_image_weights"] == (
       "inception_v3: random weights (no --damsm_inception_weights)")
@@ -284,7 +294,7 @@ def test_pretrain_on_captions_in_the_cub_format_with_class_masks(tmp_path):
       _cfg(tmp_path / "run", damsm_batch_size=4, damsm_image_size=16, damsm_variant="official",
            damsm_words_num=18, damsm_eval_examples=0),
       dataset="cub", data_dir=str(tmp_path / "birds"))
-  path = damsm.pretrain(cfg)
+  path = damsm_pretrain.pretrain(cfg)
   config = json.load(open(os.path.join(path, "damsm_config.json")))
   assert config["class_masks"] is True and config["loss"]["gamma1"] == 4.0
   record = json.loads(open(os.path.join(path, "metrics.jsonl")).read())
