@@ -152,29 +152,10 @@ def prepare(workdir, s):
   return {"vocab_size": len(vocab)}
 
 
-def _synthetic_captioned(image_size, max_words, vocab_size, num=64):
-  """dataset_fn: `num` random images and captions (8..max_words random word ids, 0-padded)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-  def element(i):
-    seed = tf.stack([i, 0])
-    image = tf.random.stateless_uniform([image_size, image_size, 3], seed=seed, minval=-1.0,
-                                        maxval=1.0)  # [S, S, 3]
-    length = tf.random.stateless_uniform([], seed=tf.stack([i, 1]), minval=min(8, max_words),
-                                         maxval=max_words + 1, dtype=tf.int32)
-    words = tf.random.stateless_uniform([max_words], seed=tf.stack([i, 2]), minval=1,
-                                        maxval=vocab_size, dtype=tf.int32)  # [T]
-    captions = tf.where(tf.range(max_words) < length, words, 0)
-    return {"images": image, "captions": captions, "caption_length": length,
-            "labels": tf.cast(i % 10, tf.int32)}
-
-  return lambda: tf.data.Dataset.range(num).map(element).cache()
-
-
 def run_attngan(workdir, s, steps, warmup, with_damsm):
   """warmup + steps AttnGAN training steps through GANEstimator; a result dict."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from bench.train_step import _step_timer_hook  # pylint: disable=import-outside-toplevel
+  from bench.train_step import _step_timer_hook, synthetic_captioned  # pylint: disable=import-outside-toplevel
   from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   total = warmup + steps
@@ -188,7 +169,7 @@ def run_attngan(workdir, s, steps, warmup, with_damsm):
     estimator = gan_estimator.build_estimator(cfg)
     from data.text import Vocabulary  # pylint: disable=import-outside-toplevel
     vocab_size = len(Vocabulary.load(os.path.join(run_dir, "vocab.txt")))
-    input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=_synthetic_captioned(
+    input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=synthetic_captioned(
         s["image_size"], s["max_words"], vocab_size))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()

@@ -51,12 +51,18 @@ NEVER = 10 ** 9  # no summary or checkpoint after step 0 within the one step
 
 
 def parse_rows(text):
+  """'MODEL:PRESET,...' -> [(model, preset)]: any registered model with `tiny`; `paper` for
+  the models whose paper config is known (PAPER_CONFIGS)."""
+  from estimators.models import names  # pylint: disable=import-outside-toplevel
   rows = []
   for item in filter(None, (s.strip() for s in text.split(","))):
     model, _, preset = item.partition(":")
-    if model not in PAPER_CONFIGS or preset not in PRESETS:
+    if model not in names() or preset not in PRESETS:
       raise ValueError(f"row {item!r}: expected MODEL:PRESET with MODEL one of "
-                       f"{sorted(PAPER_CONFIGS)} and PRESET one of {PRESETS}")
+                       f"{sorted(names())} and PRESET one of {PRESETS}")
+    if preset == "paper" and model not in PAPER_CONFIGS:
+      raise ValueError(f"row {item!r}: no paper config of {model} is known (PAPER_CONFIGS: "
+                       f"{sorted(PAPER_CONFIGS)}); time {model}:tiny")
     rows.append((model, preset))
   if not rows:
     raise ValueError("no rows given")
@@ -72,6 +78,13 @@ def _has_damsm(model):
 
 
 def _paper_dataset(model):
+  """The dataset of the model's paper config, else the first embedded one it accepts (its tiny
+  settings at 32 px)."""
+  if model not in PAPER_CONFIGS:
+    from estimators.replica_check import default_dataset  # pylint: disable=import-outside-toplevel
+    from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
+    tiny = tiny_config("unused", model=model, **TINY_WIDTHS.get(model, {}))
+    return default_dataset(model, tiny.image_size, tiny.hparams)
   from bench.attngan_step import read_flagfile  # pylint: disable=import-outside-toplevel
   return read_flagfile(os.path.join(ROOT, "configs", PAPER_CONFIGS[model]))["dataset"]
 
@@ -163,7 +176,7 @@ def measure_one(model, preset, workdir, process_start, batch_size=0):
   if captions:
     from data.text import Vocabulary  # pylint: disable=import-outside-toplevel
     vocab_size = len(Vocabulary.load(gan_estimator.vocabulary_path(cfg)))
-    dataset_fn = attngan_step._synthetic_captioned(  # pylint: disable=protected-access
+    dataset_fn = train_step.synthetic_captioned(
         cfg.image_size, cfg.max_words or 18, vocab_size)
   else:
     dataset_fn = train_step._synthetic_dataset_fn(  # pylint: disable=protected-access

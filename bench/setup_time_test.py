@@ -13,6 +13,16 @@ def test_rows_are_parsed_and_bad_ones_refused():
       setup_time.parse_rows(bad)
 
 
+def test_any_registered_model_takes_the_tiny_preset(monkeypatch):
+  from estimators import model_registry  # pylint: disable=import-outside-toplevel
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  monkeypatch.setitem(model_registry.MODELS, "sagan_copy", get_model("sagan"))
+  assert setup_time.parse_rows("sagan_copy:tiny") == [("sagan_copy", "tiny")]
+  assert setup_time._paper_dataset("sagan_copy") == "digits"  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="no paper config of sagan_copy is known"):
+    setup_time.parse_rows("sagan_copy:paper")
+
+
 def test_medians_per_phase_and_failures_kept():
   phases = setup_time.PHASES + ("total",)
   one = {p: 1.0 for p in phases}

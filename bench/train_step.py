@@ -3,13 +3,18 @@
   python -m bench.train_step                      # quick CPU defaults: 32 and 64 px, batch 16
   python -m bench.train_step --full               # paper scale: 128 px, gf = df = 64, batch 256
   python -m bench.train_step --configs=sagan:64:32:32 --steps=20 --distribution=mirrored
+  python -m bench.train_step --configs=attngan:32:paper:4 --set=branch_num=2 --set=damsm_dir=DIR
 
 Each config, MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION] (DF defaults to GF, BATCH is the global
 batch, ATTENTION the attention block's feature-map size; for models without gf/df, e.g.
 `ladagan:32:paper:16`, WIDTHS `paper` keeps the model's own widths at that image size), runs in
 its own subprocess: `estimators.gan_estimator.build_estimator` on a GANConfig, trained
 with `estimator.train` on 64 random images held in memory (`make_train_input_fn`'s dataset_fn
-hook, cached, so input costs next to nothing). A SessionRunHook stamps the end of every step;
+hook, cached, so input costs next to nothing), with random captions when the model draws from
+captions (the first embedded dataset it accepts decides: estimators.replica_check). --set
+passes run settings or hyperparameters (`--set=NAME=VALUE`); the model's `prepare` runs first,
+so a model that reads files of its own gets them from --set (AttnGAN: --set=damsm_dir=DIR of a
+pretrained DAMSM, or --set=pretrain_damsm_first=true). A SessionRunHook stamps the end of every step;
 the first --warmup steps (graph build, session start, first-step summaries and the step-0
 checkpoint all fall before them) are excluded, and the next --steps are timed from the end of
 the last warm-up step to the end of the last timed step. One step is what the estimator calls a
@@ -105,6 +110,42 @@ def _synthetic_dataset_fn(image_size, num_classes):
   return dataset_fn
 
 
+def synthetic_captioned(image_size, max_words, vocab_size, num=NUM_SYNTHETIC_IMAGES):
+  """dataset_fn: `num` random images and captions (8..max_words random word ids, 0-padded)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  def element(i):
+    seed = tf.stack([i, 0])
+    image = tf.random.stateless_uniform([image_size, image_size, 3], seed=seed, minval=-1.0,
+                                        maxval=1.0)  # [S, S, 3]
+    length = tf.random.stateless_uniform([], seed=tf.stack([i, 1]), minval=min(8, max_words),
+                                         maxval=max_words + 1, dtype=tf.int32)
+    words = tf.random.stateless_uniform([max_words], seed=tf.stack([i, 2]), minval=1,
+                                        maxval=vocab_size, dtype=tf.int32)  # [T]
+    captions = tf.where(tf.range(max_words) < length, words, 0)
+    return {"images": image, "captions": captions, "caption_length": length,
+            "labels": tf.cast(i % 10, tf.int32)}
+
+  return lambda: tf.data.Dataset.range(num).map(element).cache()
+
+
+def _dataset_fn(cfg):
+  """The synthetic data of cfg's dataset: images (+ labels), and captions of its vocabulary and
+  training length for a caption dataset."""
+  import data  # pylint: disable=import-outside-toplevel
+  spec = data.get_spec(cfg.dataset)
+  if not spec.has_captions:
+    return _synthetic_dataset_fn(cfg.image_size, cfg.num_classes)
+  vocab_size = len(spec.vocabulary(cfg.data_dir, **dict(cfg.data_options)))
+  return synthetic_captioned(cfg.image_size, cfg.max_words or spec.default_max_words, vocab_size)
+
+
+def parse_settings_for(model, pairs):
+  """{name: value} of --set's NAME=VALUE strings for `model` (estimators.replica_check's)."""
+  from estimators.replica_check import parse_settings  # pylint: disable=import-outside-toplevel
+  return parse_settings(model, pairs)
+
+
 def _step_timer_hook(warmup):
   """A SessionRunHook that stamps the end of each step; `times[warmup - 1:]` bound the timed ones."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -140,6 +181,8 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
   configure_cpu_devices(cpu_devices)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  from estimators.replica_check import default_dataset  # pylint: disable=import-outside-toplevel
   from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
   if warmup < 1 or steps < 1:
     raise ValueError("warmup and steps must be >= 1 (the first step builds and traces)")
@@ -151,16 +194,18 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
         z_dim=128)
     cfg = tiny_config(
         tmp, model=config.model, image_size=config.image_size, batch_size=config.batch,
-        num_classes=num_classes, max_steps=total, **widths,
+        num_classes=num_classes, max_steps=total,
         # No checkpoint or summary inside the timed window (only at step 0 and at the end).
         save_checkpoints_steps=10 * total + 1000, save_summary_steps=10 * total + 1000,
         num_devices=num_devices, mixed_precision=mixed_precision,
         mixed_precision_dtype=mixed_precision_dtype, xla=xla,
         **({} if distribution is None else {"distribution": distribution}),
-        **dict(overrides or {}))
+        **{**widths, **dict(overrides or {})})  # --set wins over the config's widths
+    if "dataset" not in dict(overrides or {}):
+      cfg = cfg.replace(dataset=default_dataset(config.model, config.image_size, cfg.hparams))
+    get_model(config.model).prepare(cfg)
     estimator = gan_estimator.build_estimator(cfg)
-    input_fn = gan_estimator.make_train_input_fn(
-        cfg, dataset_fn=_synthetic_dataset_fn(config.image_size, num_classes))
+    input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=_dataset_fn(cfg))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()
     estimator.train(input_fn, hooks=[timer] + list(hooks), max_steps=total)
@@ -185,7 +230,8 @@ def _run_in_subprocess(config, args):
          f"--distribution={args.distribution}", f"--num_devices={args.num_devices}",
          f"--cpu_devices={args.cpu_devices}",
          *([f"--engine={args.engine}"] if args.engine else []),
-         f"--mixed_precision_dtype={args.mixed_precision_dtype}"]
+         f"--mixed_precision_dtype={args.mixed_precision_dtype}",
+         *(f"--set={pair}" for pair in args.set)]
   if args.mixed_precision:
     cmd.append("--mixed_precision")
   if args.xla:
@@ -237,6 +283,8 @@ def main(argv=None):
                                                                       "bfloat16"))
   p.add_argument("--cpu_devices", type=int, default=1,
                  help="without a GPU: logical CPU devices to make (mirrored over 2 needs 2)")
+  p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                 help="a run setting or model hyperparameter for every config (repeatable)")
   p.add_argument("--one", metavar="CONFIG", help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   args.steps = args.steps or (20 if args.full else 8)
@@ -249,6 +297,10 @@ def main(argv=None):
     p.error(str(e))
   if args.warmup < 1 or args.steps < 1:
     p.error("--warmup and --steps must be >= 1")
+  try:
+    overrides = [parse_settings_for(c.model, args.set) for c in configs]
+  except ValueError as e:
+    p.error(str(e))
   if args.one:
     (config,) = configs
     result = run_one(config, steps=args.steps, warmup=args.warmup,
@@ -256,7 +308,8 @@ def main(argv=None):
                      num_devices=args.num_devices, mixed_precision=args.mixed_precision,
                      mixed_precision_dtype=args.mixed_precision_dtype,
                      cpu_devices=args.cpu_devices, xla=args.xla,
-                     overrides={"engine": args.engine} if args.engine else None)
+                     overrides={**overrides[0], **({"engine": args.engine} if args.engine
+                                                   else {})})
     print(json.dumps(result))
     return result
   load_before, start = os.getloadavg()[0], time.time()

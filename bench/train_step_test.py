@@ -53,3 +53,25 @@ def test_models_without_sagan_widths_keep_their_paper_widths():
     train_step.parse_configs("ladagan:32:16:16")
   with pytest.raises(ValueError, match="LadaGAN builds"):
     train_step.parse_configs("ladagan:48:paper:16")
+
+
+@pytest.mark.slow
+def test_a_caption_model_gets_captions_and_its_settings(tmp_path):
+  """AttnGAN through run_one: the first embedded dataset it accepts (digits_captions), random
+  captions of its vocabulary, --set's hyperparameters and a DAMSM from --set=damsm_dir."""
+  from estimators.models import attngan_test  # pylint: disable=import-outside-toplevel
+  from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
+  from bench import train_step as bench_train_step  # pylint: disable=import-outside-toplevel
+  tiny = {k: v for k, v in attngan_test.TINY.items() if k not in ("model", "batch_size")}
+  attngan_test.write_random_damsm(tiny_config(tmp_path / "owner", **attngan_test.TINY,
+                                              damsm_dir=str(tmp_path / "damsm")))
+  pairs = [f"{k}={v}" for k, v in tiny.items() if k not in ("image_size", "num_classes")]
+  overrides = bench_train_step.parse_settings_for("attngan", pairs + [
+      f"damsm_dir={tmp_path / 'damsm'}"])
+  config = bench_train_step.parse_configs("attngan:16:paper:4")[0]
+  result = bench_train_step.run_one(config, steps=1, warmup=1, overrides=overrides)
+  assert result["timed_steps"] == 1 and result["images_per_sec"] > 0
+  ds = bench_train_step._dataset_fn(tiny_config(tmp_path, **attngan_test.TINY))()  # pylint: disable=protected-access
+  element = next(iter(ds))
+  assert element["captions"].shape == (16,) and 8 <= int(element["caption_length"]) <= 16
+  assert int(element["captions"].numpy().max()) < 65  # the digits vocabulary's 65 words
