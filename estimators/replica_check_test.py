@@ -46,19 +46,27 @@ def test_the_default_dataset_is_the_first_embedded_one_the_model_accepts():
 
 @pytest.mark.slow
 def test_ladagan_mirrored_step_equals_one_device(tmp_path):
+  """LadaGAN through replica_check: losses, first-step gradients (Adam's first slots) and BN
+  statistics of 2 mirrored replicas equal one device's. DiffAugment is off: its random draws
+  differ between the runs. The weights after the step are not compared one by one: a variable
+  whose gradient is zero in exact arithmetic (the attention score's bias, a constant shift
+  before a softmax) gets round-off, which Adam's first step turns into +-lr either way."""
   out = tmp_path / "result.json"
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   env.pop("TF_CONFIG", None)
   proc = subprocess.run(
       [sys.executable, "-m", "estimators.replica_check", "--model=ladagan", "--batch_size=4",
-       f"--root={tmp_path / 'runs'}", f"--json={out}"] + [f"--set={s}" for s in LADAGAN_TINY],
-      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+       f"--root={tmp_path / 'runs'}", f"--json={out}", "--set=diffaugment="]
+      + [f"--set={s}" for s in LADAGAN_TINY],
+      cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
   assert proc.returncode == 0, proc.stderr[-3000:]
   result = json.loads(out.read_text())
   one, multi = result["losses"]["one_device"], result["losses"]["multi"]
   assert set(one) == set(multi) and len(one) == 3
   for tag, value in one.items():
     assert multi[tag] == pytest.approx(value, rel=1e-5, abs=1e-5), tag
-  variables = result["variables"]
-  assert len(variables["relative"]) > 20 and not result["missing_in_multi"]
-  assert variables["worst_relative"] < 1e-4, variables["worst"]
+  assert not result["missing_in_multi"] and len(result["variables"]["relative"]) > 20
+  for net, grads in result["gradients"].items():
+    assert grads["variables"] > 10 and grads["relative"] < 1e-3, (net, grads)
+  for name, stats in result["bn_moving_statistics"].items():
+    assert stats["max_abs_diff"] < 1e-6, (name, stats)
