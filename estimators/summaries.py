@@ -14,10 +14,9 @@ def image_grid(images, cols):
 
 
 def add_image_grid(tag, images, cols):
-  """One image summary `tag` of images [N, H, W, 3] in [-1, 1] laid out `cols` wide."""
-  grid = image_grid((images + 1.0) / 2.0, cols)
-  with tf.compat.v1.name_scope(""):  # the tag as given, without the network's scope prefix
-    tf.compat.v1.summary.image(tag, grid, max_outputs=1)
+  """One image summary `tag` of images [N, H, W, 3] in [-1, 1] laid out `cols` wide (as uint8,
+  like add_figure: a dark early sample is shown as dark, not stretched to full range)."""
+  add_figure(tag, image_grid((images + 1.0) / 2.0, cols)[0])
 
 
 def add_scalars(values):
