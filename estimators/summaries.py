@@ -26,16 +26,6 @@ def add_scalars(values):
       tf.compat.v1.summary.scalar(tag, value)
 
 
-def attention_heat_maps(attention, image_size):
-  """[heads, N] attention of one sample over a sqrt(N) x sqrt(N) token grid -> [heads, S, S, 1]
-  in [0, 1], each head scaled to its maximum and resized (nearest) to the image."""
-  heads, n = attention.shape
-  side = int(np.sqrt(int(n)))
-  maps = tf.reshape(attention, [heads, side, side, 1])
-  maps = maps / (tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True) + 1e-12)
-  return tf.image.resize(maps, [image_size, image_size], method="nearest")
-
-
 # --- attention drawn as the papers do (SAGAN Fig. 5, LadaGAN Fig. 6, AttnGAN Fig. 4) -----------
 # One drawing for TensorBoard (in the train graph) and --mode=attention_maps (eagerly, figures.py):
 # each map normalised on its own to [0, 1], coloured with jet, blended over the grey sample it
