@@ -31,6 +31,7 @@ import tensorflow as tf
 from PIL import Image
 
 from eval import slim_inception_v3
+from eval.inception import InceptionUnavailableError
 
 NAME = "stackgan_cub"
 CUB_CLASSES = 50  # test classes of the CUB zero-shot split StackGAN evaluates on
@@ -43,8 +44,9 @@ CHECKPOINT_SOURCE = (
     "birds and flowers evaluation\")")
 
 
-class StackGANInceptionUnavailableError(RuntimeError):
-  """The checkpoint is not given, not there, or not this network; the message says what to do."""
+class StackGANInceptionUnavailableError(InceptionUnavailableError):
+  """The checkpoint is not given, not there, or not this network; the message says what to do
+  (an InceptionUnavailableError, which run.py reports as an error line)."""
 
 
 def checkpoint_sha256(prefix: str) -> str:

@@ -205,3 +205,36 @@ def test_checkpoint_hash_covers_the_data(tmp_path, release):
     f.seek(os.path.getsize(copy + ".data-00000-of-00001") // 2)
     f.write(b"\x01\x02")
   assert sg.checkpoint_sha256(copy) != sg.checkpoint_sha256(prefix)
+
+
+def test_evaluation_scores_with_it_by_name(release, monkeypatch, run_flags):
+  """run.py's --is_classifier=stackgan_cub: the evaluation streams the generated batches through
+  it beside the other metrics (a clear error first when the checkpoint flag is wrong)."""
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from estimators import evaluation  # pylint: disable=import-outside-toplevel
+  with pytest.raises(flags.IllegalFlagValueError, match="PREFIX.index.*StackGAN-inception-model"):
+    run_flags("--is_classifier=stackgan_cub", "--stackgan_inception_checkpoint=/nope/model.ckpt")
+  cfg = run_flags("--dataset=digits", "--is_classifier=stackgan_cub", "--is_splits=2",
+                  "--stackgan_inception_checkpoint=" + release[0])
+  assert (cfg.is_classifier, cfg.stackgan_inception_checkpoint) == ("stackgan_cub", release[0])
+  with pytest.raises(sg.StackGANInceptionUnavailableError, match="needs StackGAN's fine-tuned"):
+    evaluation.stackgan_score(cfg.replace(stackgan_inception_checkpoint=None))
+  monkeypatch.setattr(sg, "load", lambda path: sg.StackGANInception(
+      slim.load_checkpoint(path, depth_divisor=DIVISOR)[0], source=path, content_hash="h",
+      depth_divisor=DIVISOR))
+
+  class NoDigits:  # the digits classifier is not what this test is about
+    def update(self, batch):
+      del batch
+
+    def result(self):
+      return {}, {"num_generated": 64}
+
+  monkeypatch.setattr("eval.digits_quality.DigitsQuality", NoDigits)
+  images = _colour_images(64, 32, seed=5)
+  metrics, protocol, _ = evaluation.quality_metrics(cfg, [images[:40], images[40:]], {})
+  probs = sg.load(release[0]).predictions(sg.quantize(images))
+  mean, std, _ = sg.stackgan_inception_score(probs, 2, seed=cfg.seed)
+  assert metrics == pytest.approx({"stackgan_cub_is_2split_mean": mean,
+                                   "stackgan_cub_is_2split_std": std})
+  assert protocol["stackgan_cub"]["num_scored"] == 64
