@@ -4,6 +4,7 @@
   run_eval          metrics of a checkpoint/SavedModel -> metrics.jsonl, TensorBoard, sample grid
   keep_if_best      copy the best-FID (or digits_fid) checkpoint to model_dir/best_checkpoint/
 """
+import functools
 import os
 import shutil
 import time
@@ -39,13 +40,21 @@ def load_classifier(cfg):
 
 
 def stackgan_score(cfg):
-  """--is_classifier=stackgan_cub: StackGAN's CUB Inception score accumulator, else None."""
+  """--is_classifier=stackgan_cub: StackGAN's CUB Inception score accumulator, else None. The
+  classifier is loaded once per checkpoint path (train_and_eval calls this before training, so a
+  missing checkpoint fails in seconds)."""
   if cfg.is_classifier != "stackgan_cub":
     return None
   from eval import stackgan_inception  # pylint: disable=import-outside-toplevel
   return stackgan_inception.StackGANInceptionScore(
-      stackgan_inception.load(cfg.stackgan_inception_checkpoint), splits=cfg.is_splits,
+      _stackgan_classifier(cfg.stackgan_inception_checkpoint), splits=cfg.is_splits,
       seed=cfg.seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _stackgan_classifier(checkpoint):
+  from eval import stackgan_inception  # pylint: disable=import-outside-toplevel
+  return stackgan_inception.load(checkpoint)
 
 
 def _real_eval_dataset(cfg):

@@ -232,7 +232,11 @@ def test_evaluation_scores_with_it_by_name(release, monkeypatch, run_flags):
 
   monkeypatch.setattr("eval.digits_quality.DigitsQuality", NoDigits)
   images = _colour_images(64, 32, seed=5)
-  metrics, protocol, _ = evaluation.quality_metrics(cfg, [images[:40], images[40:]], {})
+  evaluation._stackgan_classifier.cache_clear()  # pylint: disable=protected-access
+  try:
+    metrics, protocol, _ = evaluation.quality_metrics(cfg, [images[:40], images[40:]], {})
+  finally:
+    evaluation._stackgan_classifier.cache_clear()  # pylint: disable=protected-access
   probs = sg.load(release[0]).predictions(sg.quantize(images))
   mean, std, _ = sg.stackgan_inception_score(probs, 2, seed=cfg.seed)
   assert metrics == pytest.approx({"stackgan_cub_is_2split_mean": mean,
