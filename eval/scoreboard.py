@@ -71,12 +71,8 @@ def read_run(path: str) -> Run:
     raise ScoreboardError(
         f"{path} has no {RUN_CONFIG}: not a run directory (run.py writes it before training "
         f"starts); pass the --model_dir of a run")
-  try:
-    with open(config_path, encoding="utf8") as f:
-      document = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ScoreboardError(f"{config_path} is not readable JSON ({e}); restore it or rerun "
-                          f"run.py with the same flags to rewrite it") from e
+  document = _read_json(config_path, "restore it or rerun run.py with the same flags to "
+                                     "rewrite it")
   config = document.get("config") if isinstance(document, dict) else None
   if not isinstance(config, dict) or "model" not in config or "dataset" not in config:
     raise ScoreboardError(f"{config_path} lacks config.model / config.dataset: not the file "
@@ -92,16 +88,20 @@ def read_run(path: str) -> Run:
              config=config, records=records, imported=_read_imported(path))
 
 
+def _read_json(path, remedy):
+  try:
+    with open(path, encoding="utf8") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ScoreboardError(f"{path} is not readable JSON ({e}); {remedy}") from e
+
+
 def _read_imported(path):
   imported_path = os.path.join(path, IMPORTED_JSON)
   if not os.path.isfile(imported_path):
     return None
-  try:
-    with open(imported_path, encoding="utf8") as f:
-      imported = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ScoreboardError(f"{imported_path} is not readable JSON ({e}); rerun --mode="
-                          f"import_weights into a fresh --model_dir to rewrite it") from e
+  imported = _read_json(imported_path, "rerun --mode=import_weights into a fresh --model_dir "
+                                       "to rewrite it")
   if not isinstance(imported, dict):
     raise ScoreboardError(f"{imported_path} is not the object --mode=import_weights writes")
   return imported
