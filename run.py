@@ -68,6 +68,14 @@ flags.DEFINE_boolean("inception_download", True, "May download TF-GAN's Inceptio
                      "no local copy is found (an offline machine fails in seconds).")
 flags.DEFINE_enum("inception_resize", "tf1_bilinear", ("tf1_bilinear", "bilinear"),
                   "How images reach 299 px: TF-GAN SAGAN example's tf.compat.v1 bilinear, or TF2's.")
+flags.DEFINE_enum("is_classifier", "tfgan", ("tfgan", "stackgan_cub"),
+                  "Inception score network: 'tfgan' = TF-GAN's Inception; 'stackgan_cub' = also "
+                  "StackGAN's CUB-finetuned Inception-v3, as AttnGAN's and StackGAN's bird IS "
+                  "(metrics stackgan_cub_is_*; needs --stackgan_inception_checkpoint). FID/KID "
+                  "always use TF-GAN's.")
+flags.DEFINE_string("stackgan_inception_checkpoint", None, "--is_classifier=stackgan_cub: the "
+                    "prefix of StackGAN's evaluation checkpoint (.../birds_valid299/"
+                    "model.ckpt-5000; README 'StackGAN's Inception for the CUB IS').")
 flags.DEFINE_string("eval_split", "train", "Real reference split for FID/KID/precision-recall.")
 flags.DEFINE_integer("num_real_eval_samples", 50000, "Real images used at most for the reference.")
 flags.DEFINE_integer("is_splits", 10, "Inception-score splits (Salimans et al.: 10).")
@@ -152,6 +160,13 @@ flags.register_validator(
     "inception_path", lambda v: v is None or os.path.isfile(os.path.join(v, "saved_model.pb")),
     message="--inception_path must be a directory holding TF-GAN's Inception module "
             "(saved_model.pb with logits and pool_3 outputs).")
+flags.register_multi_flags_validator(
+    ["is_classifier", "stackgan_inception_checkpoint"],
+    lambda v: (v["is_classifier"] != "stackgan_cub" or v["stackgan_inception_checkpoint"] is None
+               or os.path.isfile(v["stackgan_inception_checkpoint"] + ".index")),
+    message="--stackgan_inception_checkpoint must be a checkpoint prefix (PREFIX.index exists), "
+            "e.g. inception_finetuned_models/birds_valid299/model.ckpt-5000 from the Google "
+            "Drive link of github.com/hanzhanggit/StackGAN-inception-model.")
 flags.register_validator("max_words", lambda v: v >= 0,
                          message="--max_words must be >= 0 (0: the dataset's default).")
 flags.register_validator("num_devices", lambda v: v >= 0,
@@ -378,6 +393,8 @@ def config_from_flags():
       num_eval_samples=FLAGS.num_eval_samples, eval_batch_size=FLAGS.eval_batch_size,
       inception_path=FLAGS.inception_path,
       inception_download=FLAGS.inception_download, inception_resize=FLAGS.inception_resize,
+      is_classifier=FLAGS.is_classifier,
+      stackgan_inception_checkpoint=FLAGS.stackgan_inception_checkpoint,
       eval_split=FLAGS.eval_split, num_real_eval_samples=FLAGS.num_real_eval_samples,
       is_splits=FLAGS.is_splits, eval_feature_subset=FLAGS.eval_feature_subset,
       real_stats_cache_dir=FLAGS.real_stats_cache_dir, eval_timeout_secs=FLAGS.eval_timeout_secs)

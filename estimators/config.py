@@ -61,6 +61,11 @@ class GANConfig:
   tfhub_cache_dir: Optional[str] = None  # TF-Hub cache to look in (default $TFHUB_CACHE_DIR)
   inception_download: bool = True  # may fetch the TF-Hub handle (fails in seconds offline)
   inception_resize: str = "tf1_bilinear"  # how images reach 299 px (TF-GAN's SAGAN example)
+  # The Inception score's network: 'tfgan' (TF-GAN's Inception) only, or 'stackgan_cub': also
+  # StackGAN's CUB-finetuned Inception-v3 as the AttnGAN / StackGAN bird IS was computed
+  # (eval/stackgan_inception.py), read from the authors' TF1 checkpoint prefix.
+  is_classifier: str = "tfgan"
+  stackgan_inception_checkpoint: Optional[str] = None
   eval_split: str = "train"        # real reference split
   num_real_eval_samples: int = 50_000
   is_splits: int = 10

@@ -4,6 +4,7 @@
   run_eval          metrics of a checkpoint/SavedModel -> metrics.jsonl, TensorBoard, sample grid
   keep_if_best      copy the best-FID (or digits_fid) checkpoint to model_dir/best_checkpoint/
 """
+import functools
 import os
 import shutil
 import time
@@ -38,6 +39,24 @@ def load_classifier(cfg):
                         allow_download=cfg.inception_download, resize_method=cfg.inception_resize)
 
 
+def stackgan_score(cfg):
+  """--is_classifier=stackgan_cub: StackGAN's CUB Inception score accumulator, else None. The
+  classifier is loaded once per checkpoint path (train_and_eval calls this before training, so a
+  missing checkpoint fails in seconds)."""
+  if cfg.is_classifier != "stackgan_cub":
+    return None
+  from eval import stackgan_inception  # pylint: disable=import-outside-toplevel
+  return stackgan_inception.StackGANInceptionScore(
+      _stackgan_classifier(cfg.stackgan_inception_checkpoint), splits=cfg.is_splits,
+      seed=cfg.seed)
+
+
+@functools.lru_cache(maxsize=1)
+def _stackgan_classifier(checkpoint):
+  from eval import stackgan_inception  # pylint: disable=import-outside-toplevel
+  return stackgan_inception.load(checkpoint)
+
+
 def _real_eval_dataset(cfg):
   """The real reference: the eval split in a fixed shuffled order (evaluate() takes a prefix)."""
   prepare_run_data(cfg)
@@ -57,17 +76,20 @@ def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
   """(metrics, protocol, timing) of generated batches, streamed once through every metric.
 
   digits: digits_fid and digits_score; with an Inception classifier (any dataset but digits, or
-  digits with --inception_path) also IS (TF-GAN's and 10-split), FID, KID, precision/recall.
+  digits with --inception_path) also IS (TF-GAN's and 10-split), FID, KID, precision/recall;
+  with --is_classifier=stackgan_cub also StackGAN's CUB Inception score (stackgan_cub_is_*).
   """
   digits = None
   if cfg.dataset in DIGITS_IMAGE_SETS:
     from eval.digits_quality import DigitsQuality  # pylint: disable=import-outside-toplevel
     digits = DigitsQuality()
+  stackgan = stackgan_score(cfg)  # loaded first: a missing checkpoint fails before sampling
 
   def tee():
     for batch in image_batches:
-      if digits is not None:
-        digits.update(batch)
+      for extra in (digits, stackgan):
+        if extra is not None:
+          extra.update(batch)
       yield batch
 
   metrics, protocol, timing = {}, dict(provenance), {}
@@ -90,6 +112,10 @@ def quality_metrics(cfg: GANConfig, image_batches, provenance, classifier=None):
   else:
     for _ in tee():
       pass
+  if stackgan is not None:
+    stackgan_metrics, stackgan_protocol = stackgan.result()
+    metrics.update(stackgan_metrics)
+    protocol.update(stackgan_protocol)
   if digits is not None:
     digits_metrics, digits_protocol = digits.result()
     metrics.update(digits_metrics)

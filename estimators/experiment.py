@@ -18,7 +18,7 @@ from data import bad_records
 from estimators import distribution, export, progress, run_dir
 from estimators.config import GANConfig
 from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
-                                   use_ema)
+                                   stackgan_score, use_ema)
 from estimators.gan_estimator import build_estimator, make_train_input_fn, prepare_run_data
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
 from estimators.models import get_model
@@ -123,6 +123,7 @@ def run_train_and_eval(cfg: GANConfig, dataset_fn=None, log=print):
   records = []
   # Load Inception before training, so an unreachable one fails in seconds, not after a chunk.
   classifier = load_classifier(cfg) if inception_wanted(cfg) else None
+  stackgan_score(cfg)  # --is_classifier=stackgan_cub: its checkpoint too
   current = 0
   latest = tf.train.latest_checkpoint(cfg.model_dir)
   if latest:
@@ -149,6 +150,7 @@ def run_continuous_eval(cfg: GANConfig, timeout_secs=None, log=print):
   The classifier and the real statistics are loaded once.
   """
   classifier = load_classifier(cfg) if inception_wanted(cfg) else None
+  stackgan_score(cfg)
   timeout = cfg.eval_timeout_secs if timeout_secs is None else timeout_secs
   records = []
   for path in tf.train.checkpoints_iterator(cfg.model_dir, min_interval_secs=1, timeout=timeout):

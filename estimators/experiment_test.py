@@ -71,6 +71,17 @@ def test_unreachable_inception_fails_before_training(tmp_path, monkeypatch):
   assert tf.train.latest_checkpoint(cfg.model_dir) is None
 
 
+def test_missing_stackgan_inception_fails_before_training(tmp_path, monkeypatch):
+  from eval.stackgan_inception import StackGANInceptionUnavailableError  # pylint: disable=import-outside-toplevel
+  cfg = tiny_config(tmp_path / "run", is_classifier="stackgan_cub",
+                    stackgan_inception_checkpoint=str(tmp_path / "model.ckpt-5000"))
+  trained = []
+  monkeypatch.setattr(experiment, "run_train", lambda *args, **kwargs: trained.append(args))
+  with pytest.raises(StackGANInceptionUnavailableError, match="model.ckpt-5000.index"):
+    experiment.run_train_and_eval(cfg)
+  assert trained == []
+
+
 class _FakeClock:
   """time.time / time.sleep for tf.train.checkpoints_iterator: sleeping advances the clock."""
 

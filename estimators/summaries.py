@@ -14,10 +14,9 @@ def image_grid(images, cols):
 
 
 def add_image_grid(tag, images, cols):
-  """One image summary `tag` of images [N, H, W, 3] in [-1, 1] laid out `cols` wide."""
-  grid = image_grid((images + 1.0) / 2.0, cols)
-  with tf.compat.v1.name_scope(""):  # the tag as given, without the network's scope prefix
-    tf.compat.v1.summary.image(tag, grid, max_outputs=1)
+  """One image summary `tag` of images [N, H, W, 3] in [-1, 1] laid out `cols` wide (as uint8,
+  like add_figure: a dark early sample is shown as dark, not stretched to full range)."""
+  add_figure(tag, image_grid((images + 1.0) / 2.0, cols)[0])
 
 
 def add_scalars(values):
@@ -25,16 +24,6 @@ def add_scalars(values):
   with tf.compat.v1.name_scope(""):
     for tag, value in values.items():
       tf.compat.v1.summary.scalar(tag, value)
-
-
-def attention_heat_maps(attention, image_size):
-  """[heads, N] attention of one sample over a sqrt(N) x sqrt(N) token grid -> [heads, S, S, 1]
-  in [0, 1], each head scaled to its maximum and resized (nearest) to the image."""
-  heads, n = attention.shape
-  side = int(np.sqrt(int(n)))
-  maps = tf.reshape(attention, [heads, side, side, 1])
-  maps = maps / (tf.reduce_max(maps, axis=[1, 2, 3], keepdims=True) + 1e-12)
-  return tf.image.resize(maps, [image_size, image_size], method="nearest")
 
 
 # --- attention drawn as the papers do (SAGAN Fig. 5, LadaGAN Fig. 6, AttnGAN Fig. 4) -----------

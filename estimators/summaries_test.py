@@ -121,3 +121,19 @@ def test_add_figure_writes_the_drawn_pixels_as_uint8_not_rescaled():
   assert [v.tag for v in proto.value] == ["attention/x/image"]
   pixels = tf.io.decode_png(proto.value[0].image.encoded_image_string).numpy()
   np.testing.assert_array_equal(pixels, np.round(figure * 255))
+
+
+def test_the_sample_grid_summary_keeps_a_dark_sample_dark():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  images = np.full((4, 2, 2, 3), -0.5, np.float32)  # 0.25 after [-1, 1] -> [0, 1]
+  images[3, 1, 1] = (0.0, -1.0, 1.0)
+  with tf.Graph().as_default():
+    summaries.add_image_grid("fixed_noise_grid", tf.constant(images), cols=2)
+    merged = tf.compat.v1.summary.merge_all()
+    with tf.compat.v1.Session() as session:
+      proto = tf.compat.v1.Summary.FromString(session.run(merged))
+  assert [v.tag for v in proto.value] == ["fixed_noise_grid/image"]
+  pixels = tf.io.decode_png(proto.value[0].image.encoded_image_string).numpy()
+  expected = np.full((4, 4, 3), 64, np.uint8)  # round(0.25 * 255); a float summary gives 255
+  expected[3, 3] = (128, 0, 255)  # image 3 = row 1, column 1 of the grid, its pixel (1, 1)
+  np.testing.assert_array_equal(pixels, expected)

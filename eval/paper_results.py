@@ -38,8 +38,15 @@ IS_SPLITS = Metric("IS", (r"inception_score_10split_mean", r"inception_score_\d+
 # IS as TF-GAN computes it (no splits), what the YLG code (built on TF-GAN) reports.
 IS_TFGAN = Metric("IS", ("inception_score", r"inception_score_10split_mean",
                          r"inception_score_\d+split_mean"), False)
-# R-precision as a fraction in [0, 1] (eval.r_precision); the paper prints percent.
-R_PRECISION = Metric("R-precision (%)", (r"r_precision_paper_mean", r"r_precision.*_mean",
+# IS on StackGAN's CUB-finetuned Inception-v3 (eval.stackgan_inception, --is_classifier=
+# stackgan_cub), what AttnGAN's CUB number is; else the ImageNet Inception's (a different number).
+IS_STACKGAN_CUB = Metric("IS", (r"stackgan_cub_is_10split_mean", r"stackgan_cub_is_\d+split_mean")
+                         + IS_SPLITS.keys, False)
+STACKGAN_CUB_PREFIX = "stackgan_cub_is_"
+# R-precision as a fraction in [0, 1] (eval.r_precision); the paper prints percent. AttnGAN's
+# evaluation writes r_precision_<protocol> and r_precision_<protocol>_std (protocol 'paper' first).
+R_PRECISION = Metric("R-precision (%)", (r"r_precision_paper_mean", "r_precision_paper",
+                                         r"r_precision.*_mean", r"r_precision_[a-z0-9]+",
                                          "r_precision"), False, scale=100.0, inception=False)
 
 
@@ -205,7 +212,7 @@ def _ylg_table1():
 # images generated from unseen (test) captions; Table 2 / Table 3 give the best IS with its
 # R-precision, mean +/- std. StackGAN's IS is 10 splits; for CUB its Inception is fine-tuned on
 # birds, for COCO it is the ImageNet one (REFERENCE_NOTES "AttnGAN", evaluation).
-def _attngan(dataset, lam, inception, spread, r_precision, r_spread, classifier):
+def _attngan(dataset, lam, inception, spread, r_precision, r_spread, classifier, is_metric):
   protocol = Protocol(
       num_generated=30_000, reference=f"{dataset.upper()} test captions (generation input)",
       num_real=None, real_split="test", classifier=classifier, is_splits=10,
@@ -218,7 +225,7 @@ def _attngan(dataset, lam, inception, spread, r_precision, r_spread, classifier)
   return Experiment(
       name=f"AttnGAN {dataset.upper()} (AttnGAN2, lambda={lam})", model="attngan",
       datasets=(dataset,), image_size=256, conditions=(),
-      numbers=(PaperNumber(IS_SPLITS, inception, spread, f"AttnGAN Table 2 ({row}) / Table 3",
+      numbers=(PaperNumber(is_metric, inception, spread, f"AttnGAN Table 2 ({row}) / Table 3",
                            protocol, note),
                PaperNumber(R_PRECISION, r_precision, r_spread, f"AttnGAN Table 2 ({row})",
                            r_protocol, note)))
@@ -226,9 +233,10 @@ def _attngan(dataset, lam, inception, spread, r_precision, r_spread, classifier)
 
 _ATTNGAN = (
     _attngan("cub", 5, 4.36, 0.03, 67.82, 4.43,
-             "StackGAN's Inception-v3 fine-tuned on CUB birds (not the ImageNet network)"),
+             "StackGAN's Inception-v3 fine-tuned on CUB birds (not the ImageNet network)",
+             IS_STACKGAN_CUB),
     _attngan("coco", 50, 25.89, 0.47, 85.47, 3.69,
-             "ImageNet Inception-v3 through StackGAN's IS code (10 splits)"),
+             "ImageNet Inception-v3 through StackGAN's IS code (10 splits)", IS_SPLITS),
 )
 
 

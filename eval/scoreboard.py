@@ -17,6 +17,13 @@ real reference and its size, Inception network, IS splits, truncation, training 
 of the paper's settings the run changed. It never puts a digits-classifier metric (digits_fid,
 digits_score) or a stand-in classifier's value next to a paper's Inception number: the cell says
 why instead. Runs that match no experiment are listed as such.
+
+A run directory holding `imported.json` (--mode=import_weights) holds the authors' released
+weights: it is labelled "authors' weights", its training line names the released files and step
+instead of this project's training, and the protocol line is the evaluation done here (classifier,
+sample count, splits, R-precision protocol), next to the paper's. AttnGAN's CUB IS is matched to
+`stackgan_cub_is_*` (StackGAN's fine-tuned Inception, --is_classifier=stackgan_cub) first; a
+TF-GAN Inception value stands in only with a line saying it is another network's.
 """
 import argparse
 import dataclasses
@@ -27,11 +34,13 @@ import re
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from eval.paper_results import (DIGITS_PREFIX, EXPERIMENTS, R_PRECISION, Experiment, Metric,
-                                PaperNumber)
+from eval.paper_results import (DIGITS_PREFIX, EXPERIMENTS, IS_STACKGAN_CUB, R_PRECISION,
+                                STACKGAN_CUB_PREFIX, Experiment, Metric, PaperNumber)
 
 RUN_CONFIG = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
+IMPORTED_JSON = "imported.json"  # --mode=import_weights: the run holds the authors' weights
+AUTHORS_WEIGHTS = "authors' weights"
 
 
 class ScoreboardError(ValueError):
@@ -50,6 +59,7 @@ class Run:
   hparams: dict
   config: dict
   records: Tuple[dict, ...]
+  imported: Optional[dict] = None  # imported.json: the released files the weights came from
 
 
 def read_run(path: str) -> Run:
@@ -61,12 +71,8 @@ def read_run(path: str) -> Run:
     raise ScoreboardError(
         f"{path} has no {RUN_CONFIG}: not a run directory (run.py writes it before training "
         f"starts); pass the --model_dir of a run")
-  try:
-    with open(config_path, encoding="utf8") as f:
-      document = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ScoreboardError(f"{config_path} is not readable JSON ({e}); restore it or rerun "
-                          f"run.py with the same flags to rewrite it") from e
+  document = _read_json(config_path, "restore it or rerun run.py with the same flags to "
+                                     "rewrite it")
   config = document.get("config") if isinstance(document, dict) else None
   if not isinstance(config, dict) or "model" not in config or "dataset" not in config:
     raise ScoreboardError(f"{config_path} lacks config.model / config.dataset: not the file "
@@ -79,7 +85,26 @@ def read_run(path: str) -> Run:
   records = tuple(_read_metrics(os.path.join(path, METRICS_FILE)))
   return Run(path=path, model=str(name), dataset=str(config["dataset"]),
              image_size=int(config.get("image_size") or 0), hparams=dict(hparams),
-             config=config, records=records)
+             config=config, records=records, imported=_read_imported(path))
+
+
+def _read_json(path, remedy):
+  try:
+    with open(path, encoding="utf8") as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ScoreboardError(f"{path} is not readable JSON ({e}); {remedy}") from e
+
+
+def _read_imported(path):
+  imported_path = os.path.join(path, IMPORTED_JSON)
+  if not os.path.isfile(imported_path):
+    return None
+  imported = _read_json(imported_path, "rerun --mode=import_weights into a fresh --model_dir "
+                                       "to rewrite it")
+  if not isinstance(imported, dict):
+    raise ScoreboardError(f"{imported_path} is not the object --mode=import_weights writes")
+  return imported
 
 
 def _read_metrics(path):
@@ -163,6 +188,14 @@ class Best:
   notes: Tuple[str, ...] = ()
 
 
+def _classifier_id(record, pattern):
+  """What computed the value: StackGAN's checkpoint for its IS, else the Inception's hash."""
+  protocol = record.get("protocol") or {}
+  if pattern.startswith(STACKGAN_CUB_PREFIX):
+    return (protocol.get("stackgan_cub") or {}).get("checkpoint_sha256")
+  return protocol.get("classifier_hash")
+
+
 def _is_standin(record):
   protocol = record.get("protocol") or {}
   return (protocol.get("classifier_source") == "standin"
@@ -198,8 +231,8 @@ def best_value(records: Sequence[dict], metric: Metric) -> Best:
                         f"(random weights; tests only), not Inception")
   if len(real) < len(keyed):
     notes.append(f"{len(keyed) - len(real)} stand-in-classifier records ignored")
-  latest = real[-1]["protocol"].get("classifier_hash") if real[-1].get("protocol") else None
-  same = [r for r in real if (r.get("protocol") or {}).get("classifier_hash") == latest]
+  latest = _classifier_id(real[-1], pattern)
+  same = [r for r in real if _classifier_id(r, pattern) == latest]
   if len(same) < len(real):
     notes.append(f"{len(real) - len(same)} records from another classifier ignored "
                  f"(best over the {len(same)} with the latest one's, {_short_hash(latest)})")
@@ -231,7 +264,7 @@ def _count(n):
 
 def _splits_of(key, protocol):
   """IS splits of the metric key the run's value came from."""
-  m = re.fullmatch(r"inception_score_(\d+)split_mean", key)
+  m = re.fullmatch(r"(?:inception_score|stackgan_cub_is)_(\d+)split_mean", key)
   if m:
     return int(m.group(1))
   if key == "inception_score":
@@ -243,23 +276,56 @@ def _millions(n):
   return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n:,}"
 
 
-def protocol_differences(number: PaperNumber, best: Best, batch_size=None) -> List[str]:
+def _retrieval(key, protocol):
+  """The run's R-precision protocol for the metric key (r_precision_<name>[_mean])."""
+  m = re.fullmatch(r"r_precision_([a-z0-9]+?)(?:_mean)?", key)
+  rp = (protocol.get(f"r_precision_{m.group(1)}") if m else None) or protocol.get(
+      "r_precision") or {}
+  if not rp:
+    return "protocol not recorded"
+  details = [f"{rp['candidates']} candidates" if "candidates" in rp else None,
+             f"negatives by {rp['keys']}" if "keys" in rp else None,
+             f"DAMSM {_short_hash(rp['damsm_sha256'])}" if rp.get("damsm_sha256") else None]
+  details = [d for d in details if d]
+  return rp.get("name", "unnamed") + (f" ({', '.join(details)})" if details else "")
+
+
+def _released_files(imported):
+  files = imported.get("files") or []
+  names = [os.path.basename(str(f.get("path", "?"))) + (
+      f" sha256 {str(f['sha256'])[:12]}" if f.get("sha256") else "") for f in files]
+  return ", ".join(names) or "files not recorded"
+
+
+def protocol_differences(number: PaperNumber, best: Best, batch_size=None,
+                         imported: Optional[dict] = None) -> List[str]:
   """The paper's protocol next to the run's, aspect by aspect ('paper X / run Y')."""
   paper, record = number.protocol, best.record or {}
   run = record.get("protocol") or {}
-  out = [f"samples: paper {_count(paper.num_generated)} / run {_count(run.get('num_generated'))}"]
+  stackgan = run.get("stackgan_cub") or {} if best.key.startswith(STACKGAN_CUB_PREFIX) else None
+  samples = _count(run.get("num_generated"))
+  if stackgan is not None:
+    samples = (f"{_count(stackgan.get('num_generated'))}, {_count(stackgan.get('num_scored'))} "
+               f"scored (whole batches of 64, as StackGAN's script)")
+  out = [f"samples: paper {_count(paper.num_generated)} / run {samples}"]
   reference = (f"{run.get('real_dataset', '?')}/{run.get('real_split', '?')}, "
                f"{_count(run.get('num_real'))} images")
   out.append(f"reference: paper {paper.reference} / run {reference}")
   if number.metric is R_PRECISION:
-    rp = run.get("r_precision") or {}
-    out.append(f"retrieval: paper {paper.classifier} / run "
-               f"{rp.get('name', 'protocol not recorded')}")
+    out.append(f"retrieval: paper {paper.classifier} / run {_retrieval(best.key, run)}")
+  elif stackgan is not None:
+    out.append(f"Inception: paper {paper.classifier} / run StackGAN's CUB Inception-v3 from "
+               f"{stackgan.get('checkpoint', 'not recorded')} "
+               f"({_short_hash(stackgan.get('checkpoint_sha256', '?'))}, "
+               f"{stackgan.get('weights', '?')}, {stackgan.get('classes', '?')} classes)")
   else:
     source = run.get("classifier_source", "not recorded")
     out.append(f"Inception: paper {paper.classifier} / run TF-GAN Inception module from "
                f"{source} ({_short_hash(run.get('classifier_hash', '?'))}, "
                f"{run.get('resize_method', '?')} resize)")
+    if number.metric is IS_STACKGAN_CUB:
+      out.append("the run's IS is on TF-GAN's ImageNet Inception, not the paper's network: "
+                 "evaluate with --is_classifier=stackgan_cub to compare")
   if number.metric.name == "IS":
     splits = _splits_of(best.key, run)
     paper_splits = "not stated" if paper.is_splits is None else (
@@ -271,10 +337,16 @@ def protocol_differences(number: PaperNumber, best: Best, batch_size=None) -> Li
              f"{'none' if truncation in (None, 0) else truncation}")
   step = record.get("step")
   seen = ""
-  if step is not None and batch_size:
-    seen = f" (step {step:,} x batch {batch_size} = {_millions(step * batch_size)} images seen)"
-  out.append(f"training: paper {paper.training} / run best of {best.num_records} "
-             f"evaluations{seen}")
+  if imported is not None:
+    released = imported.get("step")
+    out.append(f"training: paper {paper.training} / run {AUTHORS_WEIGHTS} (released step "
+               f"{'not stated' if released is None else f'{released:,}'}: "
+               f"{_released_files(imported)}), not trained here")
+  else:
+    if step is not None and batch_size:
+      seen = f" (step {step:,} x batch {batch_size} = {_millions(step * batch_size)} images seen)"
+    out.append(f"training: paper {paper.training} / run best of {best.num_records} "
+               f"evaluations{seen}")
   if run.get("ema_weights"):
     out.append("run evaluated the EMA generator")
   return out
@@ -298,8 +370,9 @@ def _cell(text):
 def rows_for(run: Run) -> List[Tuple[str, ...]]:
   """The scoreboard rows of one run: one per paper number of each matching experiment."""
   experiments = matching_experiments(run)
+  label = f"{run.path} ({AUTHORS_WEIGHTS})" if run.imported is not None else run.path
   if not experiments:
-    return [(run.path, f"no paper experiment matches ({run.model} on {run.dataset} at "
+    return [(label, f"no paper experiment matches ({run.model} on {run.dataset} at "
                        f"{run.image_size} px with these hyperparameters)", "", "", "", "",
              _unmatched_hint(run))]
   rows = []
@@ -310,20 +383,22 @@ def rows_for(run: Run) -> List[Tuple[str, ...]]:
       paper = f"{_fmt(number.value, number.spread)} ({number.source})"
       metric = number.metric.name
       if best.refused:
-        rows.append((run.path, experiment.name, metric, paper, best.refused, "", ""))
+        rows.append((label, experiment.name, metric, paper, best.refused, "", ""))
         continue
       value = best.value * number.metric.scale
       record = best.record
       spread = None  # the run's +/- when the metric has one (IS over splits, R-precision)
-      if best.key.endswith("_mean") and record["metrics"].get(best.key[:-5] + "_std") is not None:
-        spread = record["metrics"][best.key[:-5] + "_std"] * number.metric.scale
+      std_key = (best.key[:-5] if best.key.endswith("_mean") else best.key) + "_std"
+      if record["metrics"].get(std_key) is not None:
+        spread = record["metrics"][std_key] * number.metric.scale
       step = record.get("step")
-      details = protocol_differences(number, best, run.config.get("batch_size")) + list(best.notes)
+      details = protocol_differences(number, best, run.config.get("batch_size"),
+                                     run.imported) + list(best.notes)
       if number.note:
         details.append(number.note)
       if changed:
         details.append("settings changed: " + ", ".join(changed))
-      rows.append((run.path, experiment.name, metric, paper,
+      rows.append((label, experiment.name, metric, paper,
                    f"{_fmt(value, spread)} ({best.key})",
                    "SavedModel (no step)" if step is None else f"{step:,}", "; ".join(details)))
   return rows

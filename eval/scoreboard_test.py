@@ -432,3 +432,4 @@ def test_at_most_one_experiment_of_a_table_matches_any_sagan_or_ylg_run():
               names = [e.name for e in scoreboard.matching_experiments(run)]
               for table in ("SAGAN Table 1", "YLG Table 1"):
                 assert len([n for n in names if n.startswith(table)]) <= 1, (hparams, names)
+

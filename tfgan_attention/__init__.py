@@ -10,6 +10,7 @@
   WordAttention          AttnGAN's word attention F_attn (eq. 2), padding masked per example
   ConditioningAugmentation, kl_loss                    AttnGAN's F_ca and its KL penalty
   damsm_loss, DamsmVariant  AttnGAN's DAMSM matching scores and loss (eqs. 7-14); module damsm
+  Orthogonal             Keras' orthogonal init, factorised faster for tall kernels
   LadaAttention          LadaGAN's multi-head linear additive attention (map [B, heads, N])
   GeneratorLadaformer, DiscriminatorLadaformer, SelfModulatedLayerNorm,
   LocalEmbeddingExpansion, PositionalEmbedding         LadaGAN's blocks (module ladaformer)
@@ -17,6 +18,7 @@
 from tfgan_attention.batch_norm import BatchNorm, ConditionalBatchNorm
 from tfgan_attention.conditioning_augmentation import ConditioningAugmentation, kl_loss
 from tfgan_attention.damsm import DamsmVariant, damsm_loss
+from tfgan_attention.initializers import Orthogonal
 from tfgan_attention.self_attention import SelfAttention
 from tfgan_attention.spectral_norm import (SN_BOUNDS, SNConv2D, SNDense, SNEmbedding,
                                            spectral_normalize)
@@ -33,6 +35,7 @@ __all__ = ["BatchNorm", "ConditionalBatchNorm", "SelfAttention", "SNConv2D", "SN
            "SNEmbedding", "SN_BOUNDS", "spectral_normalize"]
 __all__ += ["YLGAttention", "CompactAttention", "densify_attention", "esa_order",
             "has_full_information", "ylg_masks"]
+__all__ += ["Orthogonal"]
 __all__ += ["WordAttention", "ConditioningAugmentation", "kl_loss", "DamsmVariant", "damsm_loss"]
 __all__ += ["LadaAttention", "GeneratorLadaformer", "DiscriminatorLadaformer",
             "SelfModulatedLayerNorm", "LocalEmbeddingExpansion", "PositionalEmbedding"]

@@ -164,6 +164,11 @@ def _set_storage_bytes(path, storage, raw, byteorder="little"):
   storage.array = array
 
 
+# A tensor may view its storage with zero or overlapping strides (torch's expand) and so hold more
+# elements than the storage; above this many, such a tensor is refused rather than materialised.
+MAX_REPEATED_ELEMENTS = 1 << 26
+
+
 def _materialize(path, ref):
   """A _TensorRef -> an owned, C-contiguous numpy array, after checking it fits its storage."""
   values = ref.storage.values(path)
@@ -178,6 +183,12 @@ def _materialize(path, ref):
     raise TorchFileError(f"{path}: tensor of size {size}, stride {stride}, offset {offset} needs "
                          f"{needed} elements of storage {ref.storage.key!r}, which holds "
                          f"{values.size}: the file is corrupt")
+  elements = int(np.prod([int(s) for s in size], dtype=np.int64))
+  if elements > max(values.size, MAX_REPEATED_ELEMENTS):
+    raise TorchFileError(f"{path}: tensor of size {size}, stride {stride} repeats storage "
+                         f"{ref.storage.key!r} ({values.size} elements) into {elements} elements; "
+                         f"refused (more than {MAX_REPEATED_ELEMENTS}: no released weight is an "
+                         "expanded view, and a hostile file could exhaust memory this way)")
   item = values.dtype.itemsize
   view = np.lib.stride_tricks.as_strided(values[offset:], shape=size,
                                          strides=[int(st) * item for st in stride])
@@ -226,6 +237,11 @@ def _load_zip(path, data):
       record = f"{prefix}data/{key}"
       if record not in names:
         raise TorchFileError(f"{path}: storage {key!r} has no record {record!r}")
+      need = storage.numel * storage.type.dtype.itemsize
+      declared = archive.getinfo(record).file_size
+      if declared > need:  # torch writes exactly `need` bytes; refuse before decompressing
+        raise TorchFileError(f"{path}: record {record!r} declares {declared} bytes where storage "
+                             f"{key!r} needs {need}: not a torch.save file, or corrupt")
       _set_storage_bytes(path, storage, archive.read(record), byteorder)
   except (zipfile.BadZipFile, EOFError, OSError) as e:  # a CRC or truncated-member error
     raise TorchFileError(f"{path}: a record of the zip cannot be read ({e}): truncated or corrupt "

@@ -188,6 +188,34 @@ def test_a_tensor_larger_than_its_storage_is_an_error(tmp_path):
       torch_files.load(path)
 
 
+def test_a_tensor_that_repeats_its_storage_beyond_the_cap_is_refused(tmp_path):
+  storage = w.Storage(np.arange(3, dtype=np.float32), key="4")
+  for writer in (w.write_legacy, w.write_zip):
+    path = str(tmp_path / f"expanded_{writer.__name__}.pth")
+    writer(path, {"small": w.Tensor(storage, 0, (2, 3), (0, 1)),        # 6 elements: read
+                  "bomb": w.Tensor(storage, 0, (1 << 20, 1 << 20), (0, 0))})
+    with pytest.raises(torch_files.TorchFileError,
+                       match=r"repeats storage '4' \(3 elements\) into 1099511627776 elements"):
+      torch_files.load(path)
+    writer(path, {"small": w.Tensor(storage, 0, (2, 3), (0, 1))})
+    np.testing.assert_array_equal(torch_files.load(path)["small"], [[0, 1, 2], [0, 1, 2]])
+
+
+def test_a_zip_record_larger_than_its_storage_is_refused_before_it_is_read(tmp_path):
+  path = str(tmp_path / "long.pth")
+  w.write_zip(path, {"w": w.contiguous_tensor(np.arange(6, dtype=np.float32), "0")})
+  with zipfile.ZipFile(path) as z:
+    records = {n: z.read(n) for n in z.namelist()}
+  records["archive/data/0"] += bytes(1 << 20)
+  os.remove(path)
+  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    for n, data in records.items():
+      z.writestr(n, data)
+  with pytest.raises(torch_files.TorchFileError,
+                     match=r"declares 1048600 bytes where storage '0' needs 24"):
+    torch_files.load(path)
+
+
 def test_a_storage_shorter_than_its_id_says_is_an_error(tmp_path):
   path = str(tmp_path / "short.pth")
   w.write_zip(path, {"w": w.contiguous_tensor(np.arange(6, dtype=np.float32), "0")})

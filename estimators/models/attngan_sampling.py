@@ -23,7 +23,7 @@ from data.text import Vocabulary
 from estimators import run_dir
 from estimators.model_registry import get_model
 from estimators.optimizers import EMA_SUFFIX
-from estimators.summaries import attention_heat_maps
+from estimators.summaries import attention_tiles
 
 TOP_WORDS = 5
 TILE = 128  # pixels per figure tile
@@ -61,14 +61,6 @@ def top_words(beta, ids, vocab, k=TOP_WORDS):
   return [(vocab.decode([ids[t]]), float(mass[t]), int(t)) for t in order]
 
 
-def overlay(image, heat):
-  """estimators.figures' blend (a model module cannot import figures, which imports the
-  models): the image dimmed to grey with the heat map [S, S] in [0, 1] blue -> red."""
-  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1) * 0.5
-  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0
-  return np.clip(0.5 * gray + 0.5 * colour, -1.0, 1.0).astype(np.float32)
-
-
 def latest_checkpoint(cfg, checkpoint=None):
   return run_dir.resolve_checkpoint(checkpoint or cfg.model_dir)
 
@@ -101,28 +93,29 @@ def restore_generator(cfg, spec, checkpoint):
 
 
 def _upscale(image, size):
+  """Nearest upsampling of a stage image [s, s, 3] by an integer factor towards `size`."""
   reps = max(1, size // image.shape[0])
   return np.repeat(np.repeat(image, reps, axis=0), reps, axis=1)
 
 
 def attention_figure(stage_images, betas, ids, vocab):
   """One [rows * (TILE + 14), (1 + TOP_WORDS) * TILE, 3] uint8 figure: per attention stage k,
-  the image of stage k, then the overlays of its top words, labelled."""
+  the image of stage k, then its top words' attention drawn over it as every attention map of the
+  suite is (estimators.summaries.attention_tiles: per-map normalised jet over the grey image),
+  labelled."""
   from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
   rows = []
   for image, beta in zip(stage_images, betas):
     words = top_words(beta, ids, vocab)
-    side = int(np.sqrt(beta.shape[1]))
-    heat = attention_heat_maps(tf.constant(beta[[t for _, _, t in words]]), side).numpy()
-    tiles = [_upscale(image, TILE)]
-    small = tf.image.resize(image[None], [side, side], method="area")[0].numpy()
-    for h in heat:
-      tiles.append(_upscale(overlay(small, h[..., 0]), TILE))
+    maps = beta[[t for _, _, t in words]]  # [k, N]: each top word's attention over the pixels
+    tiles = [attention_tiles(image[None], None, TILE)[0].numpy()]  # the stage image itself
+    if len(words):
+      tiles.extend(attention_tiles(np.repeat(image[None], len(words), axis=0), maps, TILE).numpy())
     while len(tiles) < 1 + TOP_WORDS:
-      tiles.append(np.full_like(tiles[0], -1.0))
-    strip = np.concatenate([t[:TILE, :TILE] for t in tiles], axis=1)
+      tiles.append(np.zeros_like(tiles[0]))
+    strip = np.concatenate(tiles, axis=1)
     canvas = Image.new("RGB", (strip.shape[1], TILE + 14), "white")
-    canvas.paste(Image.fromarray(np.clip((strip + 1) * 127.5, 0, 255).astype(np.uint8)), (0, 14))
+    canvas.paste(Image.fromarray(np.round(strip * 255).astype(np.uint8)), (0, 14))
     draw = ImageDraw.Draw(canvas)
     draw.text((2, 1), f"{image.shape[0]} px", fill="black")
     for j, (word, mass, _) in enumerate(words):

@@ -46,7 +46,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from estimators import run_dir
+from estimators import run_dir, summaries
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, hparam
 
 RECIPES = ("paper", "official")
@@ -557,14 +557,6 @@ def restore_networks(cfg, spec, checkpoint_path):
   return generator, discriminator, ema
 
 
-def _heat_overlay(image, heat):
-  """image [S, S, 3] in [-1, 1], heat [S, S] in [0, 1] -> a blend in [-1, 1] (blue low, red
-  high)."""
-  gray = np.repeat(np.mean(image, axis=-1, keepdims=True), 3, axis=-1)
-  colour = np.stack([heat, 0.25 * heat, 1.0 - heat], axis=-1) * 2.0 - 1.0
-  return np.clip(0.35 * gray + 0.65 * colour, -1.0, 1.0).astype(np.float32)
-
-
 def _rounded(array, digits=6):
   return [float(f"{v:.{digits}g}") for v in np.asarray(array).ravel()]
 
@@ -717,10 +709,12 @@ def _write_outputs(out_dir, record, target, generate, z0, results, grids, sal, s
   run_dir.write_png(os.path.join(out_dir, "comparison.png"), run_dir.grid(
       np.stack([target, start, images["pixel"], images["weighted_pixel"],
                 images["attention"]]), 5))
-  size, side = target.shape[0], grids.shape[-1]
-  for h, grid in enumerate(grids):
-    heat = np.kron(grid / max(float(grid.max()), 1e-12), np.ones((size // side, size // side)))
-    run_dir.write_png(os.path.join(out_dir, f"saliency_head{h}.png"), _heat_overlay(target, heat))
+  tiles = summaries.attention_tiles(np.repeat(target[None], grids.shape[0], axis=0),
+                                    grids.reshape(grids.shape[0], -1),
+                                    summaries.tile_size(target.shape[0])).numpy()
+  for h, tile in enumerate(tiles):  # the saliency drawn as every attention map of the suite is
+    run_dir.write_png(os.path.join(out_dir, f"saliency_head{h}.png"),
+                      np.round(tile * 255.0).astype(np.uint8))
   run_dir.atomic_write_json(os.path.join(out_dir, RESULT_FILE), record)
 
 
