@@ -1,6 +1,7 @@
 """bench/attention.py (named apart from any attention_test.py): the a*N + b*N^2 extrapolation, the
 budget skip and the table, with the per-(layer, size) subprocesses replaced by given numbers."""
 import json
+import os
 import subprocess
 import types
 
@@ -85,3 +86,16 @@ def test_non_integer_size_is_refused_before_any_run(fake_runs):
   with pytest.raises(ValueError):
     attention.main(["--sizes=32,big", "--mem_budget_gb=1"])
   assert fake_runs == []
+
+
+def test_alternate_table_has_medians_ranges_and_ratios_to_each_dense_layer():
+  times = {"ylg_sparse": [30.0, 10.0, 20.0], "ylg_dense": [100.0, 300.0, 200.0],
+           "ylg_dense_official": [250.0, 150.0, 400.0]}
+  out = attention.format_alternate(times, 64, 8, 256, (1.5, 2.25))
+  assert out.splitlines()[0] == ("64x64, batch 8, 256 channels, forward+backward; 3 rounds "
+                                 "alternating in one process; " + str(os.cpu_count())
+                                 + " CPU cores, load average 1.5 -> 2.2")
+  assert "| ylg_sparse | 20 | 10 - 30 |" in out
+  assert "| ylg_dense_official | 250 | 150 - 400 |" in out
+  assert "ylg_sparse / ylg_dense = 0.100x time (medians)" in out
+  assert "ylg_sparse / ylg_dense_official = 0.080x time (medians)" in out
