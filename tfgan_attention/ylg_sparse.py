@@ -14,6 +14,13 @@ pattern order; then each set is a batched matmul over contiguous blocks, never a
 An exact static mask over the candidates [n, K] (from the 1-D step mask, duplicates across sets
 removed) excludes the rest with -inf. `build_sparse_plan` checks that the candidates cover each
 step mask exactly, so the result equals dense masked attention up to float rounding.
+
+Speed (issue #27): heads whose steps use the same kinds of sets are one batch (YLG's four floor
+heads, RTL and LTR, are one group; a column set may take a different column per head); heads,
+queries and keys reach that order through one gather per tensor whose gradient is the inverse
+gather (tf.gather's own is a segment sum); the mask is added (+0 / -inf) rather than selected;
+the same-block set needs no pad or concat and the self key no repeat. With heads_last the
+inputs and output are [B, N, heads, d], as a 1x1 convolution gives them: no head transposes.
 """
 import collections
 import dataclasses
@@ -234,6 +241,24 @@ def _group_index(plan, positions, heads_last):
   return (rows * h + heads if heads_last else heads * m + rows).reshape(-1)
 
 
+def _to_groups(t, plan, positions, heads_last):
+  """[B, heads, m, d] (or heads_last) -> [B, heads, m, d], heads in group order, rows in
+  `positions` order: one gather."""
+  nh, m, d = len(plan.head_order), len(positions), t.shape[-1]
+  flat = _permute(tf.reshape(t, [-1, nh * m, d]), _group_index(plan, positions, heads_last))
+  return tf.reshape(flat, [-1, nh, m, d])
+
+
+def _from_groups(ts, plan, heads_last):
+  """Group outputs [B, h_g, Nq, d] (canonical queries) -> [B, heads, Nq, d] (or [B, Nq, heads,
+  d] if heads_last), raster queries, layer head order: the inverse of the queries' gather."""
+  nh, nq, d = len(plan.head_order), len(plan.query_sort), ts[0].shape[-1]
+  t = ts[0] if len(ts) == 1 else tf.concat(ts, axis=1)  # [B, heads, Nq, d]
+  index = np.argsort(_group_index(plan, plan.query_sort, heads_last))
+  flat = _permute(tf.reshape(t, [-1, nh * nq, d]), index)
+  return tf.reshape(flat, [-1, nq, nh, d] if heads_last else [-1, nh, nq, d])
+
+
 def sparse_attention(theta, phi, g, plan, return_attention=False, heads_last=False):
   """Masked multi-head attention over the allowed pairs of `plan` only.
 
@@ -243,17 +268,17 @@ def sparse_attention(theta, phi, g, plan, return_attention=False, heads_last=Fal
     g: values [B, heads, n, dv], raster key order.
     plan: a SparsePlan for these grids.
     return_attention: also return a CompactAttention.
-    heads_last: theta, phi, g and out are [B, N, heads, d] instead (saves the head transposes).
+    heads_last: theta, phi, g and out are [B, N, heads, d] instead (no head transposes needed
+      around a 1x1 convolution's [B, H, W, heads * d]).
   Returns:
-    out [B, heads, Nq, dv] in raster query order (and the CompactAttention).
+    out [B, heads, Nq, dv] ([B, Nq, heads, dv] if heads_last) in raster query order (and the
+    CompactAttention, [B, heads, Nq, K] either way).
   """
-  nh, nq, n = len(plan.head_order), len(plan.query_sort), plan.num_keys
-  # One permuting gather each: heads into group order (each group a contiguous slice), queries
-  # sorted, keys in pattern order. Its gradient is the inverse gather.
-  grouped = lambda t, pos: tf.reshape(
-      _permute(tf.reshape(t, [-1, nh * len(pos), t.shape[-1]]), _group_index(plan, pos, heads_last)),
-      [-1, nh, len(pos), t.shape[-1]])
-  q, k, v = grouped(theta, plan.query_sort), grouped(phi, plan.key_order), grouped(g, plan.key_order)
+  # Heads into group order (each group a contiguous slice), queries sorted, keys in pattern
+  # order: one permuting gather per tensor.
+  q = _to_groups(theta, plan, plan.query_sort, heads_last)  # [B, heads, Nq, d]
+  k = _to_groups(phi, plan, plan.key_order, heads_last)  # [B, heads, n, d]
+  v = _to_groups(g, plan, plan.key_order, heads_last)  # [B, heads, n, dv]
   sizes = [len(gr.heads) for gr in plan.groups]
   split = lambda t: tf.split(t, sizes, axis=1) if len(sizes) > 1 else [t]
   outs, weights = [], []
@@ -269,15 +294,11 @@ def sparse_attention(theta, phi, g, plan, return_attention=False, heads_last=Fal
     if return_attention:
       pad = plan.max_candidates - sum(group.sizes)
       weights.append(tf.pad(p, [[0, 0], [0, 0], [0, 0], [0, pad]]))  # [B, h, Nq, K_max]
-  # Back to raster queries and layer head order: the inverse of the queries' gather.
-  ungroup = lambda ts, last: tf.reshape(_permute(
-      tf.reshape(ts[0] if len(ts) == 1 else tf.concat(ts, axis=1), [-1, nh * nq, ts[0].shape[-1]]),
-      np.argsort(_group_index(plan, plan.query_sort, last))), [-1, nq, nh, ts[0].shape[-1]]
-      if last else [-1, nh, nq, ts[0].shape[-1]])
-  out = ungroup(outs, heads_last)
+  out = _from_groups(outs, plan, heads_last)
   if not return_attention:
     return out
-  return out, CompactAttention(ungroup(weights, False), tf.constant(compact_key_index(plan)))
+  return out, CompactAttention(_from_groups(weights, plan, False),
+                               tf.constant(compact_key_index(plan)))
 
 
 def compact_key_index(plan):
