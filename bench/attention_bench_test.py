@@ -89,13 +89,31 @@ def test_non_integer_size_is_refused_before_any_run(fake_runs):
 
 
 def test_alternate_table_has_medians_ranges_and_ratios_to_each_dense_layer():
-  times = {"ylg_sparse": [30.0, 10.0, 20.0], "ylg_dense": [100.0, 300.0, 200.0],
-           "ylg_dense_official": [250.0, 150.0, 400.0]}
+  times = {"ylg_sparse": ([30.0, 10.0, 20.0], [5.0, 4.0, 3.0]),
+           "ylg_sparse_baseline": ([40.0, 40.0, 40.0], [8.0, 8.0, 8.0]),
+           "ylg_dense": ([100.0, 300.0, 200.0], [40.0, 40.0, 40.0]),
+           "ylg_dense_official": ([250.0, 150.0, 400.0], [80.0, 80.0, 80.0])}
   out = attention.format_alternate(times, 64, 8, 256, (1.5, 2.25))
   assert out.splitlines()[0] == ("64x64, batch 8, 256 channels, forward+backward; 3 rounds "
                                  "alternating in one process; " + str(os.cpu_count())
                                  + " CPU cores, load average 1.5 -> 2.2")
-  assert "| ylg_sparse | 20 | 10 - 30 |" in out
-  assert "| ylg_dense_official | 250 | 150 - 400 |" in out
-  assert "ylg_sparse / ylg_dense = 0.100x time (medians)" in out
-  assert "ylg_sparse / ylg_dense_official = 0.080x time (medians)" in out
+  assert "| ylg_sparse | 20 | 10 - 30 | 4 |" in out
+  assert "| ylg_dense_official | 250 | 150 - 400 | 80 |" in out
+  assert "ylg_sparse / ylg_dense = 0.100x wall time, 0.100x CPU time (medians)" in out
+  assert "ylg_sparse / ylg_dense_official = 0.080x wall time, 0.050x CPU time (medians)" in out
+  assert "ylg_sparse_baseline / ylg_dense = 0.200x wall time, 0.200x CPU time (medians)" in out
+
+
+def test_baseline_layer_comes_from_the_other_tree(tmp_path):
+  """--baseline loads DIR's ylg_attention.py over DIR's ylg_sparse.py (here copies of this tree's
+  with a marker), not this tree's."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(attention.__file__)))
+  (tmp_path / "tfgan_attention").mkdir()
+  for name in ("ylg_attention.py", "ylg_sparse.py"):
+    with open(os.path.join(root, "tfgan_attention", name), encoding="utf-8") as f:
+      text = f.read()
+    (tmp_path / "tfgan_attention" / name).write_text(text + f"\nMARKER = {name!r}\n")
+  cls = attention._baseline_ylg(str(tmp_path))
+  assert cls.__name__ == "YLGAttention"
+  assert cls.call.__globals__["MARKER"] == "ylg_attention.py"
+  assert cls.call.__globals__["sparse_attention"].__globals__["MARKER"] == "ylg_sparse.py"
