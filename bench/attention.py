@@ -47,7 +47,8 @@ def _baseline_ylg(root):
     source = f.read().replace("from tfgan_attention.ylg_sparse import",
                               "from baseline_ylg_sparse import")
   module = types.ModuleType("baseline_ylg_attention")
-  exec(compile(source, path("ylg_attention.py"), "exec"), module.__dict__)  # pylint: disable=exec-used
+  # pylint: disable-next=exec-used
+  exec(compile(source, path("ylg_attention.py"), "exec"), module.__dict__)
   return module.YLGAttention
 
 
