@@ -283,10 +283,15 @@ def sparse_attention(theta, phi, g, plan, return_attention=False, heads_last=Fal
   split = lambda t: tf.split(t, sizes, axis=1) if len(sizes) > 1 else [t]
   outs, weights = [], []
   for group, qh, kh, vh in zip(plan.groups, split(q), split(k), split(v)):
-    logits = [_logits(qh, _gather_keys(kh, c, plan), c, plan) for c in group.candidates]
+    logits, start = [], 0
+    for c, size in zip(group.candidates, group.sizes):
+      part = _logits(qh, _gather_keys(kh, c, plan), c, plan)  # [B, h, Nq, size]
+      valid = group.valid[..., start:start + size]
+      start += size
+      if not valid.all():  # + 0 or -inf: exactly tf.where(valid, part, -inf); per set, so a
+        part += tf.constant(np.where(valid, 0.0, -np.inf), part.dtype)  # full set adds nothing
+      logits.append(part)
     logits = logits[0] if len(logits) == 1 else tf.concat(logits, axis=-1)  # [B, h, Nq, K]
-    if not group.valid.all():  # + 0 or -inf: exactly tf.where(valid, logits, -inf)
-      logits += tf.constant(np.where(group.valid, 0.0, -np.inf), logits.dtype)
     p = tf.nn.softmax(logits, axis=-1)  # [B, h, Nq, K], exactly 0 where not valid
     parts = tf.split(p, group.sizes, axis=-1) if len(group.sizes) > 1 else [p]
     outs.append(tf.add_n([_weighted_values(pc, _gather_keys(vh, c, plan), c, plan)
