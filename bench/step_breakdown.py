@@ -1,6 +1,6 @@
 """Where a training step's time goes: RunMetadata step-stats timelines aggregated by op name scope.
 
-  python -m bench.step_breakdown                        # SAGAN, YLG-SAGAN (128 px), LadaGAN (32 px)
+  python -m bench.step_breakdown     # SAGAN, YLG-SAGAN (128 px), LadaGAN (32 px), AttnGAN (64 px)
   python -m bench.step_breakdown --configs=sagan:128:16:8:32 --num_classes=1000 --engine=gan_estimator
 
 Each config trains (bench.train_step.run_one: our estimator on in-memory random images) --warmup
@@ -50,7 +50,8 @@ if sys.path[0] != ROOT:
   sys.path.insert(0, ROOT)
 
 # YLG's 8 heads need >= 64 channels at the attention block: df 32 at 128 px / 32x32.
-DEFAULT_CONFIGS = "sagan:128:16:8:32,ylg_sagan:128:16/32:8:32,ladagan:32:paper:16"
+DEFAULT_CONFIGS = (
+    "sagan:128:16:8:32,ylg_sagan:128:16/32:8:32,ladagan:32:paper:16,attngan:64:paper:4")
 BUCKETS = ("input", "G forward", "D forward", "G backward", "D backward",
            "spectral norm (power iteration, W / sigma)", "spectral norm backward",
            "optimiser updates", "summaries", "non-finite guard", "other")
