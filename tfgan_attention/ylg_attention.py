@@ -6,6 +6,9 @@ divide by their sigma in any network, as the official ylg/ops.py sn_conv1x1); th
 and C/2 value channels are split over 8 heads (G at C=256: 4 and 16 per head; D at C=128: 2 and 8).
 Each head attends through one step of a two-step pattern placed on the key grid with ESA
 (`patterns.ylg_masks`); official head order: heads 0-3 RTL (floor, repetitive, ...), 4-7 LTR.
+For speed (issue #27) theta, phi and g run as one 1x1 convolution of their normalised kernels
+side by side and sigma multiplies the output kernel rather than its output: the same layer to
+float rounding, the same variables.
 
 implementation="sparse" (default) computes only allowed query-key pairs (`ylg_sparse`):
 O(N sqrt N) memory and FLOPs, no [N, N] tensor. implementation="dense" is the reference: full
