@@ -10,6 +10,14 @@ during the steps, minus its resident size just before them (so it excludes Tenso
 weights and the input). A run whose peak memory, extrapolated from the two smaller sizes as
 a*N + b*N^2 (N = H*W), exceeds --mem_budget_gb is not made; its extrapolated time and memory are
 shown instead, marked "est.".
+
+  python bench/attention.py --alternate --sizes=64 --rounds=9   # sparse vs dense, one process
+
+--alternate builds the YLG layers (sparse, dense with the -inf mask, dense with the official
+additive -1000 mask) in one process and times them in turn, round after round, so each round sees
+the same background load; it prints each layer's median wall and process CPU time and the sparse /
+dense ratios. --baseline=DIR adds ylg_sparse_baseline: DIR's tfgan_attention/ylg_attention.py
+and ylg_sparse.py (e.g. a checkout of main; the other modules are this tree's) as a fourth layer.
 """
 import argparse
 import json
@@ -21,23 +29,49 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.memory import mem_available_gb, time_and_peak  # pylint: disable=wrong-import-position
 
-LAYERS = ("sagan_1head", "sagan_8heads", "ylg_dense", "ylg_sparse")
+LAYERS = ("sagan_1head", "sagan_8heads", "ylg_dense", "ylg_sparse", "ylg_dense_official")
+ALTERNATE = ("ylg_sparse", "ylg_dense", "ylg_dense_official")
+
+
+def _baseline_ylg(root):
+  """YLGAttention class of `root`'s ylg_attention.py over `root`'s ylg_sparse.py (both loaded
+  under private names; their other imports resolve to this tree)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import types  # pylint: disable=import-outside-toplevel
+  path = lambda name: os.path.join(root, "tfgan_attention", name)
+  spec = importlib.util.spec_from_file_location("baseline_ylg_sparse", path("ylg_sparse.py"))
+  sparse = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(sparse)
+  sys.modules["baseline_ylg_sparse"] = sparse
+  with open(path("ylg_attention.py"), encoding="utf-8") as f:
+    source = f.read().replace("from tfgan_attention.ylg_sparse import",
+                              "from baseline_ylg_sparse import")
+  module = types.ModuleType("baseline_ylg_attention")
+  # pylint: disable-next=exec-used
+  exec(compile(source, path("ylg_attention.py"), "exec"), module.__dict__)
+  return module.YLGAttention
+
+
+_BASELINE = []  # --baseline's YLGAttention class
 
 
 def _make_layer(name):
   from tfgan_attention import SelfAttention, YLGAttention  # pylint: disable=import-outside-toplevel
+  if name == "ylg_sparse_baseline":
+    return _BASELINE[0]()
   return {"sagan_1head": lambda: SelfAttention(num_heads=1),
           "sagan_8heads": lambda: SelfAttention(num_heads=8),
           "ylg_dense": lambda: YLGAttention(implementation="dense"),
-          "ylg_sparse": lambda: YLGAttention(implementation="sparse")}[name]()
+          "ylg_sparse": lambda: YLGAttention(implementation="sparse"),
+          "ylg_dense_official": lambda: YLGAttention(implementation="dense",
+                                                     masking="official_additive")}[name]()
 
 
-def run_one(name, size, batch, channels, steps):
-  """Measures one layer in this process; returns {"ms": ..., "peak_mb": ...}."""
+def _traced_step(name, x):
+  """A traced tf.function: forward, loss, gradients w.r.t. x and the weights of layer `name`."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf.keras.utils.set_random_seed(0)
   layer = _make_layer(name)
-  x = tf.random.normal([batch, size, size, channels])  # [B, H, W, C]
   layer.build(x.shape)
   layer.sigma.assign(0.5)
 
@@ -50,7 +84,52 @@ def run_one(name, size, batch, channels, steps):
     return tf.add_n([tf.reduce_sum(g) for g in grads])
 
   step.get_concrete_function(x)  # trace outside the measured region
-  return time_and_peak(step, x, steps)
+  return step
+
+
+def run_one(name, size, batch, channels, steps):
+  """Measures one layer in this process; returns {"ms": ..., "peak_mb": ...}."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  x = tf.random.normal([batch, size, size, channels], seed=0)  # [B, H, W, C]
+  return time_and_peak(_traced_step(name, x), x, steps)
+
+
+def alternate(names, size, batch, channels, rounds):
+  """{layer: [ms of each round]}: the layers' steps built in this process, then run in turn
+  (after one untimed call each), `rounds` times."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  x = tf.random.normal([batch, size, size, channels], seed=0)  # [B, H, W, C]
+  steps = {name: _traced_step(name, x) for name in names}
+  for step in steps.values():
+    step(x).numpy()
+  times = {name: ([], []) for name in names}  # wall ms, process CPU ms
+  for _ in range(rounds):
+    for name, step in steps.items():
+      start, cpu = time.perf_counter(), time.process_time()
+      step(x).numpy()
+      times[name][0].append(1000 * (time.perf_counter() - start))
+      times[name][1].append(1000 * (time.process_time() - cpu))
+  return times
+
+
+def format_alternate(times, size, batch, channels, loads):
+  """The --alternate table: median (min-max) wall ms and median CPU ms per layer, then each
+  sparse layer / each dense layer at the medians."""
+  import statistics  # pylint: disable=import-outside-toplevel
+  rounds = len(next(iter(times.values()))[0])
+  med = {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
+  lines = [f"{size}x{size}, batch {batch}, {channels} channels, forward+backward; {rounds} "
+           f"rounds alternating in one process; {os.cpu_count()} CPU cores, load average "
+           f"{loads[0]:.1f} -> {loads[1]:.1f}", "",
+           "| layer | median wall ms | min - max wall ms | median process CPU ms |",
+           "|---|---:|---:|---:|"]
+  lines += [f"| {name} | {med[name][0]:,.0f} | {min(ts[0]):,.0f} - {max(ts[0]):,.0f} | "
+            f"{med[name][1]:,.0f} |" for name, ts in times.items()]
+  for sparse in [n for n in times if n.startswith("ylg_sparse")]:
+    for dense in [n for n in times if n.startswith("ylg_dense")]:
+      lines.append(f"\n{sparse} / {dense} = {med[sparse][0] / med[dense][0]:.3f}x wall time, "
+                   f"{med[sparse][1] / med[dense][1]:.3f}x CPU time (medians)")
+  return "\n".join(lines)
 
 
 def _extrapolate(points, size):
@@ -71,11 +150,28 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=3, help="timed steps after the tracing step")
   p.add_argument("--mem_budget_gb", type=float, default=None,
                  help="skip runs estimated above this (default: half of MemAvailable)")
+  p.add_argument("--alternate", action="store_true",
+                 help="time the layers in one process, in turn (default layers: "
+                      f"{','.join(ALTERNATE)}; --sizes: each size on its own)")
+  p.add_argument("--rounds", type=int, default=7, help="--alternate: timed rounds")
+  p.add_argument("--baseline", help="--alternate: also time DIR's YLG sparse layer")
   p.add_argument("--one", nargs=2, metavar=("LAYER", "SIZE"), help=argparse.SUPPRESS)
   args = p.parse_args(argv)
   unknown = [name for name in args.layers.split(",") if name not in LAYERS]
   if unknown:  # before any subprocess runs (a child would fail on it after the others ran)
     p.error(f"--layers: unknown {', '.join(map(repr, unknown))}; choose among {', '.join(LAYERS)}")
+  if args.alternate:
+    names = args.layers.split(",") if args.layers != ",".join(LAYERS) else list(ALTERNATE)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.baseline:
+      _BASELINE.append(_baseline_ylg(os.path.abspath(args.baseline)))
+      names.insert(1, "ylg_sparse_baseline")
+    for size in (int(s) for s in args.sizes.split(",")):
+      load = os.getloadavg()[0]
+      times = alternate(names, size, args.batch, args.channels, args.rounds)
+      print(format_alternate(times, size, args.batch, args.channels,
+                             (load, os.getloadavg()[0])) + "\n")
+    return
   if args.one:
     print(json.dumps(run_one(args.one[0], int(args.one[1]), args.batch, args.channels,
                              args.steps)))

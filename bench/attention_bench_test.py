@@ -1,6 +1,7 @@
 """bench/attention.py (named apart from any attention_test.py): the a*N + b*N^2 extrapolation, the
 budget skip and the table, with the per-(layer, size) subprocesses replaced by given numbers."""
 import json
+import os
 import subprocess
 import types
 
@@ -92,3 +93,34 @@ def test_an_unknown_layer_is_refused_before_any_run(fake_runs, capsys):
     attention.main(["--layers=ylg_sparse,ylg_sprase", "--sizes=32"])
   assert exit_info.value.code == 2 and not fake_runs  # nothing measured
   assert "unknown 'ylg_sprase'; choose among sagan_1head" in capsys.readouterr().err
+
+
+def test_alternate_table_has_medians_ranges_and_ratios_to_each_dense_layer():
+  times = {"ylg_sparse": ([30.0, 10.0, 20.0], [5.0, 4.0, 3.0]),
+           "ylg_sparse_baseline": ([40.0, 40.0, 40.0], [8.0, 8.0, 8.0]),
+           "ylg_dense": ([100.0, 300.0, 200.0], [40.0, 40.0, 40.0]),
+           "ylg_dense_official": ([250.0, 150.0, 400.0], [80.0, 80.0, 80.0])}
+  out = attention.format_alternate(times, 64, 8, 256, (1.5, 2.25))
+  assert out.splitlines()[0] == ("64x64, batch 8, 256 channels, forward+backward; 3 rounds "
+                                 "alternating in one process; " + str(os.cpu_count())
+                                 + " CPU cores, load average 1.5 -> 2.2")
+  assert "| ylg_sparse | 20 | 10 - 30 | 4 |" in out
+  assert "| ylg_dense_official | 250 | 150 - 400 | 80 |" in out
+  assert "ylg_sparse / ylg_dense = 0.100x wall time, 0.100x CPU time (medians)" in out
+  assert "ylg_sparse / ylg_dense_official = 0.080x wall time, 0.050x CPU time (medians)" in out
+  assert "ylg_sparse_baseline / ylg_dense = 0.200x wall time, 0.200x CPU time (medians)" in out
+
+
+def test_baseline_layer_comes_from_the_other_tree(tmp_path):
+  """--baseline loads DIR's ylg_attention.py over DIR's ylg_sparse.py (here copies of this tree's
+  with a marker), not this tree's."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(attention.__file__)))
+  (tmp_path / "tfgan_attention").mkdir()
+  for name in ("ylg_attention.py", "ylg_sparse.py"):
+    with open(os.path.join(root, "tfgan_attention", name), encoding="utf-8") as f:
+      text = f.read()
+    (tmp_path / "tfgan_attention" / name).write_text(text + f"\nMARKER = {name!r}\n")
+  cls = attention._baseline_ylg(str(tmp_path))
+  assert cls.__name__ == "YLGAttention"
+  assert cls.call.__globals__["MARKER"] == "ylg_attention.py"
+  assert cls.call.__globals__["sparse_attention"].__globals__["MARKER"] == "ylg_sparse.py"

@@ -152,15 +152,16 @@ def prepare(workdir, s):
   return {"vocab_size": len(vocab)}
 
 
-def run_attngan(workdir, s, steps, warmup, with_damsm):
-  """warmup + steps AttnGAN training steps through GANEstimator; a result dict."""
+def run_attngan(workdir, s, steps, warmup, with_damsm, hooks=(), overrides=None):
+  """warmup + steps AttnGAN training steps through GANEstimator; a result dict. `hooks`: more
+  SessionRunHooks; `overrides`: further GANConfig settings (e.g. engine)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from bench.train_step import _step_timer_hook, synthetic_captioned  # pylint: disable=import-outside-toplevel
   from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   total = warmup + steps
   model_dir = os.path.join(workdir, "run")
-  extra = {} if with_damsm else {"lambda_damsm": 0.0}
+  extra = dict(overrides or {}, **({} if with_damsm else {"lambda_damsm": 0.0}))
   cfg = _gan_config(model_dir, s, total, **extra)
   with tempfile.TemporaryDirectory(dir=workdir) as run_dir:  # its own checkpoints
     import shutil  # pylint: disable=import-outside-toplevel
@@ -173,9 +174,10 @@ def run_attngan(workdir, s, steps, warmup, with_damsm):
         s["image_size"], s["max_words"], vocab_size))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()
-    estimator.train(input_fn, hooks=[timer], max_steps=total)
+    estimator.train(input_fn, hooks=[timer] + list(hooks), max_steps=total)
     wall = time.perf_counter() - start
-  return _result(timer.timed(), steps, s["batch_size"], wall)
+  return dict(_result(timer.timed(), steps, s["batch_size"], wall), engine=cfg.engine,
+              distribution=cfg.distribution)
 
 
 def run_damsm(s, steps, warmup):

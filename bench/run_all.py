@@ -51,8 +51,8 @@ BENCHMARKS = {
         "interleaved step by step",
         ["--settings=16:8", "--steps=6"], []),
     "step_breakdown": Benchmark(
-        "Training step: where the time goes (step-stats timelines by op name scope)",
-        ["--configs=sagan:32:16/32:16,ylg_sagan:32:16/32:16,ladagan:32:paper:16",
+        "Training step: where the time goes (step-stats timelines by scope, op type, layer)",
+        ["--configs=sagan:32:16/32:16,ylg_sagan:32:16/32:16,ladagan:32:paper:16,attngan:32:paper:8",
          "--num_classes=10", "--warmup=2", "--untraced=2", "--traced=2"], []),
     "setup_time": Benchmark(
         "Set-up time: seconds from the flags to the end of the first training step, by phase",

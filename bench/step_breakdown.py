@@ -1,6 +1,6 @@
 """Where a training step's time goes: RunMetadata step-stats timelines aggregated by op name scope.
 
-  python -m bench.step_breakdown                        # SAGAN, YLG-SAGAN (128 px), LadaGAN (32 px)
+  python -m bench.step_breakdown     # SAGAN, YLG-SAGAN (128 px), LadaGAN (32 px), AttnGAN (64 px)
   python -m bench.step_breakdown --configs=sagan:128:16:8:32 --num_classes=1000 --engine=gan_estimator
 
 Each config trains (bench.train_step.run_one: our estimator on in-memory random images) --warmup
@@ -22,6 +22,14 @@ run time; nodes are put in buckets by name scope and op type:
   non-finite guard    CheckNumerics
   other               global step, losses, control, send/recv...
 
+Two more tables: the --top op types (Conv2D, BatchMatMul, GatherV2, ...) and the --top layers
+(the node's scope two levels under Generator / Discriminator, e.g. Generator/generator/g_ops, its
+gradient nodes included) by summed op time.
+
+A model with a frozen DAMSM (AttnGAN) needs captions and a DAMSM: it runs through
+bench.attngan_step's step (its tiny settings at the config's image size and batch, a random-weight
+DAMSM written first, random captions), e.g. --configs=attngan:64:paper:4.
+
 Node times are summed over the inter-op threads (they overlap), so a bucket's "op ms/step" can
 exceed its share of wall time; shares are of the summed op time. The session.run table gives the
 wall time of each kind of call per step (FULL_TRACE adds overhead: compare the traced step with the
@@ -34,6 +42,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +50,8 @@ if sys.path[0] != ROOT:
   sys.path.insert(0, ROOT)
 
 # YLG's 8 heads need >= 64 channels at the attention block: df 32 at 128 px / 32x32.
-DEFAULT_CONFIGS = "sagan:128:16:8:32,ylg_sagan:128:16/32:8:32,ladagan:32:paper:16"
+DEFAULT_CONFIGS = (
+    "sagan:128:16:8:32,ylg_sagan:128:16/32:8:32,ladagan:32:paper:16,attngan:64:paper:4")
 BUCKETS = ("input", "G forward", "D forward", "G backward", "D backward",
            "spectral norm (power iteration, W / sigma)", "spectral norm backward",
            "optimiser updates", "summaries", "non-finite guard", "other")
@@ -188,9 +198,23 @@ def window_hook(tracer, warmup, untraced, traced):
   return Window()
 
 
+def layer(name):
+  """The node's layer: its scope two levels under Generator* / Discriminator* (gradient nodes
+  with their forward op's), e.g. 'Generator/generator/g_ops'; '' outside both networks."""
+  parts = name.split("/")
+  at = next((i for i, p in enumerate(parts)
+             if p.startswith("Generator") or p.startswith("Discriminator")), None)
+  if at is None:
+    return ""
+  net = "Generator" if parts[at].startswith("Generator") else "Discriminator"
+  return "/".join([net] + parts[at + 1:at + 3][:len(parts) - at - 2])
+
+
 def aggregate(calls, traced):
-  """({bucket: op ms per step}, {call kind: (calls per step, wall ms per step)})."""
+  """({bucket: op ms per step}, {call kind: (calls per step, wall ms per step)},
+  {op type: op ms per step}, {layer: op ms per step})."""
   ops = collections.Counter()
+  kinds, layers = collections.Counter(), collections.Counter()
   runs = collections.defaultdict(lambda: [0, 0.0])
   for _, kind, wall, metadata in calls:
     runs[kind][0] += 1
@@ -200,9 +224,30 @@ def aggregate(calls, traced):
         name = node.node_name.split(":")[0]
         if name in ("_SOURCE", "_SINK"):
           continue
-        ops[bucket(name, op_type(node))] += node.all_end_rel_micros / 1000.0
+        ms = node.all_end_rel_micros / 1000.0
+        kind = op_type(node)
+        ops[bucket(name, kind)] += ms
+        kinds[kind.replace("_Mkl", "").replace("Native", "")] += ms  # oneDNN's names: the op's
+        layers[layer(name) or "(outside G and D)"] += ms
+  per_step = lambda c: {k: v / traced for k, v in c.most_common()}
   return ({b: ops[b] / traced for b in BUCKETS},
-          {k: (n / traced, ms / traced) for k, (n, ms) in sorted(runs.items())})
+          {k: (n / traced, ms / traced) for k, (n, ms) in sorted(runs.items())},
+          per_step(kinds), per_step(layers))
+
+
+def _train(config, *, steps, warmup, num_classes, overrides, hooks):
+  """bench.train_step.run_one, or for a model with a frozen DAMSM bench.attngan_step's step (its
+  tiny settings at the config's image size and batch, after writing a random-weight DAMSM)."""
+  from bench import attngan_step, setup_time, train_step  # pylint: disable=import-outside-toplevel
+  if not setup_time._has_damsm(config.model):  # pylint: disable=protected-access
+    return train_step.run_one(config, steps=steps, warmup=warmup, num_classes=num_classes,
+                              overrides=overrides, hooks=hooks)
+  s = attngan_step.settings(False, [f"image_size={config.image_size}",
+                                    f"batch_size={config.batch}"])
+  with tempfile.TemporaryDirectory(prefix="bench_step_breakdown_") as workdir:
+    s.update(attngan_step.prepare(workdir, s))
+    return attngan_step.run_attngan(workdir, s, steps, warmup, True, hooks=hooks,
+                                    overrides=overrides)
 
 
 def breakdown(config, *, num_classes, warmup, untraced, traced, engine=None, overrides=None):
@@ -214,15 +259,25 @@ def breakdown(config, *, num_classes, warmup, untraced, traced, engine=None, ove
   if engine:
     extra["engine"] = engine
   with tracer.installed(), spectral_norm_scope():
-    result = train_step.run_one(config, steps=untraced + traced, warmup=warmup,
-                                num_classes=num_classes, overrides=extra, hooks=[hook])
-  ops, runs = aggregate([c for c in tracer.calls if 0 <= c[0] < traced], traced)
+    result = _train(config, steps=untraced + traced, warmup=warmup, num_classes=num_classes,
+                    overrides=extra, hooks=[hook])
+  ops, runs, kinds, layers = aggregate([c for c in tracer.calls if 0 <= c[0] < traced], traced)
   return {"config": train_step.config_text(config), "engine": result.get("engine", ""),
           "distribution": result["distribution"], "untraced_ms": hook.untraced_ms(),
-          "traced_ms": hook.traced_ms(), "ops": ops, "runs": runs}
+          "traced_ms": hook.traced_ms(), "ops": ops, "runs": runs, "op_types": kinds,
+          "layers": layers}
 
 
-def format_breakdown(b):
+def _top(title, values, total, top):
+  """Markdown rows of the `top` largest of {name: ms}, the rest summed."""
+  items = list(values.items())
+  rows = items[:top] + ([(f"{len(items) - top} others", sum(v for _, v in items[top:]))]
+                        if len(items) > top else [])
+  return ["", f"| {title} | op ms/step | share |", "|---|---:|---:|"] + [
+      f"| {name} | {ms:.1f} | {100 * ms / total:.1f}% |" for name, ms in rows]
+
+
+def format_breakdown(b, top=8):
   total = sum(b["ops"].values()) or 1.0
   lines = [f"### {b['config']} (engine {b['engine']}, distribution {b['distribution']}): "
            f"{b['untraced_ms']:.0f} ms/step untraced, {b['traced_ms']:.0f} ms/step traced", "",
@@ -234,6 +289,7 @@ def format_breakdown(b):
     ms = b["ops"][name]
     lines.append(f"| {name} | {ms:.1f} | {100 * ms / total:.1f}% |")
   lines.append(f"| total | {total:.1f} | 100% |")
+  lines += _top("op type", b["op_types"], total, top) + _top("layer", b["layers"], total, top)
   return "\n".join(lines)
 
 
@@ -247,6 +303,7 @@ def main(argv=None):
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--untraced", type=int, default=3, help="timed steps without tracing")
   p.add_argument("--traced", type=int, default=3, help="traced steps (aggregated)")
+  p.add_argument("--top", type=int, default=8, help="rows of the op-type and layer tables")
   args = p.parse_args(argv)
   from bench import train_step  # pylint: disable=import-outside-toplevel
   try:
@@ -272,7 +329,7 @@ def main(argv=None):
   print(f"\n{args.num_classes} classes (class-conditional models), float32; {args.warmup} "
         f"warm-up, {args.untraced} untraced and {args.traced} traced steps each; "
         f"{os.cpu_count()} CPUs, load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
-  print("\n\n".join(format_breakdown(b) for b in out))
+  print("\n\n".join(format_breakdown(b, args.top) for b in out))
   for line in failed:
     print(f"\n{line}")
   if failed:

@@ -6,6 +6,9 @@ divide by their sigma in any network, as the official ylg/ops.py sn_conv1x1); th
 and C/2 value channels are split over 8 heads (G at C=256: 4 and 16 per head; D at C=128: 2 and 8).
 Each head attends through one step of a two-step pattern placed on the key grid with ESA
 (`patterns.ylg_masks`); official head order: heads 0-3 RTL (floor, repetitive, ...), 4-7 LTR.
+For speed (issue #27) theta, phi and g run as one 1x1 convolution of their normalised kernels
+side by side and sigma multiplies the output kernel rather than its output: the same layer to
+float rounding, the same variables.
 
 implementation="sparse" (default) computes only allowed query-key pairs (`ylg_sparse`):
 O(N sqrt N) memory and FLOPs, no [N, N] tensor. implementation="dense" is the reference: full
@@ -69,6 +72,14 @@ class YLGAttention(SelfAttention):
 
   def build(self, input_shape):
     super().build(input_shape)
+    # `call` applies the 1x1 convolutions through their normalised kernels (theta, phi and g as
+    # one convolution), not their __call__: build them here, each in its own name scope, so their
+    # variables get the names and creation order the __call__ route gives.
+    shape = tf.TensorShape(input_shape)
+    for conv, channels in ((self.theta, shape[-1]), (self.phi, shape[-1]), (self.g, shape[-1]),
+                           (self.attn_out, shape[-1] // 2)):
+      with tf.name_scope(conv.name):
+        conv.build(shape[:-1].concatenate([channels]))
     h, w = int(input_shape[1]), int(input_shape[2])
     grids = dict(key_grid=(h // 2, w // 2), query_grid=(h, w), layout=self.layout, esa=self.esa,
                  nonsquare=self.nonsquare, stride=self.stride)
@@ -90,18 +101,34 @@ class YLGAttention(SelfAttention):
     attn = tf.nn.softmax(logits, axis=-1)  # [B, 8, Nq, Nk]
     return tf.matmul(attn, g), attn  # [B, 8, Nq, dv]
 
+  def _projections(self, x, training):
+    """theta [B, H, W, C/8], phi [B, H/2, W/2, C/8], g [B, H/2, W/2, C/2] (keys and values
+    2x2 max-pooled): one 1x1 convolution with the three normalised kernels side by side, one
+    pool (the same sums per channel as three convolutions, read x once)."""
+    c = x.shape[-1]
+    w = tf.concat([conv.normalized_kernel(training) for conv in (self.theta, self.phi, self.g)],
+                  axis=-1)  # [1, 1, C, C/8 + C/8 + C/2]
+    theta, pg = tf.split(tf.nn.conv2d(x, tf.cast(w, x.dtype), 1, "SAME"),
+                         [c // 8, c // 8 + c // 2], axis=-1)
+    phi, g = tf.split(tf.nn.max_pool2d(pg, ksize=2, strides=2, padding="VALID"),
+                      [c // 8, c // 2], axis=-1)
+    return theta, phi, g
+
   def call(self, x, training=False, return_attention=False):
-    _, h, w, c = x.shape
-    pool = lambda t: tf.nn.max_pool2d(t, ksize=2, strides=2, padding="VALID")
-    theta = self._split_heads(self.theta(x, training=training))  # [B, 8, Nq, C/64]
-    phi = self._split_heads(pool(self.phi(x, training=training)))  # [B, 8, Nk, C/64]
-    g = self._split_heads(pool(self.g(x, training=training)))  # [B, 8, Nk, C/16]
-    if self.implementation == "sparse":
-      o, attn = (sparse_attention(theta, phi, g, self._plan, return_attention=True)
-                 if return_attention else (sparse_attention(theta, phi, g, self._plan), None))
+    b, h, w, c = tf.shape(x)[0], x.shape[1], x.shape[2], x.shape[3]
+    theta, phi, g = self._projections(x, training)
+    if self.implementation == "sparse":  # heads last: [B, N, 8, d], no transposes
+      tokens = lambda t: tf.reshape(t, [b, -1, NUM_HEADS, t.shape[-1] // NUM_HEADS])
+      out = sparse_attention(tokens(theta), tokens(phi), tokens(g), self._plan,
+                             return_attention=return_attention, heads_last=True)
+      o, attn = out if return_attention else (out, None)  # o [B, Nq, 8, C/16]
+      o = tf.transpose(o, [0, 1, 3, 2]) if self.interleave_heads else o
     else:
-      o, attn = self._dense_attention(theta, phi, g)  # [B, 8, Nq, C/16]
-    perm = [0, 2, 3, 1] if self.interleave_heads else [0, 2, 1, 3]  # channel i*8+h or h*dv+i
-    o = tf.reshape(tf.transpose(o, perm), [-1, h, w, c // 2])
-    y = x + self.sigma * self.attn_out(o, training=training)
+      o, attn = self._dense_attention(*map(self._split_heads, (theta, phi, g)))  # [B,8,Nq,C/16]
+      o = tf.transpose(o, [0, 2, 3, 1] if self.interleave_heads else [0, 2, 1, 3])
+    o = tf.reshape(o, [-1, h, w, c // 2])  # channel h*dv+i, or i*8+h with interleave_heads
+    # sigma folded into the output kernel: (sigma W) o instead of sigma (W o), a product over the
+    # kernel instead of the feature map (equal to float rounding).
+    kernel = self.sigma * self.attn_out.normalized_kernel(training)
+    y = x + tf.nn.conv2d(o, tf.cast(kernel, o.dtype), 1, "SAME")
     return (y, attn) if return_attention else y

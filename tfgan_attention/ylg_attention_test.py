@@ -122,6 +122,23 @@ def test_sparse_graph_has_no_quadratic_tensor():
   assert sizes["sparse"] < quadratic // 8
 
 
+def test_sparse_gradient_has_no_segment_sum_or_slice_gradient():
+  """Index permutations differentiate to gathers (tf.gather's own gradient is an
+  UnsortedSegmentSum); the mask is added, not selected; head groups are split, not sliced: the
+  only slice gradients are the column sets' keys and values (n = 64 keys, not Nq = 256)."""
+  spec = tf.TensorSpec([2, 16, 16, 64], tf.float32)
+  layer = YLGAttention()
+  layer.build(spec.shape)
+  grad = lambda x: tf.gradients(tf.reduce_sum(layer(x, training=True)), x)
+  graph = tf.function(grad, autograph=False).get_concrete_function(spec).graph
+  kinds = {op.type for op in graph.get_operations()}
+  assert "GatherV2" in kinds and "Softmax" in kinds
+  assert not kinds & {"UnsortedSegmentSum", "SelectV2"}
+  slice_grads = [op.outputs[0].shape for op in graph.get_operations()
+                 if op.type == "StridedSliceGrad"]
+  assert slice_grads and all(s[2] == 64 for s in slice_grads)  # [B, heads, n, d]
+
+
 def test_drop_in_for_self_attention():
   x = tf.random.normal([2, 8, 8, 64])
   ylg, sagan = YLGAttention(), SelfAttention(num_heads=8)

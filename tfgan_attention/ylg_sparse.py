@@ -14,6 +14,13 @@ pattern order; then each set is a batched matmul over contiguous blocks, never a
 An exact static mask over the candidates [n, K] (from the 1-D step mask, duplicates across sets
 removed) excludes the rest with -inf. `build_sparse_plan` checks that the candidates cover each
 step mask exactly, so the result equals dense masked attention up to float rounding.
+
+Speed (issue #27): heads whose steps use the same kinds of sets are one batch (YLG's four floor
+heads, RTL and LTR, are one group; a column set may take a different column per head); heads,
+queries and keys reach that order through one gather per tensor whose gradient is the inverse
+gather (tf.gather's own is a segment sum); the mask is added (+0 / -inf) rather than selected;
+the same-block set needs no pad or concat and the self key no repeat. With heads_last the
+inputs and output are [B, N, heads, d], as a 1x1 convolution gives them: no head transposes.
 """
 import collections
 import dataclasses
@@ -43,11 +50,11 @@ CompactAttention = collections.namedtuple("CompactAttention", ["weights", "key_i
 
 @dataclasses.dataclass(frozen=True)
 class HeadGroup:
-  """Heads sharing one step: their candidate sets and static candidate masks."""
+  """Heads whose steps use the same kinds of candidate sets, computed as one batch."""
   heads: tuple  # head indices in the layer
-  candidates: tuple  # candidate sets, e.g. (("column", -1), ("self",))
-  valid: np.ndarray  # bool [Nq, K], canonical query order
-  key_index: np.ndarray  # int32 [Nq, K], raster key index, -1 where not valid
+  candidates: tuple  # candidate sets; a column set has one column per head: ("column", (c, ...))
+  valid: np.ndarray  # bool [h, Nq, K], canonical query order
+  key_index: np.ndarray  # int32 [h, Nq, K], raster key index, -1 where not valid
   sizes: tuple  # K of each candidate set
 
 
@@ -60,7 +67,7 @@ class SparsePlan:
   key_order: np.ndarray  # int32 [n], raster key index at pattern position t
   query_sort: np.ndarray  # int32 [Nq], raster query index at canonical index i = t * f + c
   query_unsort: np.ndarray  # int32 [Nq], inverse of query_sort
-  groups: tuple  # HeadGroup per distinct step
+  groups: tuple  # HeadGroup per distinct kind of candidate sets
   head_order: np.ndarray  # int32 [heads], head index at each position of the group concatenation
   head_unsort: np.ndarray  # int32 [heads], inverse of head_order
   max_candidates: int  # K of the compact attention
@@ -101,6 +108,11 @@ def _step_valid(mask_1d, cands, s):
   return valid, keys
 
 
+def _kind(cands):
+  """Candidate sets without their column index: steps of one kind are batched together."""
+  return tuple(c[:1] if c[0] == "column" else c for c in cands)
+
+
 def build_sparse_plan(key_grid, query_grid, layout="ylg", esa=True, nonsquare="tile", stride=None):
   """The static plan for `sparse_attention`; arguments as `patterns.ylg_masks`.
 
@@ -117,24 +129,46 @@ def build_sparse_plan(key_grid, query_grid, layout="ylg", esa=True, nonsquare="t
     raise ValueError("every pattern position must have the same number of queries")
   query_sort = np.argsort(query_pos, kind="stable")
   steps = patterns.head_steps(layout)
-  groups, order = [], []
-  for step in dict.fromkeys(steps):  # distinct steps, first-seen order
+  per_step = {}  # step -> (valid [Nq, K], raster key index [Nq, K])
+  for step in dict.fromkeys(steps):
     mask = patterns.step_mask_1d(step, n, s)
     if not mask.any(axis=1).all():
       raise ValueError(f"step {step!r} leaves some queries without any key")
     valid, keys = _step_valid(mask, STEP_CANDIDATES[step], s)
     raster = np.where(valid, key_order[np.maximum(keys, 0)], -1)
-    heads = tuple(h for h, name in enumerate(steps) if name == step)
-    sizes = tuple(_candidate_keys(c, n, s).shape[1] for c in STEP_CANDIDATES[step])
-    groups.append(HeadGroup(heads, STEP_CANDIDATES[step], np.repeat(valid, f, axis=0),
-                            np.repeat(raster, f, axis=0).astype(np.int32), sizes))
-    order.extend(heads)
+    per_step[step] = np.repeat(valid, f, axis=0), np.repeat(raster, f, axis=0).astype(np.int32)
+  kinds = {}  # kind -> heads, first-seen order
+  for h, step in enumerate(steps):
+    kinds.setdefault(_kind(STEP_CANDIDATES[step]), []).append(h)
+  groups = []
+  for kind, heads in kinds.items():
+    cands = tuple(("column", tuple(STEP_CANDIDATES[steps[h]][i][1] % s for h in heads))
+                  if c[0] == "column" else c for i, c in enumerate(kind))
+    sizes = tuple(_candidate_keys(c, n, s).shape[1] for c in STEP_CANDIDATES[steps[heads[0]]])
+    groups.append(HeadGroup(tuple(heads), cands,
+                            np.stack([per_step[steps[h]][0] for h in heads]),
+                            np.stack([per_step[steps[h]][1] for h in heads]), sizes))
+  order = [h for gr in groups for h in gr.heads]
   return SparsePlan(
       num_keys=n, stride=s, copies=f, key_order=key_order.astype(np.int32),
       query_sort=query_sort.astype(np.int32),
       query_unsort=np.argsort(query_sort).astype(np.int32), groups=tuple(groups),
       head_order=np.array(order, np.int32), head_unsort=np.argsort(order).astype(np.int32),
-      max_candidates=max(g.valid.shape[1] for g in groups))
+      max_candidates=max(g.valid.shape[2] for g in groups))
+
+
+def _permute(t, index):
+  """t [B, M, ...] gathered on axis 1 by a permutation `index` [M] (numpy); the gradient is the
+  inverse gather, a copy (tf.gather's own gradient is a segment sum)."""
+  index = np.asarray(index)
+  if np.array_equal(index, np.arange(len(index))):
+    return t
+  inverse = np.argsort(index)
+
+  @tf.custom_gradient
+  def permute(x):
+    return tf.gather(x, index, axis=1), lambda dy: tf.gather(dy, inverse, axis=1)
+  return permute(t)
 
 
 def _gather_keys(t, cand, plan):
@@ -144,14 +178,22 @@ def _gather_keys(t, cand, plan):
   d = t.shape[-1]
   if cand[0] == "block":
     blocks = tf.reshape(t, [-1, t.shape[1], nb, s, d])  # [B, h, nb, s, d]
+    if cand[1] == (0,):
+      return blocks
     w = max(abs(o) for o in cand[1])
     padded = tf.pad(blocks, [[0, 0], [0, 0], [w, w], [0, 0], [0, 0]])  # [B, h, nb + 2w, s, d]
     return tf.concat([padded[:, :, w + o:w + o + nb] for o in cand[1]], axis=3)  # [B,h,nb,K,d]
   if cand[0] == "residue":
     return tf.transpose(tf.reshape(t, [-1, t.shape[1], nb, s, d]), [0, 1, 3, 2, 4])  # [B,h,s,nb,d]
-  if cand[0] == "column":
-    return t[:, :, cand[1] % s::s]  # [B, h, nb, d]
-  return tf.repeat(t, f, axis=2)  # self: [B, h, Nq, d]
+  if cand[0] == "column":  # one column per head, runs of equal columns sliced together
+    runs, start = [], 0
+    cols = cand[1]
+    for i in range(1, len(cols) + 1):
+      if i == len(cols) or cols[i] != cols[start]:
+        runs.append(t[:, start:i, cols[start]::s])  # [B, run, nb, d]
+        start = i
+    return runs[0] if len(runs) == 1 else tf.concat(runs, axis=1)  # [B, h, nb, d]
+  return t  # self: [B, h, n, d], matched to the f queries of each position by broadcasting
 
 
 def _logits(q, keys, cand, plan):
@@ -168,7 +210,8 @@ def _logits(q, keys, cand, plan):
     return tf.reshape(lr, [-1, h, nb * s * f, nb])
   if cand[0] == "column":
     return tf.matmul(q, keys, transpose_b=True)  # [B, h, Nq, nb]
-  return tf.reduce_sum(q * keys, axis=-1, keepdims=True)  # self: [B, h, Nq, 1]
+  qs = tf.reshape(q, [-1, h, plan.num_keys, f, d])  # self: [B, h, n, f, d]
+  return tf.reshape(tf.reduce_sum(qs * keys[:, :, :, None], axis=-1), [-1, h, q.shape[2], 1])
 
 
 def _weighted_values(p, values, cand, plan):
@@ -185,10 +228,38 @@ def _weighted_values(p, values, cand, plan):
     return tf.reshape(o, [-1, h, nb * s * f, dv])
   if cand[0] == "column":
     return tf.matmul(p, values)
-  return p * values  # self
+  ps = tf.reshape(p, [-1, h, plan.num_keys, f, 1])  # self
+  return tf.reshape(ps * values[:, :, :, None], [-1, h, p.shape[2], dv])
 
 
-def sparse_attention(theta, phi, g, plan, return_attention=False):
+def _group_index(plan, positions, heads_last):
+  """Flat gather index [heads * m] taking [B, heads, m, d] (or [B, m, heads, d] if heads_last),
+  reshaped to [B, heads * m, d], to group-ordered heads and `positions`-ordered rows."""
+  h, m = len(plan.head_order), len(positions)
+  rows = positions[None, :].astype(np.int64)
+  heads = plan.head_order[:, None].astype(np.int64)
+  return (rows * h + heads if heads_last else heads * m + rows).reshape(-1)
+
+
+def _to_groups(t, plan, positions, heads_last):
+  """[B, heads, m, d] (or heads_last) -> [B, heads, m, d], heads in group order, rows in
+  `positions` order: one gather."""
+  nh, m, d = len(plan.head_order), len(positions), t.shape[-1]
+  flat = _permute(tf.reshape(t, [-1, nh * m, d]), _group_index(plan, positions, heads_last))
+  return tf.reshape(flat, [-1, nh, m, d])
+
+
+def _from_groups(ts, plan, heads_last):
+  """Group outputs [B, h_g, Nq, d] (canonical queries) -> [B, heads, Nq, d] (or [B, Nq, heads,
+  d] if heads_last), raster queries, layer head order: the inverse of the queries' gather."""
+  nh, nq, d = len(plan.head_order), len(plan.query_sort), ts[0].shape[-1]
+  t = ts[0] if len(ts) == 1 else tf.concat(ts, axis=1)  # [B, heads, Nq, d]
+  index = np.argsort(_group_index(plan, plan.query_sort, heads_last))
+  flat = _permute(tf.reshape(t, [-1, nh * nq, d]), index)
+  return tf.reshape(flat, [-1, nq, nh, d] if heads_last else [-1, nh, nq, d])
+
+
+def sparse_attention(theta, phi, g, plan, return_attention=False, heads_last=False):
   """Masked multi-head attention over the allowed pairs of `plan` only.
 
   Args:
@@ -197,40 +268,48 @@ def sparse_attention(theta, phi, g, plan, return_attention=False):
     g: values [B, heads, n, dv], raster key order.
     plan: a SparsePlan for these grids.
     return_attention: also return a CompactAttention.
+    heads_last: theta, phi, g and out are [B, N, heads, d] instead (no head transposes needed
+      around a 1x1 convolution's [B, H, W, heads * d]).
   Returns:
-    out [B, heads, Nq, dv] in raster query order (and the CompactAttention).
+    out [B, heads, Nq, dv] ([B, Nq, heads, dv] if heads_last) in raster query order (and the
+    CompactAttention, [B, heads, Nq, K] either way).
   """
-  # Heads into group order (each group a contiguous slice), queries sorted, keys in pattern order.
-  by_group = lambda t: tf.gather(t, plan.head_order, axis=1)
-  q = tf.gather(by_group(theta), plan.query_sort, axis=2)  # [B, H, Nq, d]
-  k = tf.gather(by_group(phi), plan.key_order, axis=2)  # [B, H, n, d]
-  v = tf.gather(by_group(g), plan.key_order, axis=2)  # [B, H, n, dv]
-  outs, weights, start = [], [], 0
-  for group in plan.groups:
-    qh, kh, vh = (t[:, start:start + len(group.heads)] for t in (q, k, v))
-    start += len(group.heads)
-    logits = tf.concat([_logits(qh, _gather_keys(kh, c, plan), c, plan)
-                        for c in group.candidates], axis=-1)  # [B, h, Nq, K]
-    logits = tf.where(group.valid, logits, tf.constant(-np.inf, logits.dtype))
+  # Heads into group order (each group a contiguous slice), queries sorted, keys in pattern
+  # order: one permuting gather per tensor.
+  q = _to_groups(theta, plan, plan.query_sort, heads_last)  # [B, heads, Nq, d]
+  k = _to_groups(phi, plan, plan.key_order, heads_last)  # [B, heads, n, d]
+  v = _to_groups(g, plan, plan.key_order, heads_last)  # [B, heads, n, dv]
+  sizes = [len(gr.heads) for gr in plan.groups]
+  split = lambda t: tf.split(t, sizes, axis=1) if len(sizes) > 1 else [t]
+  outs, weights = [], []
+  for group, qh, kh, vh in zip(plan.groups, split(q), split(k), split(v)):
+    logits, start = [], 0
+    for c, size in zip(group.candidates, group.sizes):
+      part = _logits(qh, _gather_keys(kh, c, plan), c, plan)  # [B, h, Nq, size]
+      valid = group.valid[..., start:start + size]
+      start += size
+      if not valid.all():  # + 0 or -inf: exactly tf.where(valid, part, -inf); per set, so a
+        part += tf.constant(np.where(valid, 0.0, -np.inf), part.dtype)  # full set adds nothing
+      logits.append(part)
+    logits = logits[0] if len(logits) == 1 else tf.concat(logits, axis=-1)  # [B, h, Nq, K]
     p = tf.nn.softmax(logits, axis=-1)  # [B, h, Nq, K], exactly 0 where not valid
-    parts = tf.split(p, group.sizes, axis=-1)
+    parts = tf.split(p, group.sizes, axis=-1) if len(group.sizes) > 1 else [p]
     outs.append(tf.add_n([_weighted_values(pc, _gather_keys(vh, c, plan), c, plan)
                           for pc, c in zip(parts, group.candidates)]))  # [B, h, Nq, dv]
     if return_attention:
       pad = plan.max_candidates - sum(group.sizes)
       weights.append(tf.pad(p, [[0, 0], [0, 0], [0, 0], [0, pad]]))  # [B, h, Nq, K_max]
-  heads = lambda ts: tf.gather(tf.concat(ts, axis=1), plan.head_unsort, axis=1)
-  out = tf.gather(heads(outs), plan.query_unsort, axis=2)  # [B, heads, Nq, dv], raster order
+  out = _from_groups(outs, plan, heads_last)
   if not return_attention:
     return out
-  w = tf.gather(heads(weights), plan.query_unsort, axis=2)  # [B, heads, Nq, K]
-  return out, CompactAttention(w, tf.constant(compact_key_index(plan)))
+  return out, CompactAttention(_from_groups(weights, plan, False),
+                               tf.constant(compact_key_index(plan)))
 
 
 def compact_key_index(plan):
   """int32 [heads, Nq, K]: raster key index of each compact attention entry, -1 = padding."""
   pad = lambda a: np.pad(a, [(0, 0), (0, plan.max_candidates - a.shape[1])], constant_values=-1)
-  stacked = np.stack([pad(gr.key_index) for gr in plan.groups for _ in gr.heads])  # group order
+  stacked = np.concatenate([[pad(k) for k in gr.key_index] for gr in plan.groups])  # group order
   return stacked[plan.head_unsort][:, plan.query_unsort]
 
 
