@@ -25,7 +25,7 @@ precision.allow_cpu_autoclustering()  # lets --xla compile on a CPU (read at TF'
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from estimators import model_flags  # pylint: disable=wrong-import-position
+from estimators import model_flags, training_step  # pylint: disable=wrong-import-position
 from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -53,6 +53,14 @@ flags.DEFINE_float("discriminator_lr", 4e-4, "Adam learning rate of D (SAGAN TTU
 flags.DEFINE_float("beta1", 0.0, "Adam beta1 (SAGAN: 0).")
 flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example: 0.999).")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
+for _name, _choices in training_step.FIELDS.items():  # the training step (models' run_defaults)
+  _default = getattr(training_step.TrainingStep(), _name)
+  if _choices:
+    flags.DEFINE_enum(_name, _default, _choices, training_step.HELP[_name])
+  else:
+    flags.DEFINE_float(_name, _default, training_step.HELP[_name])
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (no GPU): "
+                     "try --distribution=mirrored on a laptop before renting GPUs.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
 flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard summaries every N steps.")
@@ -349,7 +357,8 @@ def parse_flags(argv):
 MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation",
                 "captions_file")
 # Run-wide flags a model may default differently (ModelSpec.run_defaults).
-RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
+RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay",
+             *training_step.FIELDS)
 
 
 def config_from_flags():
@@ -386,6 +395,9 @@ def config_from_flags():
 def main(argv):
   del argv
   cfg = config_from_flags()
+  if FLAGS.cpu_devices:
+    from estimators import distribution  # pylint: disable=import-outside-toplevel
+    distribution.split_cpu(FLAGS.cpu_devices)
   if FLAGS.dry_run:
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
     print(model_flags.parameter_table(cfg), file=sys.stderr)

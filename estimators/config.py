@@ -31,6 +31,16 @@ class GANConfig:
   beta1: float = 0.0
   beta2: float = 0.9
   ema_decay: float = 0.0           # generator EMA for sampling/export; 0 turns it off
+  # The training step's mechanics (estimators/training_step.py; TF-GAN's here, each model's own
+  # through its run_defaults): sub-step order, fresh or shared fakes, Adam's epsilon and where
+  # it is added, which sub-steps update G's BN statistics, what the EMA averages, BN variance.
+  step_order: str = "generator_first"
+  step_fakes: str = "fresh"
+  adam_epsilon: float = 1e-8
+  adam_epsilon_form: str = "tf"
+  generator_bn_updates: str = "generator_step"
+  ema_variables: str = "trainable"
+  bn_moving_variance: str = "biased"
   seed: int = 0
   # Bookkeeping.
   save_checkpoints_steps: int = 1000
