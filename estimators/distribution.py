@@ -298,10 +298,14 @@ def _shared_fakes_step(generator_fn, discriminator_fn, real_data, generator_inpu
     with tf.compat.v1.variable_scope(gan_model.discriminator_scope, reuse=True):
       fake_outputs = gan_model.discriminator_fn(gan_model.generated_data,
                                                 gan_model.generator_inputs)
-    g_loss, g_scalars = model_loss(
-        "generator", gan_model._replace(discriminator_gen_outputs=fake_outputs))
-    g_train = _train("generator", g_loss, g_optimizer, gan_model.generator_variables,
-                     generator_updates)
+  # Outside the control dependency: variables the loss builds (AttnGAN's frozen DAMSM) must not
+  # have initialisers that wait for a train op.
+  g_loss, g_scalars = model_loss(
+      "generator", gan_model._replace(discriminator_gen_outputs=fake_outputs))
+  with tf.control_dependencies([d_train]):
+    g_loss = tf.identity(g_loss)  # every G gradient op (they start from the loss) waits too
+  g_train = _train("generator", g_loss, g_optimizer, gan_model.generator_variables,
+                   generator_updates)
   return d_train, g_train, d_loss, {**g_scalars, **d_scalars}
 
 

@@ -202,16 +202,17 @@ class _Reuse:
 
 def _start(cfg, start_dir):
   """Writes ckpt-0 (the engine's initial variables: weights, slots, EMA shadows) to start_dir."""
-  gan_estimator.prepare_run_data(cfg.replace(model_dir=start_dir))
-  gan_estimator.build_estimator(cfg.replace(model_dir=start_dir)).train(
-      _input_fn(cfg), max_steps=1, hooks=[_StopOnceCheckpointZeroIsSaved()])
+  cfg = cfg.replace(model_dir=start_dir)
+  gan_estimator.prepare_run_data(cfg)
+  gan_estimator.build_estimator(cfg).train(_input_fn(cfg), max_steps=1,
+                                           hooks=[_StopOnceCheckpointZeroIsSaved()])
   if cfg.model == "sagan":
     _converge_spectral_norm_vectors(start_dir)
   return os.path.join(start_dir, "model.ckpt-0")
 
 
 def _copy_start(start_dir, model_dir):
-  os.makedirs(model_dir)
+  os.makedirs(model_dir, exist_ok=True)
   for path in tf.io.gfile.glob(os.path.join(start_dir, "model.ckpt-0.*")):
     shutil.copy(path, model_dir)
   tf.compat.v1.train.update_checkpoint_state(model_dir, os.path.join(model_dir, "model.ckpt-0"))
