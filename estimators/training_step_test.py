@@ -16,6 +16,8 @@ moves by +-lr either way under Adam, so weights are compared where the gradient 
 """
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -332,3 +334,75 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
     gan_estimator.build_estimator(sagan.replace(use_tpu=True))
   with pytest.raises(ValueError, match="needs --step_order=discriminator_first"):
     training_step.TrainingStep(step_fakes="shared")
+
+
+# One process per model (logical CPUs must be made before TensorFlow starts): the one_device run
+# writes ckpt-0 and takes a step; the mirrored run (2 logical CPUs, the same global batch) takes
+# its step from that ckpt-0.
+_MIRRORED_SCRIPT = """
+import json, os, shutil, sys
+from estimators import distribution
+distribution.split_cpu(2)
+from estimators import experiment
+from estimators.training_step_test import _config, write_random_damsm
+name, root = sys.argv[1], sys.argv[2]
+runs = {}
+for kind in ("one_device", "mirrored"):
+  cfg = _config(name, os.path.join(root, kind)).replace(distribution=kind, batch_size=4)
+  if name == "attngan":
+    write_random_damsm(cfg)
+  if kind == "mirrored":
+    os.makedirs(cfg.model_dir, exist_ok=True)
+    for f in os.listdir(runs["one_device"]):
+      if f.startswith("model.ckpt-0."):
+        shutil.copy(os.path.join(runs["one_device"], f), cfg.model_dir)
+    with open(os.path.join(cfg.model_dir, "checkpoint"), "w") as f:
+      f.write('model_checkpoint_path: "model.ckpt-0"\\n')
+  experiment.run_train(cfg)
+  runs[kind] = cfg.model_dir
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sagan", "ladagan", "attngan"])
+def test_mirrored_on_two_cpus_equals_one_device_for_every_model(tmp_path, name):
+  """Each model's declared step on 2 replicas (per-replica batch 2, cross-replica BN) equals the
+  one-device step on the global batch of 4, from the same ckpt-0: every variable but D's BN
+  moving statistics (updated by D's real and fake calls in no fixed order, on either engine)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=root)
+  env.pop("TF_CONFIG", None)
+  proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT, name, str(tmp_path)], cwd=root,
+                        env=env, capture_output=True, text=True, timeout=1200)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  one = tf.train.load_checkpoint(str(tmp_path / "one_device" / "model.ckpt-1"))
+  multi = tf.train.load_checkpoint(str(tmp_path / "mirrored" / "model.ckpt-1"))
+  start = tf.train.load_checkpoint(str(tmp_path / "one_device" / "model.ckpt-0"))
+  names = sorted(one.get_variable_to_shape_map())
+  assert names == sorted(multi.get_variable_to_shape_map())
+  floats = {n: one.get_tensor(n) for n in names
+            if np.issubdtype(np.asarray(one.get_tensor(n)).dtype, np.floating)}
+  net_scale = {}  # per network and slot: the largest (the gradient's scale, and its square's)
+  for n in floats:
+    if n.endswith(("_adam", "_adam_1")):
+      kind = (n.split("/")[0], n.endswith("_1"))
+      net_scale[kind] = max(net_scale.get(kind, 0.0), float(np.abs(floats[n]).max()))
+  compared = moved = 0
+  for n, a in floats.items():
+    if n.startswith("Discriminator/") and "/moving_" in n:
+      continue
+    b = multi.get_tensor(n)
+    weight = n[:-len("/" + EMA_SUFFIX)] if n.endswith(EMA_SUFFIX) else n
+    slot = next((f"{weight}/{k}_adam" for k in ("generator", "discriminator")
+                 if f"{weight}/{k}_adam" in floats), None)
+    if n.endswith(("_adam", "_adam_1")):  # the gradient (and its square), at the net's scale
+      scale = net_scale[(n.split("/")[0], n.endswith("_1"))]
+      np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * scale, err_msg=n)
+    elif slot is not None:  # a weight or its EMA: where the gradient is above round-off
+      real = np.abs(floats[slot]) > 1e-3 * net_scale[(slot.split("/")[0], False)]
+      np.testing.assert_allclose(b[real], a[real], rtol=1e-5, atol=1e-6, err_msg=n)
+    else:  # BN moving statistics, spectral-norm vectors, Adam's beta powers, the EMA of BN
+      np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=n)
+    compared += 1
+    moved += bool(np.abs(a - start.get_tensor(n)).max() > 1e-6)
+  assert compared > 20 and moved > 10, (compared, moved)
