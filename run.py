@@ -53,12 +53,7 @@ flags.DEFINE_float("discriminator_lr", 4e-4, "Adam learning rate of D (SAGAN TTU
 flags.DEFINE_float("beta1", 0.0, "Adam beta1 (SAGAN: 0).")
 flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example: 0.999).")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
-for _name, _choices in training_step.FIELDS.items():  # the training step (models' run_defaults)
-  _default = getattr(training_step.TrainingStep(), _name)
-  if _choices:
-    flags.DEFINE_enum(_name, _default, _choices, training_step.HELP[_name])
-  else:
-    flags.DEFINE_float(_name, _default, training_step.HELP[_name])
+model_flags.define_step_flags(FLAGS)  # the training step (models' run_defaults)
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (no GPU): "
                      "try --distribution=mirrored on a laptop before renting GPUs.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
@@ -394,10 +389,10 @@ def config_from_flags():
 
 def main(argv):
   del argv
-  cfg = config_from_flags()
-  if FLAGS.cpu_devices:
-    from estimators import distribution  # pylint: disable=import-outside-toplevel
-    distribution.split_cpu(FLAGS.cpu_devices)
+  try:
+    cfg = config_from_flags()
+  except training_step.StepError as e:
+    sys.exit(f"error: {e}")
   if FLAGS.dry_run:
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
     print(model_flags.parameter_table(cfg), file=sys.stderr)
@@ -417,8 +412,11 @@ def main(argv):
   from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
+    if FLAGS.cpu_devices:  # before TensorFlow makes its devices
+      distribution.split_cpu(FLAGS.cpu_devices)
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
+          training_step.StepError,
           MixedPrecisionError, NoTrainingDataError, WeightsImportError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
   except tf.errors.OpError as e:  # a data check inside the input pipeline: say what, not where

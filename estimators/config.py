@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from estimators.models import get_model
+from estimators.training_step import TrainingStep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +80,7 @@ class GANConfig:
   eval_timeout_secs: int = 3600    # continuous_eval: stop after this long without a checkpoint
 
   def __post_init__(self):
+    TrainingStep.from_config(self)  # the step's options and their combination: checked now
     spec = get_model(self.model)
     if self.hparams is None:
       object.__setattr__(self, "hparams", spec.hparams_class())

@@ -37,6 +37,7 @@ from tensorflow_gan.python import contrib_utils
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
 from estimators.losses import NONFINITE_MARKER
+from estimators.training_step import check_engine
 
 DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
 
@@ -122,6 +123,15 @@ def expected_replicas(cfg):
 ENGINES = ("in_graph", "gan_estimator")
 
 
+def engine_name(cfg):
+  """'tpu_gan_estimator', 'gan_estimator' or 'in_graph' (every in-graph engine)."""
+  if cfg.use_tpu:
+    return "tpu_gan_estimator"
+  if cfg.distribution == "none" and cfg.engine == "gan_estimator":
+    return "gan_estimator"
+  return "in_graph"
+
+
 def validate_engine(cfg):
   """--engine is known and fits --distribution."""
   if cfg.engine not in ENGINES:
@@ -133,8 +143,11 @@ def validate_engine(cfg):
 
 
 def validate(cfg):
-  """Fails at start, before anything is written, when the distribution cannot run here."""
+  """Fails at start, before anything is written, when the distribution cannot run here or the
+  engine cannot run the model's training step."""
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
   validate_engine(cfg)
+  check_engine(get_model(cfg.model).training_step(cfg), engine_name(cfg))
   per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
 
 

@@ -197,8 +197,8 @@ def build_estimator(cfg: GANConfig):
                 discriminator_optimizer=lambda: make_optimizers(cfg)[1])
   run_kwargs = run_config_kwargs(cfg)
   step = spec.training_step(cfg)
+  check_engine(step, distribution.engine_name(cfg))  # a step the engine cannot run: now
   if cfg.use_tpu:
-    check_engine(step, "tpu_gan_estimator")
     cluster = (tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu)
                if cfg.tpu else None)
     config = tf.compat.v1.estimator.tpu.RunConfig(
@@ -225,7 +225,6 @@ def build_estimator(cfg: GANConfig):
         session_config=precision.configure_session(cfg, distribution.session_config()),
         **run_kwargs)
     return tf.estimator.Estimator(model_fn=model_fn, config=config)
-  check_engine(step, "gan_estimator")
   config = tf.estimator.RunConfig(
       session_config=(precision.configure_session(cfg)
                       if cfg.mixed_precision or cfg.xla else None),

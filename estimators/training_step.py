@@ -61,7 +61,11 @@ HELP = {
 }
 
 
-class EngineCannotRunStep(ValueError):
+class StepError(ValueError):
+  """Training-step options that do not make a step (a bad value or combination)."""
+
+
+class EngineCannotRunStep(StepError):
   """The chosen engine cannot execute the model's declared training step."""
 
 
@@ -81,11 +85,11 @@ class TrainingStep:
       value = getattr(self, name)
       if choices is None:
         if not value > 0:
-          raise ValueError(f"--{name} must be positive, got {value!r}")
+          raise StepError(f"--{name} must be positive, got {value!r}")
       elif value not in choices:
-        raise ValueError(f"--{name}={value!r} is not one of {choices}")
+        raise StepError(f"--{name}={value!r} is not one of {choices}")
     if self.step_fakes == "shared" and self.step_order != "discriminator_first":
-      raise ValueError("--step_fakes=shared is AttnGAN's step: D steps on the fakes, then G's "
+      raise StepError("--step_fakes=shared is AttnGAN's step: D steps on the fakes, then G's "
                        "loss on them against the updated D; it needs "
                        "--step_order=discriminator_first")
 

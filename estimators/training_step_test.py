@@ -364,7 +364,9 @@ for kind in ("one_device", "mirrored"):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["sagan", "ladagan", "attngan"])
+@pytest.mark.parametrize("name", ["sagan", "ladagan", pytest.param("attngan", marks=pytest.mark.xfail(
+    strict=True, reason="AttnGAN's graph does not build under mirrored yet (replica 1's CA "
+    "layer reads the text encoder's variables: README 'AttnGAN'); fixed separately"))])
 def test_mirrored_on_two_cpus_equals_one_device_for_every_model(tmp_path, name):
   """Each model's declared step on 2 replicas (per-replica batch 2, cross-replica BN) equals the
   one-device step on the global batch of 4, from the same ckpt-0: every variable but D's BN

@@ -16,8 +16,9 @@ def batch_moments(x, axes, cross_replica=True):
 
   With `cross_replica`, inside a multi-replica step the moments are those of the GLOBAL batch:
   on TPU through TF-GAN's `cross_replica_moments` (TPUGANEstimator; as SAGAN's TPU runs), under
-  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica sums of x
-  and x^2 (equal per-replica batches, so the mean of means is the global mean). Outside both,
+  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica means of x,
+  then of the squared deviations from the global mean (equal per-replica batches, so the mean
+  of means is the global mean; one pass over x and x^2 lost the variance to cancellation). Outside both,
   or with one replica, it is tf.nn.moments.
   """
   x = tf.cast(x, tf.float32)
@@ -26,11 +27,11 @@ def batch_moments(x, axes, cross_replica=True):
       return cross_replica_ops.cross_replica_moments(x, axes)
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
-    if replicas > 1:
-      local = tf.stack([tf.reduce_mean(x, axes), tf.reduce_mean(tf.square(x), axes)])  # [2, C]
-      total = context.all_reduce(tf.distribute.ReduceOp.MEAN, local)
-      mean = total[0]
-      return mean, tf.maximum(total[1] - tf.square(mean), 0.0)
+    if replicas > 1:  # two passes, as tf.nn.moments: E[x^2] - E[x]^2 cancels in float32
+      mean = context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.reduce_mean(x, axes))
+      var = context.all_reduce(tf.distribute.ReduceOp.MEAN, tf.reduce_mean(
+          tf.math.squared_difference(x, tf.stop_gradient(mean)), axes))
+      return mean, var
   return tf.nn.moments(x, axes=axes)
 
 
