@@ -18,6 +18,7 @@ from absl import flags
 import tensorflow as tf
 
 from estimators import model_registry, training_step
+from estimators.config import GANConfig
 from estimators.models import get_model, names
 
 BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample",
@@ -88,7 +89,7 @@ def define_step_flags(flag_values):
   """One flag per training-step option (estimators/training_step.py), TF-GAN's step as its
   default; a model's own defaults come through its run_defaults (run.py)."""
   for name, choices in training_step.FIELDS.items():
-    default = getattr(training_step.TrainingStep(), name)
+    default = GANConfig.__dataclass_fields__[name].default
     help_text = training_step.HELP[name] + " (default: the model's)"
     if choices:
       flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)

@@ -71,14 +71,15 @@ class EngineCannotRunStep(StepError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainingStep:
-  """One training step's mechanics (module docstring); the defaults are TF-GAN's (SAGAN)."""
-  step_order: str = "generator_first"
-  step_fakes: str = "fresh"
-  adam_epsilon: float = 1e-8
-  adam_epsilon_form: str = "tf"
-  generator_bn_updates: str = "generator_step"
-  ema_variables: str = "trainable"
-  bn_moving_variance: str = "biased"
+  """One training step's mechanics (module docstring); the run flags' defaults (GANConfig's
+  fields of the same names) are TF-GAN's (SAGAN)."""
+  step_order: str
+  step_fakes: str
+  adam_epsilon: float
+  adam_epsilon_form: str
+  generator_bn_updates: str
+  ema_variables: str
+  bn_moving_variance: str
 
   def __post_init__(self):
     for name, choices in FIELDS.items():
@@ -90,8 +91,8 @@ class TrainingStep:
         raise StepError(f"--{name}={value!r} is not one of {choices}")
     if self.step_fakes == "shared" and self.step_order != "discriminator_first":
       raise StepError("--step_fakes=shared is AttnGAN's step: D steps on the fakes, then G's "
-                       "loss on them against the updated D; it needs "
-                       "--step_order=discriminator_first")
+                      "loss on them against the updated D; it needs "
+                      "--step_order=discriminator_first")
 
   @property
   def generator_first(self):

@@ -332,8 +332,10 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
   sagan = _config("sagan", tmp_path / "s")
   with pytest.raises(training_step.EngineCannotRunStep, match="--use_tpu.*--engine=in_graph"):
     gan_estimator.build_estimator(sagan.replace(use_tpu=True))
-  with pytest.raises(ValueError, match="needs --step_order=discriminator_first"):
-    training_step.TrainingStep(step_fakes="shared")
+  with pytest.raises(training_step.StepError, match="needs --step_order=discriminator_first"):
+    _config("sagan", tmp_path / "x").replace(step_fakes="shared")
+  with pytest.raises(training_step.StepError, match="--adam_epsilon must be positive"):
+    _config("ladagan", tmp_path / "x").replace(adam_epsilon=0.0)
 
 
 # One process per model (logical CPUs must be made before TensorFlow starts): the one_device run
