@@ -89,8 +89,8 @@ flags.DEFINE_enum("distribution", "none", ("none", "one_device", "mirrored", "mu
                   "device, 'none' = TF-GAN's GANEstimator. --batch_size is the global batch.")
 flags.DEFINE_enum("engine", "in_graph", ("in_graph", "gan_estimator"),
                   "Training step on one device (--distribution=none): 'in_graph' = one train op "
-                  "per step (G update, then D update; GANEstimator's math without its extra "
-                  "session.run for the logged loss; faster, see README 'Training speed'), "
+                  "per step, the model's declared step (SAGAN: GANEstimator's math without its "
+                  "extra session.run for the logged loss; faster, see README 'Training speed'), "
                   "'gan_estimator' = TF-GAN's GANEstimator with its sequential train hooks.")
 flags.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use this many local devices "
                      "(0: every GPU).")

@@ -53,10 +53,10 @@ class GANConfig:
   # the replicas. 'mirrored': all local GPUs (MirroredStrategy); 'multi_worker': TF_CONFIG
   # (MultiWorkerMirroredStrategy); 'one_device': the same in-graph step on one device.
   distribution: str = "none"       # none | one_device | mirrored | multi_worker
-  # The training step with distribution 'none' (no TPU): 'in_graph' = one train op per step (G
-  # update, then D update on a fresh forward pass: GANEstimator's order and math, without its
-  # third session.run for the logged loss; README "Training speed"); 'gan_estimator' = TF-GAN's
-  # GANEstimator (sequential hooks: three session.run calls a step).
+  # The engine with distribution 'none' (no TPU): 'in_graph' = one train op per step, the
+  # model's declared step (for SAGAN GANEstimator's order and math, without its third
+  # session.run for the logged loss; README "Training speed"); 'gan_estimator' = TF-GAN's
+  # GANEstimator (sequential hooks: three session.run calls a step; its own step only).
   engine: str = "in_graph"
   num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
