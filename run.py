@@ -55,7 +55,7 @@ flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
 model_flags.define_step_flags(FLAGS)  # the training step (models' run_defaults)
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (no GPU): "
-                     "try --distribution=mirrored on a laptop before renting GPUs.")
+                     "try --distribution=mirrored on a laptop before renting GPUs.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
 flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard summaries every N steps.")
