@@ -24,7 +24,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_gan as tfgan
 
-from estimators import gan_estimator, networks, training_step
+from estimators import export, gan_estimator, networks, training_step
 from estimators.engine_parity_test import (_StopOnceCheckpointZeroIsSaved,
                                            _converge_spectral_norm_vectors)
 from estimators.models import attngan, get_model
@@ -282,6 +282,15 @@ def test_one_engine_step_equals_the_official_recipe_step(tmp_path, name):
   assert compared["g_bn"] > 0, compared  # every model here has batch norm in G
   shadows = [n for n in after.get_variable_to_shape_map() if n.endswith("/" + EMA_SUFFIX)]
   assert any("/moving_" in n for n in shadows) == RECIPES[name]["ema_all"]
+  # Sampling and export with EMA read every shadow the run kept (LadaGAN: BN statistics too).
+  restored = export.restore_generator(cfg, os.path.join(cfg.model_dir, "model.ckpt-1"),
+                                      use_ema=True)
+  available = after.get_variable_to_shape_map()
+  for var in restored.variables:
+    key = export.checkpoint_key(restored, var, available)
+    shadow = f"{key}/{EMA_SUFFIX}"
+    expected = after.get_tensor(shadow if shadow in available else key)
+    np.testing.assert_array_equal(var.numpy(), expected, err_msg=key)
 
 
 def test_adam_epsilon_forms_follow_tf_and_pytorch_updates():
