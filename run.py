@@ -25,7 +25,7 @@ precision.allow_cpu_autoclustering()  # lets --xla compile on a CPU (read at TF'
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from estimators import model_flags  # pylint: disable=wrong-import-position
+from estimators import model_flags, training_step  # pylint: disable=wrong-import-position
 from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -53,6 +53,9 @@ flags.DEFINE_float("discriminator_lr", 4e-4, "Adam learning rate of D (SAGAN TTU
 flags.DEFINE_float("beta1", 0.0, "Adam beta1 (SAGAN: 0).")
 flags.DEFINE_float("beta2", 0.9, "Adam beta2 (SAGAN paper: 0.9; TF-GAN's example: 0.999).")
 flags.DEFINE_float("ema_decay", 0.0, "Generator EMA decay used for eval/sample/export; 0 = off.")
+model_flags.define_step_flags(FLAGS)  # the training step (models' run_defaults)
+flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (no GPU): "
+                     "try --distribution=mirrored on a laptop before renting GPUs.", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and evaluation noise.")
 flags.DEFINE_integer("save_checkpoints_steps", 500, "Checkpoint every N steps.")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard summaries every N steps.")
@@ -94,8 +97,8 @@ flags.DEFINE_enum("distribution", "none", ("none", "one_device", "mirrored", "mu
                   "device, 'none' = TF-GAN's GANEstimator. --batch_size is the global batch.")
 flags.DEFINE_enum("engine", "in_graph", ("in_graph", "gan_estimator"),
                   "Training step on one device (--distribution=none): 'in_graph' = one train op "
-                  "per step (G update, then D update; GANEstimator's math without its extra "
-                  "session.run for the logged loss; faster, see README 'Training speed'), "
+                  "per step, the model's declared step (SAGAN: GANEstimator's math without its "
+                  "extra session.run for the logged loss; faster, see README 'Training speed'), "
                   "'gan_estimator' = TF-GAN's GANEstimator with its sequential train hooks.")
 flags.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use this many local devices "
                      "(0: every GPU).")
@@ -364,7 +367,8 @@ def parse_flags(argv):
 MODE_OPTIONS = ("checkpoint", "saved_model", "num_samples", "sample_dir", "seed", "truncation",
                 "captions_file")
 # Run-wide flags a model may default differently (ModelSpec.run_defaults).
-RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay")
+RUN_FLAGS = ("generator_lr", "discriminator_lr", "beta1", "beta2", "ema_decay",
+             *training_step.FIELDS)
 
 
 def config_from_flags():
@@ -402,7 +406,10 @@ def config_from_flags():
 
 def main(argv):
   del argv
-  cfg = config_from_flags()
+  try:
+    cfg = config_from_flags()
+  except training_step.StepError as e:
+    sys.exit(f"error: {e}")
   if FLAGS.dry_run:
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
     print(model_flags.parameter_table(cfg), file=sys.stderr)
@@ -422,8 +429,11 @@ def main(argv):
   from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
+    if FLAGS.cpu_devices:  # before TensorFlow makes its devices
+      distribution.split_cpu(FLAGS.cpu_devices)
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
+          training_step.StepError,
           MixedPrecisionError, NoTrainingDataError, WeightsImportError, FileNotFoundError) as e:  # FileNotFoundError includes data.layout.DataLayoutError
     sys.exit(f"error: {e}")
   except tf.errors.OpError as e:  # a data check inside the input pipeline: say what, not where

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from estimators.models import get_model
+from estimators.training_step import TrainingStep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,16 @@ class GANConfig:
   beta1: float = 0.0
   beta2: float = 0.9
   ema_decay: float = 0.0           # generator EMA for sampling/export; 0 turns it off
+  # The training step's mechanics (estimators/training_step.py; TF-GAN's here, each model's own
+  # through its run_defaults): sub-step order, fresh or shared fakes, Adam's epsilon and where
+  # it is added, which sub-steps update G's BN statistics, what the EMA averages, BN variance.
+  step_order: str = "generator_first"
+  step_fakes: str = "fresh"
+  adam_epsilon: float = 1e-8
+  adam_epsilon_form: str = "tf"
+  generator_bn_updates: str = "generator_step"
+  ema_variables: str = "trainable"
+  bn_moving_variance: str = "biased"
   seed: int = 0
   # Bookkeeping.
   save_checkpoints_steps: int = 1000
@@ -42,10 +53,10 @@ class GANConfig:
   # the replicas. 'mirrored': all local GPUs (MirroredStrategy); 'multi_worker': TF_CONFIG
   # (MultiWorkerMirroredStrategy); 'one_device': the same in-graph step on one device.
   distribution: str = "none"       # none | one_device | mirrored | multi_worker
-  # The training step with distribution 'none' (no TPU): 'in_graph' = one train op per step (G
-  # update, then D update on a fresh forward pass: GANEstimator's order and math, without its
-  # third session.run for the logged loss; README "Training speed"); 'gan_estimator' = TF-GAN's
-  # GANEstimator (sequential hooks: three session.run calls a step).
+  # The engine with distribution 'none' (no TPU): 'in_graph' = one train op per step, the
+  # model's declared step (for SAGAN GANEstimator's order and math, without its third
+  # session.run for the logged loss; README "Training speed"); 'gan_estimator' = TF-GAN's
+  # GANEstimator (sequential hooks: three session.run calls a step; its own step only).
   engine: str = "in_graph"
   num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
@@ -74,6 +85,7 @@ class GANConfig:
   eval_timeout_secs: int = 3600    # continuous_eval: stop after this long without a checkpoint
 
   def __post_init__(self):
+    TrainingStep.from_config(self)  # the step's options and their combination: checked now
     spec = get_model(self.model)
     if self.hparams is None:
       object.__setattr__(self, "hparams", spec.hparams_class())

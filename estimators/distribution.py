@@ -10,13 +10,14 @@ Why not GANEstimator's train step: it returns only the global-step increment as 
 runs the D and G updates from session hooks (`get_sequential_train_hooks`), each in its own
 `session.run`. Under a strategy the estimator keeps the hooks of the first replica only, so the
 first replica's update waits forever in an all-reduce the others never enter (observed: ckpt-0
-written, then no step in 10 minutes). Here one train op holds the whole step, in the order
-TPUGANEstimator uses on TPU: the D update, then, under a control dependency on it, a fresh
-forward pass and the G update (so G sees the updated D), then the global-step increment. Each
-step consumes one batch (the hook path reads one for D, one for G and one for the logged loss).
-The single-device default engine (GANConfig.engine='in_graph', no strategy) runs the same train
-op with the G update first, GANEstimator's hook order, so it computes GANEstimator's step
-(estimators/engine_parity_test.py) without GANEstimator's third session.run.
+written, then no step in 10 minutes). Here one train op holds the whole step: the model's
+declared step (ModelSpec.training_step: order, fresh or shared fakes, which BN updates run),
+each sub-step reading the previous one's update through a control dependency, then the
+global-step increment. The same train op runs without a strategy (GANConfig.engine='in_graph',
+the single-device default) and under every strategy; with SAGAN's step (G first, fresh draws)
+it computes GANEstimator's step (estimators/engine_parity_test.py) without GANEstimator's
+third session.run. Each step consumes one batch (the hook path reads one for D, one for G and
+one for the logged loss).
 
 Batch sizes: `--batch_size` is the GLOBAL batch. Each of the R replicas gets batch_size / R
 examples; a batch that does not divide evenly is an error at start. Gradients are averaged over
@@ -36,6 +37,7 @@ from tensorflow_gan.python import contrib_utils
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
 from estimators.losses import NONFINITE_MARKER
+from estimators.training_step import check_engine
 
 DISTRIBUTIONS = ("none", "one_device", "mirrored", "multi_worker")
 
@@ -121,6 +123,15 @@ def expected_replicas(cfg):
 ENGINES = ("in_graph", "gan_estimator")
 
 
+def engine_name(cfg):
+  """'tpu_gan_estimator', 'gan_estimator' or 'in_graph' (every in-graph engine)."""
+  if cfg.use_tpu:
+    return "tpu_gan_estimator"
+  if cfg.distribution == "none" and cfg.engine == "gan_estimator":
+    return "gan_estimator"
+  return "in_graph"
+
+
 def validate_engine(cfg):
   """--engine is known and fits --distribution."""
   if cfg.engine not in ENGINES:
@@ -132,8 +143,11 @@ def validate_engine(cfg):
 
 
 def validate(cfg):
-  """Fails at start, before anything is written, when the distribution cannot run here."""
+  """Fails at start, before anything is written, when the distribution cannot run here or the
+  engine cannot run the model's training step."""
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
   validate_engine(cfg)
+  check_engine(get_model(cfg.model).training_step(cfg), engine_name(cfg))
   per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
 
 
@@ -150,6 +164,21 @@ def make_strategy(cfg):
     return tf.distribute.MultiWorkerMirroredStrategy()
   raise DistributionError(f"unknown distribution {cfg.distribution!r}; choose one of "
                           f"{DISTRIBUTIONS}")
+
+
+def split_cpu(count):
+  """Splits the CPU into `count` logical devices (--cpu_devices; before TensorFlow initialises
+  its devices), so --distribution=mirrored can run several replicas without GPUs."""
+  if count < 1:
+    raise DistributionError(f"--cpu_devices must be positive, got {count}")
+  if count > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+      tf.config.set_logical_device_configuration(
+          cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError as e:
+      raise DistributionError(f"--cpu_devices={count}: TensorFlow's devices already exist "
+                              f"({e}); split the CPU before anything runs") from None
 
 
 def session_config():
@@ -233,73 +262,118 @@ def _guard_gradients(grads_and_vars, which):
     return [(tf.identity(g) if g is not None else None, v) for g, v in grads_and_vars]
 
 
+def _train(which, loss, optimizer, variables, update_ops):
+  """The train op of one network: its guarded gradients applied after `update_ops`."""
+  with tf.compat.v1.name_scope(f"{which}_train"):
+    return contrib_utils.create_train_op(
+        loss, optimizer, global_step=None, variables_to_train=variables, update_ops=update_ops,
+        transform_grads_fn=lambda grads: _guard_gradients(grads, which))
+
+
+def _scopes(gan_model, which, with_generator_bn):
+  own = gan_model.discriminator_scope if which == "discriminator" else gan_model.generator_scope
+  scopes = [own.name.rstrip("/")]
+  if which == "discriminator" and with_generator_bn:
+    scopes.append(gan_model.generator_scope.name.rstrip("/"))
+  return scopes
+
+
 def _sub_step(which, generator_fn, discriminator_fn, real_data, generator_inputs, optimizer,
-              model_loss):
-  """One network's update on a fresh forward pass: (train op, loss, {tag: scalar}, gan_model)."""
+              model_loss, with_generator_bn=False):
+  """One network's update on a fresh forward pass: (train op, loss, {tag: scalar}, gan_model).
+  The update ops run are the network's own from this forward; with `with_generator_bn` D's
+  sub-step also runs those of G's forward in it (training_step 'both_steps')."""
   mode = tf.estimator.ModeKeys.TRAIN
   before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
   gan_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
   loss, scalars = model_loss(which, gan_model)
-  scope = (gan_model.discriminator_scope if which == "discriminator"
-           else gan_model.generator_scope)
   variables = (gan_model.discriminator_variables if which == "discriminator"
                else gan_model.generator_variables)
-  with tf.compat.v1.name_scope(f"{which}_train"):
-    train = contrib_utils.create_train_op(
-        loss, optimizer, global_step=None, variables_to_train=variables,
-        update_ops=_new_update_ops(before, scope.name.rstrip("/")),
-        transform_grads_fn=lambda grads: _guard_gradients(grads, which))
-  return train, loss, scalars, gan_model
+  update_ops = [op for scope in _scopes(gan_model, which, with_generator_bn)
+                for op in _new_update_ops(before, scope)]
+  return _train(which, loss, optimizer, variables, update_ops), loss, scalars, gan_model
+
+
+def _shared_fakes_step(generator_fn, discriminator_fn, real_data, generator_inputs,
+                       g_optimizer, d_optimizer, model_loss):
+  """AttnGAN's step: one draw and one G forward; D steps on those fakes; then G's loss on the
+  same fakes (the same tensors, so G's gradient flows through that one forward) against the
+  updated D. G's BN statistics update once (its one forward). Returns (D train op, G train
+  op, D loss, scalars)."""
+  mode = tf.estimator.ModeKeys.TRAIN
+  before = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+  gan_model = _build_gan_model(generator_fn, discriminator_fn, real_data, generator_inputs, mode)
+  generator_updates = _new_update_ops(before, gan_model.generator_scope.name.rstrip("/"))
+  d_loss, d_scalars = model_loss("discriminator", gan_model)
+  d_train = _train("discriminator", d_loss, d_optimizer, gan_model.discriminator_variables,
+                   _new_update_ops(before, gan_model.discriminator_scope.name.rstrip("/")))
+  with tf.control_dependencies([d_train]):  # the G loss's D forward reads D's updated weights
+    with tf.compat.v1.variable_scope(gan_model.discriminator_scope, reuse=True):
+      fake_outputs = gan_model.discriminator_fn(gan_model.generated_data,
+                                                gan_model.generator_inputs)
+  # Outside the control dependency: variables the loss builds (AttnGAN's frozen DAMSM) must not
+  # have initialisers that wait for a train op.
+  g_loss, g_scalars = model_loss(
+      "generator", gan_model._replace(discriminator_gen_outputs=fake_outputs))
+  with tf.control_dependencies([d_train]):
+    g_loss = tf.identity(g_loss)  # every G gradient op (they start from the loss) waits too
+  g_train = _train("generator", g_loss, g_optimizer, gan_model.generator_variables,
+                   generator_updates)
+  return d_train, g_train, d_loss, {**g_scalars, **d_scalars}
 
 
 def alternating_train_op(generator_fn, discriminator_fn, real_data, generator_inputs,
-                         g_optimizer, d_optimizer, resample_noise, model_loss,
-                         generator_first=False):
-  """One D update and one G update, each on a fresh forward pass that reads the other's update
-  (a control dependency), then global_step += 1.
+                         g_optimizer, d_optimizer, resample_noise, model_loss, step):
+  """The model's training step (`step`, an estimators.training_step.TrainingStep) as one train
+  op, then global_step += 1.
 
-  Order: D then G (generator_first=False: TPUGANEstimator's order, the tf.distribute engines'),
-  or G then D (generator_first=True: TF-GAN GANEstimator's sequential hooks, whose generator hook
-  runs first; the single-device in-graph engine, so it computes GANEstimator's step).
+  Fresh fakes: each sub-step builds its own forward pass, the second under a control
+  dependency on the first's update (so it reads it): D then G (step_order
+  'discriminator_first': LadaGAN, TPUGANEstimator), or G then D ('generator_first': TF-GAN's
+  GANEstimator, whose generator hook runs first). The D sub-step reads the input pipeline's
+  first draw, the G sub-step `resample_noise(inputs)` (the 'g_' draw: new noise). Shared fakes
+  (AttnGAN): `_shared_fakes_step`.
 
-  Returns (train_op, discriminator loss of the D sub-step). The D sub-step reads the input
-  pipeline's first draw, the G sub-step `resample_noise(inputs)` (the 'g_' draw: new noise, as
-  each TF-GAN hook run reads a new batch). `model_loss(which, gan_model)` gives the model's
-  (loss, {tag: scalar}) for 'generator' or 'discriminator' (estimators.losses.model_loss). Logged
-  (the summaries' scalars, over the global batch): each loss of its own sub-step, with the
-  discriminator's other terms; with D first, the generator loss is against the D it stepped on
-  (the D sub-step's forward, as before).
+  Returns (train_op, discriminator loss of the D sub-step). `model_loss(which, gan_model)` gives
+  the model's (loss, {tag: scalar}) (estimators.losses.model_loss). Logged (over the global
+  batch): each loss of its own sub-step, with the discriminator's other terms; with fresh fakes
+  and D first, the generator loss against the D it stepped on (the D sub-step's forward).
   """
-  common = (generator_fn, discriminator_fn, real_data)
-  d_args = common + (generator_inputs, d_optimizer, model_loss)
-  g_args = common + (resample_noise(generator_inputs), g_optimizer, model_loss)
-  if generator_first:
-    g_train, _, g_scalars, _ = _sub_step("generator", *g_args)
-    with tf.control_dependencies([g_train]):  # D's forward reads G's updated weights
-      d_train, d_loss, d_scalars, _ = _sub_step("discriminator", *d_args)
-    last = d_train
+  if step.shared_fakes:
+    _, last, d_loss, scalars = _shared_fakes_step(
+        generator_fn, discriminator_fn, real_data, generator_inputs, g_optimizer, d_optimizer,
+        model_loss)
   else:
-    d_train, d_loss, d_scalars, d_model = _sub_step("discriminator", *d_args)
-    _, g_scalars = model_loss("generator", d_model)  # G's loss against the D it stepped on
-    with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
-      g_train, _, _, _ = _sub_step("generator", *g_args)
-    last = g_train
-  reduced = _loss_summaries({**g_scalars, **d_scalars})
+    common = (generator_fn, discriminator_fn, real_data)
+    d_args = common + (generator_inputs, d_optimizer, model_loss)
+    g_args = common + (resample_noise(generator_inputs), g_optimizer, model_loss)
+    both = step.generator_bn_updates == "both_steps"
+    if step.generator_first:
+      g_train, _, g_scalars, _ = _sub_step("generator", *g_args)
+      with tf.control_dependencies([g_train]):  # D's forward reads G's updated weights
+        last, d_loss, d_scalars, _ = _sub_step("discriminator", *d_args, with_generator_bn=both)
+    else:
+      d_train, d_loss, d_scalars, d_model = _sub_step("discriminator", *d_args,
+                                                      with_generator_bn=both)
+      _, g_scalars = model_loss("generator", d_model)  # G's loss against the D it stepped on
+      with tf.control_dependencies([d_train]):  # G's forward reads D's updated weights
+        last, _, _, _ = _sub_step("generator", *g_args)
+    scalars = {**g_scalars, **d_scalars}
+  reduced = _loss_summaries(scalars)
   with tf.control_dependencies([last] + reduced):
-    step = tf.compat.v1.train.get_or_create_global_step().assign_add(1)
-  return step, d_loss
+    global_step = tf.compat.v1.train.get_or_create_global_step().assign_add(1)
+  return global_step, d_loss
 
 
 def make_model_fn(generator_fn, discriminator_fn, make_optimizers, resample_noise, model_loss,
-                  generator_first=False):
+                  step):
   """An Estimator model_fn: TF-GAN's GAN model, losses and specs; the in-graph train step
-  (alternating_train_op, G first when `generator_first`)."""
+  (alternating_train_op executing `step`, the model's TrainingStep)."""
   def model_fn(features, labels, mode):
     if mode == tf.estimator.ModeKeys.TRAIN:
       g_opt, d_opt = make_optimizers()
       train_op, loss = alternating_train_op(generator_fn, discriminator_fn, labels, features,
-                                            g_opt, d_opt, resample_noise, model_loss,
-                                            generator_first=generator_first)
+                                            g_opt, d_opt, resample_noise, model_loss, step)
       return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
     gan_model = _build_gan_model(generator_fn, discriminator_fn, labels, features, mode)
     if mode == tf.estimator.ModeKeys.PREDICT:

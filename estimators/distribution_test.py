@@ -79,8 +79,9 @@ def test_generator_inputs_depend_on_the_example_not_on_the_batch_split():
 
 
 @pytest.mark.slow
-def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path, monkeypatch):
-  """The one_device step equals the same step (D update, then G update) run without a strategy,
+def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path):
+  """The one_device step equals the same step (the model's: G update, then D update) run without
+  a strategy,
   from the same checkpoint on the same input batch: weights, BN moving statistics and Adam slots
   (the slots hold the gradients: Adam's first update is nearly scale-free, its slots are not)."""
   cfg = tiny_config(tmp_path / "one_device", distribution="one_device", max_steps=1,
@@ -91,11 +92,7 @@ def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path, 
   for path in glob.glob(f"{cfg.model_dir}/model.ckpt-0.*"):
     shutil.copy(path, ref.model_dir)
   tf.compat.v1.train.update_checkpoint_state(ref.model_dir, f"{ref.model_dir}/model.ckpt-0")
-  # Without a strategy the in-graph engine runs G first (GANEstimator's order); the strategies
-  # run D first. Compare like with like: the strategy-free step in the strategies' order.
-  make_model_fn = distribution.make_model_fn
-  monkeypatch.setattr(distribution, "make_model_fn",
-                      lambda *a, **k: make_model_fn(*a, **dict(k, generator_first=False)))
+  # Both run the model's declared step (SAGAN: G first): the engine no longer picks the order.
   assert export.checkpoint_step(experiment.run_train(ref)) == 1
   start = tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-0")
   end = tf.train.load_checkpoint(f"{cfg.model_dir}/model.ckpt-1")

@@ -5,7 +5,7 @@ serves `serving_signature` -> {'images'}, and sampling feeds `sample_inputs`.
 
 The estimator's checkpoint keys are the Keras variable names under the 'Generator/' scope, so an
 eagerly built generator maps onto them one to one; with EMA, trainable weights are read from
-their `/ExponentialMovingAverage` shadows. Any missing key is an error (never a silent partial
+their `/ExponentialMovingAverage` shadows (and so are other variables that have one: --ema_variables=all). Any missing key is an error (never a silent partial
 restore). Exports are written to a temporary directory and renamed into place, so a crash never
 leaves a half-written SavedModel under its final name.
 """
@@ -63,7 +63,11 @@ def restore_generator(cfg: GANConfig, checkpoint_path, use_ema=False):
   available = reader.get_variable_to_shape_map()
   missing = []
   for var in generator.variables:
-    key = checkpoint_key(generator, var, available, use_ema and var.trainable)
+    # With EMA on: the shadow of every trainable weight, and of the other variables the run
+    # averaged too (--ema_variables=all: BN moving statistics).
+    ema = use_ema and (var.trainable or checkpoint_key(generator, var, available, True)
+                       in available)
+    key = checkpoint_key(generator, var, available, ema)
     if key not in available:
       missing.append(key)
       continue

@@ -6,7 +6,10 @@
   generator_fn    -> the model's outputs ({'images' [B, S, S, 3], ...}); one network per graph
   discriminator_fn-> the model's logits (any structure) for real or generated data
 Losses, summaries and inputs come from the model's ModelSpec (estimators/models/); optimisers
-are run-wide: Adam with TTUR (+ optional G EMA); one D step per G step.
+are run-wide: Adam with TTUR (+ optional G EMA); one D step per G step. The step's mechanics
+are the model's (ModelSpec.training_step): the in-graph engines (distribution.py) run any;
+TF-GAN's GANEstimator and TPUGANEstimator run their own, so a step they cannot run is an error
+at start (estimators/training_step.check_engine).
 """
 from estimators import compat  # noqa: F401  (must precede TF-GAN use: trap 1)
 
@@ -22,6 +25,7 @@ from estimators.config import GANConfig
 from estimators.models import get_model
 from estimators.networks import network_for_graph
 from estimators.optimizers import make_optimizers
+from estimators.training_step import check_engine
 
 
 _SUMMARISED = weakref.WeakKeyDictionary()  # graph -> kinds whose summaries it has
@@ -192,6 +196,8 @@ def build_estimator(cfg: GANConfig):
                 generator_optimizer=lambda: make_optimizers(cfg)[0],
                 discriminator_optimizer=lambda: make_optimizers(cfg)[1])
   run_kwargs = run_config_kwargs(cfg)
+  step = spec.training_step(cfg)
+  check_engine(step, distribution.engine_name(cfg))  # a step the engine cannot run: now
   if cfg.use_tpu:
     cluster = (tf.distribute.cluster_resolver.TPUClusterResolver(tpu=cfg.tpu)
                if cfg.tpu else None)
@@ -207,7 +213,7 @@ def build_estimator(cfg: GANConfig):
         kwargs["generator_fn"], kwargs["discriminator_fn"], lambda: make_optimizers(cfg),
         resample_noise=_resample_noise,
         model_loss=lambda which, gan_model: losses.model_loss(spec, cfg, which, gan_model),
-        generator_first=cfg.distribution == "none")  # GANEstimator's order (it replaces it)
+        step=step)
     if cfg.distribution == "none":  # the in-graph step on the default device, no strategy
       config = tf.estimator.RunConfig(session_config=precision.configure_session(cfg),
                                       **run_kwargs)

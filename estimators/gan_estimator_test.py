@@ -333,8 +333,13 @@ def test_resumed_run_draws_new_noise_and_a_fresh_run_the_same(tmp_path):
                                 resumed[0]["noise"])  # and resuming twice draws the same
 
 
+TPU_STEP = dict(use_tpu=True, step_order="discriminator_first", generator_bn_updates="both_steps")
+
+
 def test_tpu_gan_estimator_trains_evaluates_and_exports_on_cpu(tmp_path):
-  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=2, save_summary_steps=1,
+  # TPUGANEstimator's own step (D first; G's BN updates of both sub-steps): SAGAN declares
+  # GANEstimator's, which it cannot run (training_step_test).
+  cfg = tiny_config(tmp_path, **TPU_STEP, max_steps=2, save_summary_steps=1,
                     num_eval_samples=100)
   ckpt = experiment.run_train(cfg)
   assert export.checkpoint_step(ckpt) == 2
@@ -380,7 +385,7 @@ def test_tpu_per_core_batch_is_split_in_two_so_each_sub_step_sees_the_batch(tmp_
     return wrapped
   monkeypatch.setattr(experiment, "make_train_input_fn", recording_input_fn)
   monkeypatch.setattr(gan_estimator, "make_discriminator_fn", recording_discriminator_fn)
-  cfg = tiny_config(tmp_path, use_tpu=True, max_steps=1, save_summary_steps=1, batch_size=8)
+  cfg = tiny_config(tmp_path, **TPU_STEP, max_steps=1, save_summary_steps=1, batch_size=8)
   experiment.run_train(cfg)
   assert seen["input_batch"] == [16]  # one host, one core: 2 x 8
   # 2 sub-steps (D, then G) x 2 discriminator calls (real, fake), each on a batch of 8

@@ -17,7 +17,8 @@ from typing import Dict, Optional
 from absl import flags
 import tensorflow as tf
 
-from estimators import model_registry
+from estimators import model_registry, training_step
+from estimators.config import GANConfig
 from estimators.models import get_model, names
 
 BASE_MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export", "sample",
@@ -82,6 +83,20 @@ def define_flags(flag_values):
     _define(flag_values, name, [f for _, _, f in owners], [m for m, _, _ in owners],
             f"--mode={'/'.join(modes)} option; default "
             f"{model_registry.cli_default(owners[0][2])!r}")
+
+
+def define_step_flags(flag_values):
+  """One flag per training-step option (estimators/training_step.py), TF-GAN's step as its
+  default; a model's own defaults come through its run_defaults (run.py)."""
+  for name, choices in training_step.FIELDS.items():
+    default = GANConfig.__dataclass_fields__[name].default
+    help_text = training_step.HELP[name] + " (default: the model's)"
+    if choices:
+      flags.DEFINE_enum(name, default, choices, help_text, flag_values=flag_values)
+    else:
+      flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+      flags.register_validator(name, lambda v: v > 0, message=f"--{name} must be positive",
+                               flag_values=flag_values)
 
 
 def _define(flag_values, name, fields, models, note):

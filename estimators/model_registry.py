@@ -25,7 +25,11 @@ the tf.distribute step), export, evaluation and run.py never name one:
   class_mixture_inputs  generator inputs with the class given as weights over the classes
                         (--mode=interpolate between classes)
   serving_outputs       serving_default's outputs (default {'images'})
-  run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA)
+  run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA,
+                        its training step's flags)
+  training_step         the step every engine executes (estimators/training_step.py): order
+                        of the sub-steps, fresh or shared fakes, Adam's epsilon, BN updates,
+                        what the EMA averages, the BN moving-variance estimator
   modes                 extra run.py modes (name -> fn(cfg, options))
   starting_modes        those of them that, like train, may start in a directory that holds no
                         run yet (the others need one; README "The run directory")
@@ -46,6 +50,8 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from estimators.training_step import TrainingStep
 
 IMAGES = "images"  # the generator output key evaluation, grids and export read
 
@@ -139,6 +145,11 @@ class ModelSpec:
     is written): what the model needs first, e.g. AttnGAN pretraining its DAMSM when asked to
     and none exists. Default: nothing."""
     del cfg
+
+  def training_step(self, cfg):
+    """The training step the engines run: the run's step flags (this model's `run_defaults`
+    where a flag is not given; TF-GAN's step otherwise)."""
+    return TrainingStep.from_config(cfg)
 
   # --- networks -------------------------------------------------------------------------------
   def make_generator(self, cfg) -> tf.keras.Model:

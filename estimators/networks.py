@@ -10,6 +10,7 @@ import weakref
 import tensorflow as tf
 
 from estimators.models import get_model
+from estimators.training_step import configure_batch_norm
 
 _PER_GRAPH = weakref.WeakKeyDictionary()
 KINDS = ("generator", "discriminator")
@@ -20,7 +21,9 @@ def make_network(kind: str, cfg):
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
   spec = get_model(cfg.model)
-  return spec.make_generator(cfg) if kind == "generator" else spec.make_discriminator(cfg)
+  network = spec.make_generator(cfg) if kind == "generator" else spec.make_discriminator(cfg)
+  # The step's batch-norm moving-variance estimator (only training-mode calls read it).
+  return configure_batch_norm(network, spec.training_step(cfg))
 
 
 def make_generator(cfg):

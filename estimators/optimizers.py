@@ -1,4 +1,6 @@
-"""Adam with TTUR (SAGAN sec. 4.2) and an optional exponential moving average of the generator.
+"""Adam with TTUR (SAGAN sec. 4.2) and an optional exponential moving average of the generator,
+with the constants of the model's training step (estimators/training_step.py): Adam's epsilon,
+where it is added, and what the EMA averages.
 
 The EMA is applied right after each generator update, inside the generator's train op, so the
 estimator graph needs nothing else. Shadow variables are initialised from the generator's initial
@@ -12,29 +14,55 @@ from estimators import precision
 EMA_SUFFIX = "ExponentialMovingAverage"
 
 
-class AdamWithEMA(tf.compat.v1.train.AdamOptimizer):
-  """Adam that also updates an EMA of the variables it trains."""
+class Adam(tf.compat.v1.train.AdamOptimizer):
+  """TF1 Adam (its fused kernels), with PyTorch's placement of epsilon as an option and an
+  optional EMA of the variables it trains (plus `ema_extra()`, e.g. BN moving statistics).
 
-  def __init__(self, ema_decay, **kwargs):
+  TF1 and Keras Adam step lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps); PyTorch's
+  lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps): the same update with TF's epsilon set
+  to eps sqrt(1 - b2^t), which is what epsilon_form='pytorch' feeds the kernels each step.
+  """
+
+  def __init__(self, epsilon_form="tf", ema_decay=0.0, ema_extra=None, **kwargs):
     super().__init__(**kwargs)
-    if not 0.0 < ema_decay < 1.0:
+    if epsilon_form not in ("tf", "pytorch"):
+      raise ValueError(f"epsilon_form must be 'tf' or 'pytorch', got {epsilon_form!r}")
+    if ema_decay and not 0.0 < ema_decay < 1.0:
       raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-    self._ema = tf.train.ExponentialMovingAverage(decay=ema_decay, name=EMA_SUFFIX)
+    self._epsilon_form = epsilon_form
+    self._ema = (tf.train.ExponentialMovingAverage(decay=ema_decay, name=EMA_SUFFIX)
+                 if ema_decay else None)
+    self._ema_extra = ema_extra or (lambda: [])
+
+  def _prepare(self):
+    super()._prepare()
+    if self._epsilon_form == "pytorch":
+      _, beta2_power = self._get_beta_accumulators()  # b2^t of this step
+      self._epsilon_t = self._epsilon_t * tf.sqrt(1.0 - tf.cast(beta2_power, tf.float32))
 
   def apply_gradients(self, grads_and_vars, global_step=None, name=None):
     grads_and_vars = list(grads_and_vars)
     step = super().apply_gradients(grads_and_vars, global_step=global_step, name=name)
+    if self._ema is None:
+      return step
+    trained = [v for g, v in grads_and_vars if g is not None]
+    known = {id(v) for v in trained}
+    extra = [v for v in self._ema_extra() if id(v) not in known]
     with tf.control_dependencies([step]):
-      return self._ema.apply([v for g, v in grads_and_vars if g is not None])
+      return self._ema.apply(trained + extra)
 
 
 def make_optimizers(cfg):
-  """(generator optimizer, discriminator optimizer) for the GANEstimator."""
-  g_kwargs = dict(learning_rate=cfg.generator_lr, beta1=cfg.beta1, beta2=cfg.beta2)
-  d_kwargs = dict(learning_rate=cfg.discriminator_lr, beta1=cfg.beta1, beta2=cfg.beta2)
-  if cfg.ema_decay:
-    g_opt = AdamWithEMA(cfg.ema_decay, name="generator_adam", **g_kwargs)
-  else:
-    g_opt = tf.compat.v1.train.AdamOptimizer(name="generator_adam", **g_kwargs)
-  d_opt = tf.compat.v1.train.AdamOptimizer(name="discriminator_adam", **d_kwargs)
+  """(generator optimizer, discriminator optimizer) of the run's model and training step."""
+  from estimators import networks  # pylint: disable=import-outside-toplevel
+  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  step = get_model(cfg.model).training_step(cfg)
+  common = dict(beta1=cfg.beta1, beta2=cfg.beta2, epsilon=step.adam_epsilon,
+                epsilon_form=step.adam_epsilon_form)
+  ema_extra = None
+  if step.ema_variables == "all":  # G's BN moving statistics (and any other state) too
+    ema_extra = lambda: networks.network_for_graph("generator", cfg)[0].non_trainable_variables
+  g_opt = Adam(learning_rate=cfg.generator_lr, ema_decay=cfg.ema_decay, ema_extra=ema_extra,
+               name="generator_adam", **common)
+  d_opt = Adam(learning_rate=cfg.discriminator_lr, name="discriminator_adam", **common)
   return precision.wrap_optimizer(g_opt, cfg), precision.wrap_optimizer(d_opt, cfg)

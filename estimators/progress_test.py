@@ -137,7 +137,8 @@ def test_estimator_loss_is_the_fallback():
 ])
 def test_the_hook_reports_every_engine(tmp_path, engine, losses):
   kwargs = {"in_graph": {}, "gan_estimator": {"engine": "gan_estimator"},
-            "one_device": {"distribution": "one_device"}, "tpu": {"use_tpu": True}}[engine]
+            "one_device": {"distribution": "one_device"}, "tpu": {"use_tpu": True, "step_order": "discriminator_first",
+                     "generator_bn_updates": "both_steps"}}[engine]
   cfg = tiny_config(tmp_path / "run", max_steps=2, **kwargs)
   console = FakeConsole(is_tty=True)
   console.start_time = __import__("time").time()

@@ -2,6 +2,7 @@
 import dataclasses
 
 from estimators.config import GANConfig
+from estimators import training_step
 from estimators.models import get_model
 
 _RUN_FIELDS = {f.name for f in dataclasses.fields(GANConfig)}
@@ -10,6 +11,8 @@ _RUN_FIELDS = {f.name for f in dataclasses.fields(GANConfig)}
 def tiny_config(model_dir, **overrides) -> GANConfig:
   """32 px, gf = df = 8, z 16, batch 8: a SAGAN that trains a step in well under a second.
 
+  The model's training-step flags come from its run_defaults (as run.py's), overridable here.
+
   `overrides` may mix run settings and the model's hyperparameters (told apart by name); a
   hyperparameter the model does not have is an error.
   """
@@ -17,7 +20,10 @@ def tiny_config(model_dir, **overrides) -> GANConfig:
              batch_size=8, max_steps=20, save_checkpoints_steps=10, save_summary_steps=10,
              eval_every_steps=10, num_eval_samples=200, eval_batch_size=100)
   model = overrides.pop("model", "sagan")
-  hparams_class = get_model(model).hparams_class
+  spec = get_model(model)
+  # The model's own training step, as run.py gives it when no step flag is passed.
+  run.update({k: v for k, v in spec.run_defaults.items() if k in training_step.FIELDS})
+  hparams_class = spec.hparams_class
   names = {f.name for f in dataclasses.fields(hparams_class)}
   hparams = {k: v for k, v in dict(gf_dim=8, df_dim=8, z_dim=16, attention_resolution=16).items()
              if k in names}

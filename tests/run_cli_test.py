@@ -53,6 +53,11 @@ def dry_run_config(proc):
                                                       "TF_CONFIG"),
     (["--mode=train", "--engine=gan_estimator", "--distribution=one_device"],
      "error: --engine=gan_estimator trains on one device"),
+    # A training step the engine cannot run, or that is no step (estimators/training_step.py)
+    (["--mode=train", "--use_tpu"], "error: --use_tpu: TF-GAN's tpu_gan_estimator cannot run "
+                                    "this model's training step: --step_order=generator_first"),
+    (["--step_fakes=shared"], "error: --step_fakes=shared is AttnGAN's step"),
+    (["--adam_epsilon=0"], "--adam_epsilon must be positive"),
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(tmp_path, args, message):
   proc = run_py(f"--model_dir={tmp_path}/run", *args, check=False, timeout=300)  # hang guard

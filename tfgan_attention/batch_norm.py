@@ -16,9 +16,11 @@ def batch_moments(x, axes, cross_replica=True):
 
   With `cross_replica`, inside a multi-replica step the moments are those of the GLOBAL batch:
   on TPU through TF-GAN's `cross_replica_moments` (TPUGANEstimator; as SAGAN's TPU runs), under
-  a tf.distribute strategy (mirrored / multi-worker) by all-reducing the per-replica sums of x,
-  x^2 and the row counts (so replicas may hold different numbers of rows: AttnGAN's mismatched
-  pairs). Outside both, or with one replica, it is tf.nn.moments.
+  a tf.distribute strategy (mirrored / multi-worker) in two passes, as tf.nn.moments (one pass
+  over x and x^2, E[x^2] - E[x]^2, loses the variance to cancellation in float32): the all-reduced
+  sums of x and the row counts give the global mean (replicas may hold different numbers of rows:
+  AttnGAN's mismatched pairs), then the all-reduced sums of squared deviations from it the
+  variance. Outside both, or with one replica, it is tf.nn.moments.
   """
   x = tf.cast(x, tf.float32)
   if cross_replica:
@@ -27,12 +29,10 @@ def batch_moments(x, axes, cross_replica=True):
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     if replicas > 1:
-      count = tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), tf.float32)
-      sums = tf.reduce_sum(x, axes)  # [C]
-      local = tf.stack([sums, tf.reduce_sum(tf.square(x), axes), tf.fill(tf.shape(sums), count)])
-      total = context.all_reduce(tf.distribute.ReduceOp.SUM, local)  # [3, C]
-      mean = total[0] / total[2]
-      return mean, tf.maximum(total[1] / total[2] - tf.square(mean), 0.0)
+      count = context.all_reduce(tf.distribute.ReduceOp.SUM, _local_count(x, axes))
+      mean = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(x, axes)) / count
+      squares = tf.reduce_sum(tf.math.squared_difference(x, tf.stop_gradient(mean)), axes)
+      return mean, context.all_reduce(tf.distribute.ReduceOp.SUM, squares) / count
   return tf.nn.moments(x, axes=axes)
 
 
@@ -42,8 +42,34 @@ def _register_updates(updates):
       tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, op)
 
 
-class _MovingMoments(tf.keras.layers.Layer):
+def _local_count(x, axes):
+  return tf.cast(tf.reduce_prod(tf.gather(tf.shape(x), axes)), tf.float32)
+
+
+def _count(x, axes, cross_replica=True):
+  """How many values each channel's batch moments average over (the global batch's with
+  `cross_replica` inside a multi-replica step, as batch_moments: summed over tf.distribute
+  replicas, which may hold different numbers of rows; TPU shards hold equal ones)."""
+  n = _local_count(x, axes)
+  if cross_replica:
+    shards = tpu_function.get_tpu_context().number_of_shards or 1
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    if shards > 1:
+      return n * float(shards)
+    if replicas > 1:
+      return context.all_reduce(tf.distribute.ReduceOp.SUM, n)
+  return n
+
+
+class MovingMoments(tf.keras.layers.Layer):
   """Shared part: per-channel batch moments in training, moving averages in inference.
+
+  The moving variance averages the biased batch variance (tf.nn.moments, TF-GAN's batch norm),
+  or with `unbiased_variance` the batch variance x n / (n - 1) (Keras' fused batch norm and
+  PyTorch: what LadaGAN's and AttnGAN's official code accumulate); normalisation in training
+  always uses the biased one, as all of them do. Engines set it from the model's training step
+  (estimators/training_step.py).
 
   inference='batch' normalises with the batch's own moments outside training too (without
   touching the moving averages), as TF-GAN's SAGAN example, the YLG code and the SAGAN authors'
@@ -60,6 +86,7 @@ class _MovingMoments(tf.keras.layers.Layer):
     self.epsilon = epsilon
     self.cross_replica = cross_replica  # global-batch statistics across replicas
     self.inference = inference
+    self.unbiased_variance = False
 
   def _build_moments(self, channels):
     kw = dict(trainable=False, aggregation=tf.VariableAggregation.MEAN)
@@ -74,9 +101,13 @@ class _MovingMoments(tf.keras.layers.Layer):
       axes = list(range(len(x.shape) - 1))
       mean, var = batch_moments(x, axes, self.cross_replica)  # [C], [C] float32, biased var
       one_minus = 1.0 - self.decay
+      moving_var = var
+      if self.unbiased_variance:
+        n = _count(x, axes, self.cross_replica)
+        moving_var = var * (n / tf.maximum(n - 1.0, 1.0))
       updates = [
           self.moving_mean.assign_sub((self.moving_mean - mean) * one_minus, read_value=False),
-          self.moving_variance.assign_sub((self.moving_variance - var) * one_minus,
+          self.moving_variance.assign_sub((self.moving_variance - moving_var) * one_minus,
                                           read_value=False),
       ]
       _register_updates(updates)
@@ -88,7 +119,7 @@ class _MovingMoments(tf.keras.layers.Layer):
     return (x - tf.cast(mean, x.dtype)) * tf.cast(scale, x.dtype)
 
 
-class BatchNorm(_MovingMoments):
+class BatchNorm(MovingMoments):
   """Plain batch norm with per-channel gamma (ones) and beta (zeros)."""
 
   def build(self, input_shape):
@@ -102,7 +133,7 @@ class BatchNorm(_MovingMoments):
     return self._normalize(x, training) * self.gamma + self.beta
 
 
-class ConditionalBatchNorm(_MovingMoments):
+class ConditionalBatchNorm(MovingMoments):
   """Class-conditional batch norm: out = gamma[y] * BN(x) + beta[y].
 
   gamma and beta are [num_classes, C], initialised to ones and zeros (so an untrained layer is

@@ -230,7 +230,13 @@ class AttnGAN(ModelSpec):
   has_attention_maps = True
   # Official: Adam 2e-4 (0.5, 0.999) for G and D; G's saved weights are its 0.999 EMA.
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
-                  "ema_decay": 0.999}
+                  "ema_decay": 0.999,
+                  # Official trainer's step (estimators/training_step.py): one noise and CA draw,
+                  # each D steps on those fakes, then G's loss on them against the updated Ds;
+                  # PyTorch Adam (eps 1e-8 on sqrt(v_hat)); EMA of parameters only; PyTorch BN's
+                  # unbiased running variance.
+                  "step_order": "discriminator_first", "step_fakes": "shared",
+                  "adam_epsilon_form": "pytorch", "bn_moving_variance": "unbiased"}
   # --mode=sample with --captions_file: images and attention figures for given captions.
   modes = {"pretrain_damsm": damsm_pretrain.pretrain, "sample": attngan_sampling.run_sample}
   starting_modes = ("pretrain_damsm",)  # writes <model_dir>/damsm before any training

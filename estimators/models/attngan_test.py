@@ -110,8 +110,10 @@ def test_trains_through_ganestimator_against_the_frozen_damsm(tmp_path, engine):
   """Both single-device engines: the default in-graph step and TF-GAN's GANEstimator (hook
   steps), one step each (the checkpoints before and after it)."""
   decay = 0.5  # low: the step moves the shadow half the way, far above round-off
+  # GANEstimator runs its own step (G first, a draw per sub-step), not AttnGAN's shared fakes
+  step = dict(step_order="generator_first", step_fakes="fresh") if engine == "gan_estimator" else {}
   cfg = tiny_config(tmp_path / "run", **TINY, engine=engine, max_steps=1,
-                    save_checkpoints_steps=1, save_summary_steps=1, ema_decay=decay)
+                    save_checkpoints_steps=1, save_summary_steps=1, ema_decay=decay, **step)
   saved = write_random_damsm(cfg)
   ckpt = experiment.run_train(cfg)
   assert export.checkpoint_step(ckpt) == 1

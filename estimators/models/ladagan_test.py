@@ -217,7 +217,9 @@ def test_tiny_ladagan_trains_evaluates_exports_with_ema_and_attention(tmp_path):
 @pytest.mark.parametrize("engine", [
     dict(distribution="one_device"), dict(use_tpu=True),
     # TF-GAN's own GANEstimator (no longer the default engine), with the bCR path
-    dict(engine="gan_estimator", bcr_weight=1.0, diffaugment="color,translation,cutout")])
+    # (with GANEstimator's step: it cannot run LadaGAN's, D first; training_step_test)
+    dict(engine="gan_estimator", bcr_weight=1.0, diffaugment="color,translation,cutout",
+         step_order="generator_first", generator_bn_updates="generator_step")])
 def test_tiny_ladagan_trains_through_each_engine_and_the_bcr_path(tmp_path, engine):
   """Each engine trains both networks, logs finite losses (bCR: its term, the D loss above it)
   and exports; the bCR loss itself is recomputed in the test above."""
