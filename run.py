@@ -447,7 +447,8 @@ def _run_mode(cfg):
   from estimators import distribution, experiment, precision, run_dir  # pylint: disable=import-outside-toplevel
   mode = FLAGS.mode
   if mode in TRAIN_MODES:
-    distribution.validate(cfg)  # devices, TF_CONFIG, batch split: before anything is written
+    # devices, TF_CONFIG, batch split, the engine against the model's step: before any write
+    distribution.validate(cfg, get_model(cfg.model).training_step(cfg))
     precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
   if mode in TRAIN_MODES and distribution.is_chief():
     get_model(cfg.model).prepare(cfg)  # e.g. a DAMSM pretrained first (AttnGAN)

@@ -142,12 +142,11 @@ def validate_engine(cfg):
         "the in-graph step (--engine=in_graph, the default)")
 
 
-def validate(cfg):
+def validate(cfg, step):
   """Fails at start, before anything is written, when the distribution cannot run here or the
-  engine cannot run the model's training step."""
-  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
+  engine cannot run the model's training step `step` (ModelSpec.training_step(cfg))."""
   validate_engine(cfg)
-  check_engine(get_model(cfg.model).training_step(cfg), engine_name(cfg))
+  check_engine(step, engine_name(cfg))
   per_replica_batch_size(cfg.batch_size, expected_replicas(cfg))
 
 

@@ -24,6 +24,10 @@ from estimators.testing import tiny_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _validate(cfg):
+  distribution.validate(cfg, get_model(cfg.model).training_step(cfg))
+
+
 def test_global_batch_splits_evenly_or_fails_with_the_fix():
   assert distribution.per_replica_batch_size(256, 8) == 32
   with pytest.raises(distribution.DistributionError, match="must divide evenly over the 4 "
@@ -33,20 +37,20 @@ def test_global_batch_splits_evenly_or_fails_with_the_fix():
 
 def test_too_many_devices_and_missing_or_bad_tf_config_are_clear_errors(tmp_path, monkeypatch):
   with pytest.raises(distribution.DistributionError, match="--num_devices=99 but only 1"):
-    distribution.validate(tiny_config(tmp_path, distribution="mirrored", num_devices=99))
+    _validate(tiny_config(tmp_path, distribution="mirrored", num_devices=99))
   monkeypatch.delenv("TF_CONFIG", raising=False)
   with pytest.raises(distribution.DistributionError, match="needs TF_CONFIG"):
-    distribution.validate(tiny_config(tmp_path, distribution="multi_worker"))
+    _validate(tiny_config(tmp_path, distribution="multi_worker"))
   monkeypatch.setenv("TF_CONFIG", "{not json")
   with pytest.raises(distribution.DistributionError, match="not valid JSON"):
-    distribution.validate(tiny_config(tmp_path, distribution="multi_worker"))
+    _validate(tiny_config(tmp_path, distribution="multi_worker"))
   cluster = {"worker": ["a:1", "b:1", "c:1"]}
   monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
                                               "task": {"type": "worker", "index": 1}}))
   assert distribution.expected_replicas(tiny_config(tmp_path, distribution="multi_worker")) == 3
   assert not distribution.is_chief()
   with pytest.raises(distribution.DistributionError, match="over the 3 replicas"):
-    distribution.validate(tiny_config(tmp_path, distribution="multi_worker", batch_size=8))
+    _validate(tiny_config(tmp_path, distribution="multi_worker", batch_size=8))
   monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
                                               "task": {"type": "worker", "index": 0}}))
   assert distribution.is_chief()

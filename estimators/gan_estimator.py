@@ -24,7 +24,7 @@ from estimators import distribution, losses, precision
 from estimators.config import GANConfig
 from estimators.models import get_model
 from estimators.networks import network_for_graph
-from estimators.optimizers import make_optimizers
+from estimators import optimizers
 from estimators.training_step import check_engine
 
 
@@ -183,6 +183,13 @@ def run_config_kwargs(cfg: GANConfig):
               # (TensorBoard's graph is in the event file, written anyway), and serialising
               # AttnGAN's graph took ~12 s at start plus ~4 s per checkpoint.
               checkpoint_save_graph_def=False)
+
+
+def make_optimizers(cfg: GANConfig):
+  """(G, D) optimisers of the model's declared training step (estimators/optimizers.py)."""
+  step = get_model(cfg.model).training_step(cfg)
+  generator_state = lambda: network_for_graph("generator", cfg)[0].non_trainable_variables
+  return optimizers.make_optimizers(cfg, step, generator_state)
 
 
 def build_estimator(cfg: GANConfig):

@@ -52,16 +52,18 @@ class Adam(tf.compat.v1.train.AdamOptimizer):
       return self._ema.apply(trained + extra)
 
 
-def make_optimizers(cfg):
-  """(generator optimizer, discriminator optimizer) of the run's model and training step."""
-  from estimators import networks  # pylint: disable=import-outside-toplevel
-  from estimators.models import get_model  # pylint: disable=import-outside-toplevel
-  step = get_model(cfg.model).training_step(cfg)
+def make_optimizers(cfg, step, generator_state=None):
+  """(generator optimizer, discriminator optimizer) of the run's training step `step` (a
+  training_step.TrainingStep). `generator_state()`: G's variables beyond the trained ones (its BN
+  moving statistics), which the EMA also averages when the step says `ema_variables='all'`."""
   common = dict(beta1=cfg.beta1, beta2=cfg.beta2, epsilon=step.adam_epsilon,
                 epsilon_form=step.adam_epsilon_form)
   ema_extra = None
   if step.ema_variables == "all":  # G's BN moving statistics (and any other state) too
-    ema_extra = lambda: networks.network_for_graph("generator", cfg)[0].non_trainable_variables
+    if generator_state is None:
+      raise ValueError("the training step's EMA averages all of G's variables: pass "
+                       "generator_state")
+    ema_extra = generator_state
   g_opt = Adam(learning_rate=cfg.generator_lr, ema_decay=cfg.ema_decay, ema_extra=ema_extra,
                name="generator_adam", **common)
   d_opt = Adam(learning_rate=cfg.discriminator_lr, name="discriminator_adam", **common)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from estimators import experiment, precision, replica_check
-from estimators.optimizers import make_optimizers
+from estimators.gan_estimator import make_optimizers
 from estimators.testing import tiny_config
 
 HAS_BF16 = precision._cpu_has_bf16()  # pylint: disable=protected-access
