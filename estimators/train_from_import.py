@@ -100,7 +100,8 @@ def fresh_groups(missing: List[str], keys: List[str], not_released: Dict[str, st
 def describe(groups: Dict[str, List[str]]) -> str:
   """'optimiser state (...) (12 variables); other training state: image_encoder (3)'."""
   merged = {}
-  for group, keys in groups.items():
+  order = lambda g: (g != OPTIMISER_STATE, g.startswith(OTHER_STATE), g)
+  for group, keys in sorted(groups.items(), key=lambda item: order(item[0])):
     if group.startswith(OTHER_STATE):
       merged.setdefault(OTHER_STATE, []).append(f"{group.split(': ', 1)[1]} ({len(keys)})")
     else:
