@@ -147,6 +147,7 @@ def complete_checkpoint(cfg, dataset_fn=None, log=print) -> Optional[str]:
   run_dir.atomic_write_bytes(os.path.join(cfg.model_dir, "checkpoint"), (
       f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n').encode())
   log(f"training on from the imported weights ({record['checkpoint']}, step {step}): "
-      f"{len(have)} variables restored; initialised fresh: {describe(groups) or 'nothing'} "
+      f"{len(have)} variables restored; initialised as a new run initialises them: "
+      f"{describe(groups) or 'nothing'} "
       f"(written as {name}; imported.json 'training_start')")
   return prefix

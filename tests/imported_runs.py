@@ -2,6 +2,8 @@
 the *_imported_run_test modules (issue #23: every mode works on the authors' weights)."""
 import contextlib
 import io
+import json
+import os
 import shutil
 
 import numpy as np
@@ -62,8 +64,36 @@ def check_trained_on(imported, model_dir, step, console, *, steps=2, frozen=(), 
     assert all(np.abs(after.get_tensor(k)).max() > 0 for k in moments), key
   line = next(l for l in console.splitlines() if l.startswith("training on from the imported"))
   assert f"({imported.rsplit('/', 1)[-1]}, step {step})" in line, line
-  assert f"initialised fresh: {OPTIMISER_STATE} (" in line, line
+  assert f"initialised as a new run initialises them: {OPTIMISER_STATE} (" in line, line
   for prefix in fresh:
     assert f"{prefix.rstrip('/')} (not released: " in line, line
     assert any(k.startswith(prefix) for k in keys), prefix
   return after, line
+
+
+def evaluate(model_dir, tmp_path, *flags, inception=True):
+  """--mode=eval's record (20 samples) of the run: with a stand-in Inception (IS, FID, KID on
+  a small cached real set) when `inception`."""
+  from eval.standin_classifier import save_standin_module  # pylint: disable=import-outside-toplevel
+  if inception:
+    flags += (f"--inception_path={save_standin_module(str(tmp_path / 'inception'))}",
+              "--num_real_eval_samples=20", "--is_splits=2",
+              f"--real_stats_cache_dir={tmp_path / 'stats'}")
+  out = run_mode("--mode=eval", f"--model_dir={model_dir}", "--num_eval_samples=20",
+                 "--eval_batch_size=10", *flags)
+  return json.loads(out[out.index("{"):])
+
+
+def draw_every_figure(model_dir, tmp_path, *interpolate_flags):
+  """--mode=sample (3 PNGs), attention_maps (1 sample) and interpolate (3 frames) on the run,
+  each checked for its files."""
+  out = run_mode("--mode=sample", f"--model_dir={model_dir}", "--num_samples=3",
+                 f"--sample_dir={tmp_path / 'samples'}")
+  assert "3 PNGs in" in out and len(os.listdir(tmp_path / "samples")) == 4  # + grid.png
+  out = run_mode("--mode=attention_maps", f"--model_dir={model_dir}", "--num_samples=1",
+                 f"--sample_dir={tmp_path / 'maps'}")
+  assert out.startswith("attention maps: ") and os.listdir(tmp_path / "maps")
+  out = run_mode("--mode=interpolate", f"--model_dir={model_dir}", "--num_frames=3",
+                 f"--sample_dir={tmp_path / 'walk'}", *interpolate_flags)
+  assert "latent walk (1 x 3 frames)" in out
+  assert os.path.isfile(tmp_path / "walk" / "walk.gif")

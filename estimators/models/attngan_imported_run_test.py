@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import data
 from estimators.models import attngan_import_test as release_files
-from tests.imported_runs import check_trained_on, run_mode, train_on
+from tests.imported_runs import check_trained_on, draw_every_figure, evaluate, run_mode, train_on
 
 pytestmark = pytest.mark.slow
 WORDS = data.get_spec("digits_captions").vocabulary(None).words
@@ -62,26 +62,16 @@ def test_train_initialises_the_discriminators_and_optimiser_state_fresh(imported
 
 
 def test_eval_with_r_precision_sample_attention_maps_interpolate(imported, tmp_path):
-  out = run_mode("--mode=eval", f"--model_dir={imported}", "--num_eval_samples=20",
-                 "--eval_batch_size=10")
-  record = json.loads(out[out.index("{"):])
+  record = evaluate(imported, tmp_path, inception=False)  # digits metrics and R-precision
   assert record["step"] == 0
   for name in ("r_precision_paper", "r_precision_dmgan", "digits_fid"):
     assert 0 <= record["metrics"][name] < np.inf, name
-  out = run_mode("--mode=sample", f"--model_dir={imported}", "--num_samples=2",
-                 f"--sample_dir={tmp_path / 'samples'}")
-  assert "2 PNGs in" in out
+  draw_every_figure(imported, tmp_path)
   captions = tmp_path / "captions.txt"
   captions.write_text("a regular one upright\nthe number drawn in normal ink\n")
   run_mode("--mode=sample", f"--model_dir={imported}", f"--captions_file={captions}",
            f"--sample_dir={tmp_path / 'captioned'}")
-  assert os.listdir(tmp_path / "captioned")
-  out = run_mode("--mode=attention_maps", f"--model_dir={imported}", "--num_samples=1",
-                 f"--sample_dir={tmp_path / 'maps'}")
-  assert out.startswith("attention maps: ") and os.listdir(tmp_path / "maps")
-  out = run_mode("--mode=interpolate", f"--model_dir={imported}", "--num_frames=3",
-                 f"--sample_dir={tmp_path / 'walk'}")
-  assert "latent walk (1 x 3 frames)" in out
+  assert len(os.listdir(tmp_path / "captioned")) >= 2
 
 
 def test_export_serves_token_ids_and_caption_strings(imported):

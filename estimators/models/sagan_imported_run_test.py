@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.standin_classifier import save_standin_module
 from estimators.models import sagan_import_test
-from tests.imported_runs import check_trained_on, run_mode, train_on
+from tests.imported_runs import check_trained_on, draw_every_figure, evaluate, run_mode, train_on
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`tf.layers")]
 STEP = sagan_import_test.STEP
@@ -52,23 +51,11 @@ def test_train_continues_from_the_imported_weights_with_fresh_optimiser_state(sa
 
 
 def test_eval_sample_attention_maps_interpolate_export(sagan, tmp_path):
-  standin = save_standin_module(str(tmp_path / "inception"))
-  out = run_mode("--mode=eval", f"--model_dir={sagan}", f"--inception_path={standin}",
-                 "--num_eval_samples=20", "--num_real_eval_samples=20", "--eval_batch_size=10",
-                 "--is_splits=2", f"--real_stats_cache_dir={tmp_path / 'stats'}")
-  record = json.loads(out[out.index("{"):])
+  record = evaluate(sagan, tmp_path)
   assert record["step"] == STEP
   for name in ("inception_score", "fid", "kid", "digits_fid"):
     assert np.isfinite(record["metrics"][name]), name
-  out = run_mode("--mode=sample", f"--model_dir={sagan}", "--num_samples=3",
-                 f"--sample_dir={tmp_path / 'samples'}")
-  assert "3 PNGs in" in out and len(os.listdir(tmp_path / "samples")) == 4
-  out = run_mode("--mode=attention_maps", f"--model_dir={sagan}", "--num_samples=1",
-                 f"--sample_dir={tmp_path / 'maps'}")
-  assert out.startswith("attention maps: ") and os.listdir(tmp_path / "maps")
-  out = run_mode("--mode=interpolate", f"--model_dir={sagan}", "--interpolate_between=classes",
-                 "--num_frames=3", f"--sample_dir={tmp_path / 'walk'}")
-  assert "latent walk (1 x 3 frames)" in out
+  draw_every_figure(sagan, tmp_path, "--interpolate_between=classes")
   path = run_mode("--mode=export", f"--model_dir={sagan}").split("SavedModel: ", 1)[1].strip()
   loaded = tf.saved_model.load(path)
   assert sorted(loaded.signatures) == ["attention", "class_mixture", "serving_default"]
