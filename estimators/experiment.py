@@ -47,6 +47,8 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None, log=print):
     prepare_run_data(cfg)
   if distribution.is_chief():
     train_from_import.complete_checkpoint(cfg, dataset_fn, log)
+  else:
+    train_from_import.wait_for_chief(cfg.model_dir)
   estimator = build_estimator(cfg)
   target = max_steps or cfg.max_steps
   before = _latest_step(cfg)

@@ -12,14 +12,17 @@ training of such a run `complete_checkpoint` writes one checkpoint more, at the 
   3. `train_start.ckpt-<step>` is written and made the run's latest (the `checkpoint` index,
      last, so a kill leaves the run as it was); imported.json records what was fresh.
 
-The imported `model.ckpt-<step>` stays as written (imported.json names it; it is no longer in
-the index, so the estimator never deletes it). A variable of a network scope that the import
-did not fill and did not declare not released is an error, never a silent fresh value.
-The console line names each group that starts fresh, with its size.
+The imported `model.ckpt-<step>` is left alone here (a kill at any point leaves a run that
+resumes); the estimator's own first save, at the same step, then rewrites it with the same
+imported values plus the fresh state. A variable of a network scope that the import did not
+fill and did not declare not released is an error, never a silent fresh value. The console line
+names each group that starts fresh, with its size. On a multi-worker run the chief completes
+the checkpoint and the other workers wait for it (`wait_for_chief`).
 """
 import dataclasses
 import json
 import os
+import time
 from typing import Dict, List, Optional
 
 import tensorflow as tf
@@ -151,3 +154,15 @@ def complete_checkpoint(cfg, dataset_fn=None, log=print) -> Optional[str]:
       f"{describe(groups) or 'nothing'} "
       f"(written as {name}; imported.json 'training_start')")
   return prefix
+
+
+def wait_for_chief(model_dir: str, timeout_secs: float = 1800, poll_secs: float = 2) -> None:
+  """A worker that is not the chief, on an imported run: waits until the chief has completed
+  the checkpoint (the estimator would otherwise restore the incomplete import and fail)."""
+  deadline = time.time() + timeout_secs
+  while imported_record(model_dir) is not None:
+    if time.time() > deadline:
+      raise WeightsImportError(
+          f"{model_dir} still holds the imported checkpoint after {timeout_secs:.0f} s: the "
+          "chief completes it before training starts; is the chief running?")
+    time.sleep(poll_secs)

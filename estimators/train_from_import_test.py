@@ -42,15 +42,27 @@ def test_a_network_variable_the_import_did_not_fill_is_an_error():
          "Generator/g/dense/kernel/generator_adam"], KEYS, {})
 
 
+def _latest(model_dir, name):
+  """model_dir's latest checkpoint: <name> (holding only global_step 7)."""
+  tf.raw_ops.SaveV2(prefix=str(model_dir / name), tensor_names=["global_step"],
+                    shape_and_slices=[""], tensors=[tf.constant(7, tf.int64)])
+  (model_dir / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
+
+
 def test_only_an_imported_run_whose_latest_checkpoint_is_the_import_is_completed(tmp_path):
   assert train_from_import.imported_record(str(tmp_path)) is None  # nothing there
-  tf.raw_ops.SaveV2(prefix=str(tmp_path / "model.ckpt-7"), tensor_names=["global_step"],
-                    shape_and_slices=[""], tensors=[tf.constant(7, tf.int64)])
-  (tmp_path / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
+  _latest(tmp_path, "model.ckpt-7")
   assert train_from_import.imported_record(str(tmp_path)) is None  # a run of its own
   (tmp_path / "imported.json").write_text(json.dumps({"checkpoint": "model.ckpt-7"}))
   assert train_from_import.imported_record(str(tmp_path)) == {"checkpoint": "model.ckpt-7"}
-  (tmp_path / "checkpoint").write_text('model_checkpoint_path: "train_start.ckpt-7"\n')
-  tf.raw_ops.SaveV2(prefix=str(tmp_path / "train_start.ckpt-7"), tensor_names=["global_step"],
-                    shape_and_slices=[""], tensors=[tf.constant(7, tf.int64)])
+  _latest(tmp_path, "train_start.ckpt-7")
   assert train_from_import.imported_record(str(tmp_path)) is None  # completed already
+
+
+def test_a_worker_waits_for_the_chief_to_complete_the_checkpoint(tmp_path):
+  _latest(tmp_path, "model.ckpt-7")
+  (tmp_path / "imported.json").write_text(json.dumps({"checkpoint": "model.ckpt-7"}))
+  with pytest.raises(WeightsImportError, match="still holds the imported checkpoint after 0 s"):
+    train_from_import.wait_for_chief(str(tmp_path), timeout_secs=0, poll_secs=0)
+  (tmp_path / "imported.json").write_text(json.dumps({"checkpoint": "model.ckpt-3"}))
+  train_from_import.wait_for_chief(str(tmp_path), timeout_secs=0)  # completed: returns
