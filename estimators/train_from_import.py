@@ -39,7 +39,9 @@ NETWORK_SCOPES = (GENERATOR_SCOPE, "Discriminator")  # TF-GAN's variable scopes
 # variable ('<variable>/<optimiser name>', '..._1') and the beta powers ('<scope>/beta1_power').
 OPTIMISER_STATE = "optimiser state (Adam's moments of every trained variable, beta powers)"
 ADAM_POWERS = ("beta1_power", "beta2_power")
-OTHER_STATE = "other training state"
+OTHER_FROZEN = ("frozen variables outside G and D, set up as in a new run (e.g. a pretrained "
+                "part the model loads from its own checkpoint)")
+OTHER_TRAINABLE = "other trainable variables"
 
 
 def imported_record(model_dir: str) -> Optional[dict]:
@@ -73,9 +75,17 @@ def _train_graph_variables(cfg, dataset_fn):
   return graph, variables
 
 
-def fresh_groups(missing: List[str], keys: List[str], not_released: Dict[str, str]):
-  """{group: [keys]} of the variables that start fresh. Raises WeightsImportError for a network
-  variable the import neither filled nor declared not released."""
+def _count(keys) -> str:
+  return f"{len(keys)} variable{'s' * (len(keys) != 1)}"
+
+
+def fresh_groups(missing: List[str], keys: List[str], not_released: Dict[str, str],
+                 trainable=()):
+  """{group: [keys]} of the variables that start as in a new run: the optimiser state, each
+  not-released prefix, and the rest outside the networks, split into frozen ones (a pretrained
+  part the model loads, e.g. from its own checkpoint) and trainable ones (`trainable`: keys).
+  Raises WeightsImportError for a network variable the import neither filled nor declared not
+  released."""
   groups, unfilled = {}, []
   for key in sorted(missing):
     owner = key.rsplit("/", 1)[0]
@@ -89,7 +99,7 @@ def fresh_groups(missing: List[str], keys: List[str], not_released: Dict[str, st
       unfilled.append(key)
       continue
     else:
-      group = f"{OTHER_STATE}: {key.split('/', 1)[0]}"
+      group = OTHER_TRAINABLE if key in trainable else OTHER_FROZEN
     groups.setdefault(group, []).append(key)
   if unfilled:
     raise WeightsImportError(
@@ -101,16 +111,19 @@ def fresh_groups(missing: List[str], keys: List[str], not_released: Dict[str, st
 
 
 def describe(groups: Dict[str, List[str]]) -> str:
-  """'optimiser state (...) (12 variables); other training state: image_encoder (3)'."""
-  merged = {}
-  order = lambda g: (g != OPTIMISER_STATE, g.startswith(OTHER_STATE), g)
-  for group, keys in sorted(groups.items(), key=lambda item: order(item[0])):
-    if group.startswith(OTHER_STATE):
-      merged.setdefault(OTHER_STATE, []).append(f"{group.split(': ', 1)[1]} ({len(keys)})")
+  """'optimiser state (...) (12 variables); ... (1 variable)', optimiser state first; the groups
+  outside the networks with their first top-level scopes."""
+  order = lambda g: (g != OPTIMISER_STATE, g in (OTHER_FROZEN, OTHER_TRAINABLE), g)
+  parts = []
+  for group in sorted(groups, key=order):
+    keys = groups[group]
+    if group in (OTHER_FROZEN, OTHER_TRAINABLE):
+      scopes = sorted({k.split("/", 1)[0] for k in keys})
+      listed = ", ".join(scopes[:3]) + (f" and {len(scopes) - 3} more" if len(scopes) > 3 else "")
+      parts.append(f"{group} ({_count(keys)}: {listed})")
     else:
-      merged[group] = f"{len(keys)} variable{'s' * (len(keys) != 1)}"
-  return "; ".join(f"{g}: {', '.join(v)}" if isinstance(v, list) else f"{g} ({v})"
-                   for g, v in merged.items())
+      parts.append(f"{group} ({_count(keys)})")
+  return "; ".join(parts)
 
 
 def complete_checkpoint(cfg, dataset_fn=None, log=print) -> Optional[str]:
@@ -134,7 +147,9 @@ def complete_checkpoint(cfg, dataset_fn=None, log=print) -> Optional[str]:
             f"not in the graph: {', '.join(not_built[:8])}" if not_built else "",
             f"shapes: {', '.join(shapes[:8])}" if shapes else ""])))
   missing = sorted(set(variables) - set(have))
-  groups = fresh_groups(missing, list(variables), record.get("not_released", {}))
+  with graph.as_default():
+    trainable = {v.op.name for v in tf.compat.v1.trainable_variables()}
+  groups = fresh_groups(missing, list(variables), record.get("not_released", {}), trainable)
   step = int(reader.get_tensor("global_step"))
   prefix = os.path.join(cfg.model_dir, f"{START_NAME}-{step}")
   with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:

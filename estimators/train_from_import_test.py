@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from estimators import train_from_import
 from estimators.model_registry import WeightsImportError
-from estimators.train_from_import import OPTIMISER_STATE, OTHER_STATE
+from estimators.train_from_import import OPTIMISER_STATE, OTHER_FROZEN, OTHER_TRAINABLE
 
 KEYS = ["Generator/g/dense/kernel", "Generator/g/dense/kernel/generator_adam",
         "Generator/g/dense/kernel/generator_adam_1",
@@ -18,19 +18,25 @@ KEYS = ["Generator/g/dense/kernel", "Generator/g/dense/kernel/generator_adam",
 
 
 def test_fresh_groups_name_the_optimiser_state_what_was_not_released_and_other_state():
-  missing = [k for k in KEYS if k not in ("Generator/g/dense/kernel", "global_step",
-                                          "Generator/g/dense/kernel/ExponentialMovingAverage")]
-  groups = train_from_import.fresh_groups(missing, KEYS, {"Discriminator/": "no netD*.pth"})
+  missing = [k for k in KEYS + ["extra/scale"] if k not in (
+      "Generator/g/dense/kernel", "global_step",
+      "Generator/g/dense/kernel/ExponentialMovingAverage")]
+  groups = train_from_import.fresh_groups(missing, KEYS, {"Discriminator/": "no netD*.pth"},
+                                          trainable={"extra/scale"})
   assert groups == {
       OPTIMISER_STATE: ["Discriminator/d/conv/kernel/discriminator_adam",
                         "Generator/g/dense/kernel/generator_adam",
                         "Generator/g/dense/kernel/generator_adam_1",
                         "generator_train/beta1_power", "generator_train/beta2_power"],
       "Discriminator (not released: no netD*.pth)": ["Discriminator/d/conv/kernel"],
-      f"{OTHER_STATE}: damsm": ["damsm/image/conv/kernel"]}
+      OTHER_FROZEN: ["damsm/image/conv/kernel"], OTHER_TRAINABLE: ["extra/scale"]}
   assert train_from_import.describe(groups) == (
       f"{OPTIMISER_STATE} (5 variables); Discriminator (not released: no netD*.pth) "
-      f"(1 variable); {OTHER_STATE}: damsm (1)")
+      f"(1 variable); {OTHER_FROZEN} (1 variable: damsm); {OTHER_TRAINABLE} (1 variable: "
+      "extra)")
+  many = {OTHER_FROZEN: [f"scope{i}/v" for i in range(5)]}
+  assert train_from_import.describe(many) == (
+      f"{OTHER_FROZEN} (5 variables: scope0, scope1, scope2 and 2 more)")
 
 
 def test_a_network_variable_the_import_did_not_fill_is_an_error():

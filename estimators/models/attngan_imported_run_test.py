@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import data
 from estimators.models import attngan_import_test as release_files
+from estimators.train_from_import import OTHER_FROZEN
 from tests.imported_runs import check_trained_on, draw_every_figure, evaluate, run_mode, train_on
 
 pytestmark = pytest.mark.slow
@@ -59,6 +60,15 @@ def test_train_initialises_the_discriminators_and_optimiser_state_fresh(imported
   assert fresh["Discriminator (not released: the authors released no discriminator "
                "(netD*.pth))"] > 10
   assert "Discriminator (not released: " in line
+  # The frozen DAMSM outside G (its image encoder, G's loss reads it) starts as in a new run:
+  # from --damsm_dir (the imported DAMSM), and no optimiser touches it.
+  assert f"{OTHER_FROZEN} (" in line and "damsm_image_encoder" in fresh_scopes(after, before)
+
+
+def fresh_scopes(after, before):
+  """Top-level scopes of the trained checkpoint's variables that the import did not hold."""
+  imported = before.get_variable_to_shape_map()
+  return {k.split("/", 1)[0] for k in after.get_variable_to_shape_map() if k not in imported}
 
 
 def test_eval_with_r_precision_sample_attention_maps_interpolate(imported, tmp_path):
