@@ -159,7 +159,8 @@ def complete_checkpoint(cfg, dataset_fn=None, log=print) -> Optional[str]:
     tf.compat.v1.train.Saver(variables).save(sess, prefix, write_meta_graph=False,
                                              write_state=False)
   record["training_start"] = {"checkpoint": os.path.basename(prefix), "step": step,
-                              "restored": len(have), "fresh": {g: len(k) for g, k in groups.items()}}
+                              "restored": len(have),
+                              "fresh": {g: len(k) for g, k in groups.items()}}
   run_dir.atomic_write_json(os.path.join(cfg.model_dir, IMPORTED_JSON), record)
   name = os.path.basename(prefix)
   run_dir.atomic_write_bytes(os.path.join(cfg.model_dir, "checkpoint"), (

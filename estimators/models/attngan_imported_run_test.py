@@ -26,11 +26,12 @@ WORDS = data.get_spec("digits_captions").vocabulary(None).words
 def _imported(tmp_path_factory):
   root = tmp_path_factory.mktemp("release")
   rng = np.random.default_rng(0)
+  # pylint: disable=protected-access  (attngan_import_test's writers of the official formats)
   w = release_files
-  files = [w._write_pth(str(root / "text_encoder200.pth"), w._text_state(rng, len(WORDS))),  # pylint: disable=protected-access
-           w._write_pth(str(root / "image_encoder200.pth"), w._image_state(rng)),  # pylint: disable=protected-access
-           w._write_captions(str(root / "captions.pickle"), WORDS),  # pylint: disable=protected-access
-           w._write_pth(str(root / "bird_AttnGAN2.pth"), w._g_state(rng))]  # pylint: disable=protected-access
+  files = [w._write_pth(str(root / "text_encoder200.pth"), w._text_state(rng, len(WORDS))),
+           w._write_pth(str(root / "image_encoder200.pth"), w._image_state(rng)),
+           w._write_captions(str(root / "captions.pickle"), WORDS),
+           w._write_pth(str(root / "bird_AttnGAN2.pth"), w._g_state(rng))]
   model_dir = str(tmp_path_factory.mktemp("imported") / "run")
   run_mode("--mode=import_weights", "--import_from=" + ",".join(files),
            "--dataset=digits_captions", "--df_dim=2", f"--model_dir={model_dir}")
