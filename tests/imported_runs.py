@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -89,8 +90,8 @@ def draw_every_figure(model_dir, tmp_path, *interpolate_flags):
   each checked for its files."""
   run_mode("--mode=sample", f"--model_dir={model_dir}", "--num_samples=3",
            f"--sample_dir={tmp_path / 'samples'}")
-  images = [f for f in os.listdir(tmp_path / "samples") if f[:4].isdigit() and f[4:] in (
-      ".png", "00.png")]  # 000000.png (sample_inputs models), 0000.png (AttnGAN: + stages)
+  images = [f for f in os.listdir(tmp_path / "samples")  # 000000.png; AttnGAN 0000.png
+            if re.fullmatch(r"\d{4}(\d\d)?\.png", f)]
   assert len(images) == 3, os.listdir(tmp_path / "samples")
   out = run_mode("--mode=attention_maps", f"--model_dir={model_dir}", "--num_samples=1",
                  f"--sample_dir={tmp_path / 'maps'}")
