@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from estimators import distribution, export, progress, run_dir
+from estimators import distribution, export, progress, run_dir, train_from_import
 from estimators.config import GANConfig
 from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
                                    stackgan_score, use_ema)
@@ -33,20 +33,25 @@ def _latest_step(cfg):
   return export.checkpoint_step(latest) if latest else 0
 
 
-def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None):
+def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None, log=print):
   """Trains to `max_steps` (default cfg.max_steps). NaN/Inf losses raise NonFiniteLossError;
   training data that yields nothing raises NoTrainingDataError.
 
   Python, NumPy and TF are seeded with cfg.seed first: Keras draws its unseeded initialisers'
   seeds from Python's RNG, so without this two runs with the same --seed start from different
-  weights.
+  weights. An imported run's first training completes its checkpoint first
+  (estimators/train_from_import.py: what the release did not hold starts fresh, `log` says what).
   """
   tf.keras.utils.set_random_seed(cfg.seed)
+  if dataset_fn is None:
+    prepare_run_data(cfg)
+  if distribution.is_chief():
+    train_from_import.complete_checkpoint(cfg, dataset_fn, log)
+  else:
+    train_from_import.wait_for_chief(cfg.model_dir)
   estimator = build_estimator(cfg)
   target = max_steps or cfg.max_steps
   before = _latest_step(cfg)
-  if dataset_fn is None:
-    prepare_run_data(cfg)
   hooks = progress.train_hooks(cfg)  # the console's progress (chief only; none in library use)
   try:
     input_fn = make_train_input_fn(cfg, dataset_fn)
@@ -131,7 +136,7 @@ def run_train_and_eval(cfg: GANConfig, dataset_fn=None, log=print):
   while True:
     target = min(cfg.max_steps, (current // cfg.eval_every_steps + 1) * cfg.eval_every_steps)
     if current < cfg.max_steps:
-      run_train(cfg, max_steps=target, dataset_fn=dataset_fn)
+      run_train(cfg, max_steps=target, dataset_fn=dataset_fn, log=log)
     for step, path in _unevaluated_checkpoints(cfg):
       record = run_eval(cfg, checkpoint=path, classifier=classifier)
       log(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items()

@@ -110,6 +110,10 @@ class ModelSpec:
   description: str = ""
   hparams_class: type = None
   conditional: bool = True   # takes class labels when the dataset has classes
+  # Whether --dataset decides the run's variables (class embeddings, a vocabulary): then a rerun
+  # may not change it. False for a model whose networks are the same on every dataset (an
+  # unconditional image model), whose run may train on, or be scored on, another dataset.
+  variables_depend_on_dataset: bool = True
   # Run-wide flags this model defaults differently (used when the flag is not given).
   run_defaults: Mapping[str, object] = {}
   # Extra run.py modes: name -> fn(cfg, options) with options the run-wide mode flags.
@@ -374,6 +378,10 @@ class ImportResult:
   sources:   {checkpoint key: the source key (file + key) it came from}.
   left_out:  {source key or group: why it was not imported} (e.g. optimiser slots).
   step:      the global_step written (export and sample name their outputs by it).
+  not_released: {checkpoint key prefix: why}: variables of the run (e.g. 'Discriminator/') that
+             the release does not hold, so none is written (never an initial value passed off as
+             imported); evaluation, sampling and export must not read them. Training on the run
+             initialises them fresh and says so (estimators/train_from_import.py).
   directory: set when the files make no run and the importer wrote this directory instead
              (AttnGAN's DAMSM from the DAMSM files alone): imported.json goes there, no
              checkpoint or run_config.json is written, and `variables` stays empty.
@@ -383,6 +391,7 @@ class ImportResult:
   left_out: Mapping[str, str]
   step: int
   directory: str = ""
+  not_released: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 class WeightsImportError(ValueError):

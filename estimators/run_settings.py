@@ -5,7 +5,9 @@ and takes the run's settings from it, so `python run.py --mode=sample --model_di
 flagfile. The flags fall in three kinds:
 
   network    what the checkpoint's variables are and how they were trained: --model, the
-             model's hyperparameters, --dataset (classes, vocabulary), --image_size, --ema_decay
+             model's hyperparameters, --dataset (classes, vocabulary; a run setting for a model
+             whose variables do not depend on it, ModelSpec.variables_depend_on_dataset),
+             --image_size, --ema_decay
              (whether EMA variables exist). They never change: a given value that differs from
              the saved one is an error naming the flag and both values, in every mode (a train
              rerun too). Hyperparameters declared `hparam(..., may_change=True)` (an evaluation or
@@ -32,6 +34,8 @@ from estimators.models import get_model, names
 RUN_CONFIG = "run_config.json"
 # Run settings that decide which variables a checkpoint holds (with the model's hyperparameters).
 NETWORK_FLAGS = ("model", "dataset", "image_size", "ema_decay")
+# The saved settings of the run's dataset, not taken when a rerun gives another --dataset.
+DATASET_FLAGS = ("data_dir", "data_options", "max_words", "eval_split")
 # Recorded in run_config.json but never taken from it.
 NOT_TAKEN = ("model_dir",)
 
@@ -97,12 +101,16 @@ def saved_flag_values(record: dict, flag_names: Iterable[str]) -> Dict[str, obje
 
 
 def network_flag_names(model: str) -> Tuple[str, ...]:
-  """The flags that cannot change for a run of `model`: NETWORK_FLAGS and the model's
+  """The flags that cannot change for a run of `model`: NETWORK_FLAGS (--dataset only when the
+  model's variables depend on it, ModelSpec.variables_depend_on_dataset) and the model's
   hyperparameters but those declared `hparam(..., may_change=True)`."""
   if model not in names():
     raise RunSettingsError(f"the run was trained with --model={model}, which this version does "
                            f"not have (models: {', '.join(names())})")
-  return NETWORK_FLAGS + tuple(f.name for f in dataclasses.fields(get_model(model).hparams_class)
+  spec = get_model(model)
+  fixed = tuple(n for n in NETWORK_FLAGS
+                if n != "dataset" or spec.variables_depend_on_dataset)
+  return fixed + tuple(f.name for f in dataclasses.fields(get_model(model).hparams_class)
                                if not f.metadata.get("may_change"))
 
 
@@ -164,6 +172,9 @@ def rerun_flags(model_dir: str, mode: str, given: Dict[str, object], flag_names:
         f"{', '.join('--' + name for name, _, _ in clashes)} (the run's value is used), or use "
         "another --model_dir for a new run.")
   values = {k: v for k, v in saved.items() if k not in given}
-  if "data_options" in given and "data_options" in saved:
+  if "dataset" in given and not _same(given["dataset"], saved.get("dataset")):
+    for name in DATASET_FLAGS:  # another dataset (the model allows it): not the old one's files
+      values.pop(name, None)
+  elif "data_options" in given and "data_options" in saved:
     values["data_options"] = list(saved["data_options"]) + list(given["data_options"])
   return values

@@ -98,6 +98,33 @@ def test_network_flags_are_the_model_and_its_hyperparameters_but_the_changeable_
     run_settings.network_flag_names("gone")
 
 
+def test_dataset_may_change_where_the_models_variables_do_not_depend_on_it(tmp_path):
+  """LadaGAN's networks are the same on every dataset (unconditional, no vocabulary): a rerun
+  may train or score it on another one, and the old dataset's files and options are not taken.
+  SAGAN's class embeddings depend on the dataset: another one is an error."""
+  assert "dataset" not in run_settings.network_flag_names("ladagan")
+  assert "dataset" in run_settings.network_flag_names("sagan")
+  hparams = get_model("ladagan").hparams_class()
+  cfg = GANConfig(model="ladagan", hparams=hparams, dataset="image_folder",
+                  data_dir="/data/faces", image_size=64, num_classes=0, model_dir=str(tmp_path),
+                  data_options=tuple(resolved_options("image_folder", ["crop_size=140"]).items()))
+  run_dir.write_run_config(str(tmp_path), cfg.to_dict(), ["run.py"])
+  given = {"dataset": "cifar10", "data_dir": "/data/cifar"}
+  values = run_settings.rerun_flags(str(tmp_path), "train", given,
+                                    FLAG_NAMES | {"g_dim"}, may_start=True)
+  assert "dataset" not in values and "data_dir" not in values and "data_options" not in values
+  assert values["image_size"] == 64 and values["g_dim"] == hparams.g_dim
+  # The same dataset again keeps the saved options and files.
+  values = run_settings.rerun_flags(str(tmp_path), "sample", {"dataset": "image_folder"},
+                                    FLAG_NAMES, may_start=False)
+  assert values["data_dir"] == "/data/faces" and "crop_size=140" in values["data_options"]
+  _write_run(tmp_path / "sagan")
+  with pytest.raises(run_settings.RunSettingsError, match="--dataset='cifar10' given, the run "
+                                                          "has --dataset='image_folder'"):
+    run_settings.rerun_flags(str(tmp_path / "sagan"), "train", given, FLAG_NAMES,
+                             may_start=True)
+
+
 def test_a_directory_without_a_run(tmp_path):
   empty = str(tmp_path / "empty")
   with pytest.raises(run_settings.RunSettingsError) as e:

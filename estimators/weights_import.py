@@ -21,13 +21,13 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from estimators import run_dir, run_settings
+from estimators import run_dir, run_settings, train_from_import
 from estimators.model_registry import ImportResult, ReleasedWeights, WeightsImportError
 from estimators.models import get_model, names
 from estimators.optimizers import EMA_SUFFIX
 
 IMPORT_MODE = "import_weights"
-IMPORTED_JSON = "imported.json"
+IMPORTED_JSON = train_from_import.IMPORTED_JSON
 CHECKPOINT_NAME = "model.ckpt"  # as the estimator names its checkpoints
 
 
@@ -116,14 +116,17 @@ def expected_keys(cfg) -> Dict[str, Tuple[Tuple[str, ...], tuple]]:
 
 
 def _check_complete(cfg, result: ImportResult) -> None:
-  """Every variable a mode reads is in the result, with its shape; nothing else is."""
+  """Every variable a mode reads is in the result, with its shape, but those under a
+  not_released prefix (training initialises them, estimators/train_from_import.py); nothing
+  else is."""
   wanted = expected_keys(cfg)
   have = dict(result.variables)
   missing, shapes, used = [], [], set()
   for plain, (keys, shape) in wanted.items():
     key = next((k for k in keys if k in have), None)
     if key is None:
-      missing.append(plain)
+      if not plain.startswith(tuple(result.not_released)):
+        missing.append(plain)
       continue
     used.add(key)
     if tuple(np.shape(have[key])) != shape:
@@ -177,6 +180,7 @@ def write_run(cfg, paths: Sequence[str], argv=None) -> Dict[str, object]:
       "step": result.step,
       "variables": dict(sorted(result.sources.items())),
       "left_out": dict(sorted(result.left_out.items())),
+      "not_released": dict(sorted(result.not_released.items())),
   }
   if result.directory:  # the importer wrote another kind of directory, no run (ImportResult)
     if result.variables:

@@ -62,3 +62,16 @@ def test_digits_fid_separates_real_digits_from_noise(classifier):
   # Confidently classified, balanced real digits score near the 10 classes; noise near 1.
   assert metrics_real["digits_score"] > 8.0
   assert metrics_noise["digits_score"] < 2.0
+
+
+def test_images_of_another_size_are_area_resized_to_the_classifiers_32_px(classifier):
+  """A run at 128 px on digits (e.g. released weights imported at their size) is scored on
+  its images area-resized to 32 px: real digits at 128 px score as the 32 px ones do."""
+  real_32, _ = digits_arrays("test", 32)
+  real_128, _ = digits_arrays("test", 128)
+  metrics_32, protocol_32 = evaluate_digits([real_32], classifier=classifier)
+  metrics_128, protocol = evaluate_digits([real_128], classifier=classifier)
+  assert "generated_resize" not in protocol_32
+  assert protocol["generated_resize"] == "128 px -> 32 px, area"
+  assert metrics_128["digits_score"] == pytest.approx(metrics_32["digits_score"], rel=0.05)
+  assert metrics_128["digits_fid"] < 3 * metrics_32["digits_fid"] + 1.0

@@ -11,16 +11,29 @@ from eval import digits_classifier
 from eval.metrics import classifier_score, frechet_distance
 
 
+CLASSIFIER_SIZE = 32  # the digits classifier's input (eval/digits_classifier.py)
+
+
 class DigitsQuality:
-  """update(batch [b, 32, 32, 3] in [-1, 1]) repeatedly, then result() -> (metrics, protocol)."""
+  """update(batch [b, S, S, 3] in [-1, 1]) repeatedly, then result() -> (metrics, protocol).
+
+  The classifier reads 32 px: batches of another size (a run at --image_size=128, e.g. released
+  weights imported at their size and scored on digits) are area-resized to 32 px first, and the
+  protocol says so."""
 
   def __init__(self, real_split="train", classifier=None):
     self.real_split = real_split
     self.classifier = classifier or digits_classifier.load_classifier()
     self._feats, self._logits = [], []
+    self._resized_from = None
 
   def update(self, batch):
-    f, l = self.classifier(np.asarray(batch, np.float32), training=False)
+    batch = np.asarray(batch, np.float32)
+    if batch.shape[1:3] != (CLASSIFIER_SIZE, CLASSIFIER_SIZE):
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      self._resized_from = int(batch.shape[1])
+      batch = tf.image.resize(batch, [CLASSIFIER_SIZE, CLASSIFIER_SIZE], method="area")
+    f, l = self.classifier(batch, training=False)
     self._feats.append(f.numpy())
     self._logits.append(l.numpy())
 
@@ -34,6 +47,9 @@ class DigitsQuality:
                 "real_split": f"digits/{self.real_split}",
                 "classifier": f"digits_classifier_{digits_classifier.recipe_hash()}",
                 "features": "fc128", "score_splits": 1}
+    if self._resized_from:
+      protocol["generated_resize"] = (f"{self._resized_from} px -> {CLASSIFIER_SIZE} px, "
+                                      "area")
     return metrics, protocol
 
 

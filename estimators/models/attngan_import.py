@@ -431,6 +431,7 @@ def read_release(paths):
                          release=release, source=files)
 
 
+NOT_RELEASED_D = "the authors released no discriminator (netD*.pth)"
 _LEFT_OUT = {
     "captions.pickle train_captions, test_captions": "the dataset's captions as token ids; only "
     "the vocabulary (ixtoword / wordtoix) is imported (vocab.txt)",
@@ -463,15 +464,13 @@ def import_weights(cfg, release, build_networks):
     if var.trainable and cfg.ema_decay:  # the released weights ARE the moving average
       variables[f"Generator/{name}/ExponentialMovingAverage"] = var.numpy()
       record[f"Generator/{name}/ExponentialMovingAverage"] = sources[name]
-  for var in networks["discriminator"].weights:
-    name = var.name.split(":")[0]
-    variables[f"Discriminator/{name}"] = var.numpy()
-    record[f"Discriminator/{name}"] = "not released: this project's initialisation"
   left_out = dict(_LEFT_OUT)
   left_out["discriminators (netD*.pth)"] = (
-      "not released by the authors: the run's D_NET64/128/256 hold this project's initial "
-      "weights (orthogonal, BN gamma N(1, 0.02)); training on from this run trains them anew")
+      "not released by the authors: the checkpoint holds no Discriminator/ variable; "
+      "evaluation, sampling and export never read them, and training on from this run "
+      "initialises D_NET64/128/256 fresh (and says so)")
   left_out["generator EMA"] = (
       "the release holds one set of G weights, the moving average (trainer.save_model loads "
       "avg_param_G before saving): they fill both G and its ExponentialMovingAverage shadow")
-  return ImportResult(variables=variables, sources=record, left_out=left_out, step=0)
+  return ImportResult(variables=variables, sources=record, left_out=left_out, step=0,
+                      not_released={"Discriminator/": NOT_RELEASED_D})

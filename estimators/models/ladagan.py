@@ -128,6 +128,7 @@ class LadaGAN(ModelSpec):
   description = "LadaGAN: linear additive attention (Morales-Juarez & Fuentes-Pineda 2024)"
   hparams_class = LadaGANHParams
   conditional = False
+  variables_depend_on_dataset = False  # no class embedding: the same networks on every dataset
   has_attention_maps = True
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.999,

@@ -122,9 +122,11 @@ def _nest(values):
   return tree
 
 
-def write_release(root, config=CONFIG, drop=(), seed=0):
+def write_release(root, config=CONFIG, drop=(), seed=0, trainable=False):
   """<root>/config.json + best-training-checkpoints/ckpt-N in the official layout; returns
-  ({network/official path: value}, {network: {official path: (shape, project path)}})."""
+  ({network/official path: value}, {network: {official path: (shape, project path)}}).
+  trainable: values in +-0.3 (BN variances 0.5..1.5), which do not saturate G's tanh, so a
+  training step moves every G weight (the default's all-positive values saturate it)."""
   rng = np.random.RandomState(seed)
   layouts = {"generator": official_generator(config), "ema_generator": official_generator(config),
              "discriminator": official_discriminator(config)}
@@ -135,6 +137,8 @@ def write_release(root, config=CONFIG, drop=(), seed=0):
       if f"{net}/{path}" in drop:
         continue
       value = rng.uniform(0.5, 1.5, shape).astype(np.float32)  # > 0: valid BN variances too
+      if trainable and "moving_variance" not in path:
+        value = (value - 1.0) * 0.6
       values[f"{net}/{path}"] = value
       variables[path] = tf.Variable(value)
     objects[net] = _module(_nest(variables))
