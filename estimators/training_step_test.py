@@ -378,9 +378,7 @@ for kind in ("one_device", "mirrored"):
 @pytest.mark.parametrize("name", ["sagan", pytest.param("ladagan", marks=pytest.mark.xfail(
     strict=True, reason="open (2026-12-07): D's first Adam slot of stem_conv output channel 0 "
     "differs by up to 0.9% (the other channels and G agree); not the cross-replica moments "
-    "(two-pass moments measured the same)")), pytest.param("attngan", marks=pytest.mark.xfail(
-    strict=True, reason="AttnGAN's graph does not build under mirrored yet (replica 1's CA "
-    "layer reads the text encoder's variables: README 'AttnGAN'); fixed separately"))])
+    "(two-pass moments measured the same)")), "attngan"])
 def test_mirrored_on_two_cpus_equals_one_device_for_every_model(tmp_path, name):
   """Each model's declared step on 2 replicas (per-replica batch 2, cross-replica BN) equals the
   one-device step on the global batch of 4, from the same ckpt-0: every variable but D's BN
