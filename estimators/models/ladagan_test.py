@@ -62,7 +62,11 @@ def test_validation_and_run_defaults():
       "--diffaugment='color,blur' must name DiffAugment ops")
   assert model_registry.check_hparams(LadaGANHParams(g_dim="12,x")).startswith("--g_dim='12,x'")
   assert spec.run_defaults == {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5,
-                               "beta2": 0.99, "ema_decay": 0.999}
+                               "beta2": 0.99, "ema_decay": 0.999,
+                               # the official train_step (training_step_test proves it)
+                               "step_order": "discriminator_first", "adam_epsilon": 1e-7,
+                               "generator_bn_updates": "both_steps", "ema_variables": "all",
+                               "bn_moving_variance": "unbiased"}
   assert not spec.conditional
 
 
