@@ -28,6 +28,9 @@ else:
   from absl import flags
   flags.FLAGS(["ylg"])  # the YLG modules read absl flags (--ylg=True, --nH=None: the defaults)
   te._verify_dataset_shape = lambda ds, z_dim: None  # patch: Dataset.output_shapes is gone in TF 2.15
+  import collections, inspect  # patch: TF-GAN 2.1's train.py calls inspect.getargspec (gone in Python 3.11)
+  _ArgSpec = collections.namedtuple("ArgSpec", "args varargs keywords defaults")
+  inspect.getargspec = lambda fn: _ArgSpec(*inspect.getfullargspec(fn)[:4])
   # patch: at f41c818 generator() returns (images, attention map) and discriminator() (logits, h1,
   # attention map, variables) for generate_images.py / inverse_image.py, while train_experiment.py
   # still unpacks (output, variables) from both: the training path is adapted here, not in the repo
