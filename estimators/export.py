@@ -57,7 +57,7 @@ def restore_generator(cfg: GANConfig, checkpoint_path, use_ema=False):
   """Builds the generator eagerly and loads the checkpoint's (or its EMA's) weights."""
   spec = get_model(cfg.model)
   generator = make_generator(cfg)
-  inputs = {k: tf.constant(v) for k, v in spec.sample_inputs(cfg, 1, seed=0).items()}
+  inputs = {k: tf.constant(v) for k, v in spec.build_inputs(cfg, 1).items()}
   spec.generate(cfg, generator, inputs, training=False)  # create variables
   reader = tf.train.load_checkpoint(checkpoint_path)
   available = reader.get_variable_to_shape_map()

@@ -165,7 +165,7 @@ class ModelSpec:
   def build_networks(self, cfg) -> Dict[str, tf.keras.Model]:
     """Every network, built eagerly with variables (--dry_run's parameter table)."""
     generator = self.make_generator(cfg)
-    inputs = {k: tf.constant(v) for k, v in self.sample_inputs(cfg, 2, seed=0).items()}
+    inputs = {k: tf.constant(v) for k, v in self.build_inputs(cfg, 2).items()}
     outputs = self.generate(cfg, generator, inputs, training=False)
     discriminator = self.make_discriminator(cfg)
     self.discriminate(cfg, discriminator, outputs, inputs, training=False)
@@ -209,6 +209,11 @@ class ModelSpec:
         labels = np.random.RandomState(seed + 1).randint(0, num_classes, num)
       inputs["labels"] = np.asarray(labels, np.int32)
     return inputs
+
+  def build_inputs(self, cfg, num) -> Dict[str, np.ndarray]:
+    """Inputs of `num` rows that only create the generator's variables (export, --dry_run): no
+    data may be read (an exported or imported run need not have its dataset at hand)."""
+    return self.sample_inputs(cfg, num, seed=0)
 
   def fixed_inputs(self, cfg) -> Dict[str, np.ndarray]:
     """The same inputs at every step and on every rerun, so sample grids are comparable."""

@@ -322,6 +322,11 @@ class AttnGAN(ModelSpec):
     ca = np.random.RandomState(seed + 7).standard_normal((num, cfg.hparams.condition_dim))
     return {"noise": base["noise"], "ca_noise": ca.astype(np.float32), "captions": ids}
 
+  def build_inputs(self, cfg, num):
+    """One-word captions (token 1): building G reads no held-out captions, so export works
+    without the dataset (an imported run's data_dir may hold none)."""
+    return self.inputs_for_captions(cfg, np.ones((num, 1), np.int32), seed=0)
+
   def sample_inputs(self, cfg, num, seed, truncation=None, labels=None):
     """Held-out test captions (with the image and class each belongs to, for R-precision)."""
     del labels
