@@ -8,7 +8,8 @@ TextEncoder:  token ids [B, T] -> embedding 300 (U(-0.1, 0.1)) -> dropout 0.5 ->
               weights start from PyTorch's U(-1/sqrt(128), 1/sqrt(128)), no forget-bias offset.
 InceptionImageEncoder: images [B, H, W, 3] in [-1, 1] -> bilinear resize to 299 -> Keras
               InceptionV3, or with inception="torchvision" torchvision's (the official one:
-              3x3 average pools count the zero padding, BN has a scale) (frozen; weights from a local file or random; BN in inference mode, or
+              3x3 average pools count the zero padding, BN has a scale; and the resize as the
+              authors' torch 0.3 nn.Upsample did it, corners aligned) (frozen; weights from a local file or random; BN in inference mode, or
               in batch-statistics mode as the official pretraining's `.train()` quirk) ->
               local: mixed7 (= Mixed_6e, 17x17x768) -> 1x1 conv to 256, no bias -> [B, 17, 17, 256];
               global: mixed10 (= Mixed_7c, 8x8x2048) average-pooled -> Dense 256 -> [B, 256].
@@ -211,7 +212,10 @@ class InceptionImageEncoder(tf.keras.Model):
     inception: "keras" (keras.applications.InceptionV3, the default) or "torchvision": the
       network the official code ran (torchvision_inception_v3: zero padding counted in the 3x3
       average pools, BN with a learned scale), which the import of the authors' image_encoder
-      .pth chooses; its weights come from that import (weights_path must be None).
+      .pth chooses; its weights come from that import (weights_path must be None). Its input
+      is resized as the authors' code did under torch 0.3, whose bilinear nn.Upsample aligned
+      the corners (torch >= 0.4 defaults to half-pixel centres, as tf.image.resize): see
+      `resize_to_inception`.
     width_divisor: torchvision only: channel counts divided by it (tests; 1 = the real network).
   Call:
     images: [B, H, W, 3] in [-1, 1], any size (resized to 299 bilinearly).
@@ -272,12 +276,23 @@ class InceptionImageEncoder(tf.keras.Model):
                                             if id(v) in frozen]
 
   def call(self, images, training=False):
-    x = tf.image.resize(images, [INCEPTION_SIZE, INCEPTION_SIZE], method="bilinear")
+    x = resize_to_inception(images, self.inception_variant)
     bn_training = training if self.batch_norm_mode == "batch_statistics" else False
     local, last = self.inception(x, training=bn_training)  # [B, 17, 17, 768], [B, 8, 8, 2048]
     regions = self.local_projection(local)  # [B, 17, 17, D]
     pooled = tf.reduce_mean(last, axis=[1, 2])  # [B, 2048]
     return regions, self.global_projection(pooled)  # [B, D]
+
+
+def resize_to_inception(images, variant="keras"):
+  """images [B, H, W, 3] -> [B, 299, 299, 3] bilinearly: half-pixel centres (tf.image.resize)
+  for "keras"; corners aligned (output pixel i samples input i (H - 1) / 298) for "torchvision",
+  as the official CNN_ENCODER's nn.Upsample(size=(299, 299), mode='bilinear') under the torch 0.3
+  the released encoders were trained with."""
+  size = [INCEPTION_SIZE, INCEPTION_SIZE]
+  if variant == "torchvision":
+    return tf.compat.v1.image.resize_bilinear(images, size, align_corners=True)
+  return tf.image.resize(images, size, method="bilinear")
 
 
 class SmallCNNImageEncoder(tf.keras.Model):

@@ -133,6 +133,26 @@ def _avg_pool_counting_padding(x):
   return out
 
 
+def test_the_torchvision_encoder_resizes_with_corners_aligned_as_torch_0_3():
+  image = np.arange(2 * 3 * 3, dtype=np.float32).reshape(1, 2, 3, 3)  # [1, H=2, W=3, 3]
+  aligned = dn.resize_to_inception(image, "torchvision").numpy()
+  half = dn.resize_to_inception(image, "keras").numpy()
+  assert aligned.shape == half.shape == (1, 299, 299, 3)
+  # Output pixel (i, j) samples input (i (H - 1) / 298, j (W - 1) / 298): corners exact.
+  for i, j in ((0, 0), (298, 298), (0, 298), (149, 149), (100, 37)):
+    y, x = i * 1 / 298, j * 2 / 298
+    y0, x0 = int(np.floor(y)), int(np.floor(x))
+    y1, x1 = min(y0 + 1, 1), min(x0 + 1, 2)
+    fy, fx = y - y0, x - x0
+    expected = ((1 - fy) * (1 - fx) * image[0, y0, x0] + (1 - fy) * fx * image[0, y0, x1]
+                + fy * (1 - fx) * image[0, y1, x0] + fy * fx * image[0, y1, x1])
+    np.testing.assert_allclose(aligned[0, i, j], expected, rtol=1e-5, atol=1e-5)
+  # Half-pixel centres (the Keras variant) clamp the borders instead: another image.
+  np.testing.assert_allclose(half[0, 0, 0], image[0, 0, 0])
+  assert np.abs(half[0, 149, 149] - aligned[0, 149, 149]).max() < 1e-4  # the centre agrees
+  assert np.abs(half - aligned).max() > 0.5
+
+
 def test_torchvision_average_pool_counts_the_zero_padding():
   x = np.random.RandomState(0).uniform(0.5, 1.5, (2, 5, 6, 3)).astype(np.float32)
   got = dn.ZeroPaddedAveragePool3x3()(x).numpy()

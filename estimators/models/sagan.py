@@ -15,7 +15,7 @@ import tensorflow_gan as tfgan
 
 from estimators import summaries
 from estimators.model_registry import POSITIVE, UNIT_INTERVAL, ModelSpec, hparam, register
-from estimators.models import sagan_import, sagan_inversion, sagan_networks
+from estimators.models import sagan_import, sagan_inversion, sagan_inversion_mode, sagan_networks
 from tfgan_attention import SN_BOUNDS, CompactAttention, YLGAttention, densify_attention
 
 
@@ -81,7 +81,7 @@ class SAGAN(ModelSpec):
   hparams_class = SAGANHParams
   has_attention_maps = True  # with attention_type=self_attention (returns_attention_maps)
   supports_class_mixing = True  # CBN mixes the classes' gamma/beta by weight
-  modes = {"invert": lambda cfg, options: sagan_inversion.invert_mode(cfg, options)}
+  modes = {"invert": lambda cfg, options: sagan_inversion_mode.invert_mode(cfg, options)}
   mode_options = {"invert": sagan_inversion.InversionOptions}
 
   def heads(self, hparams):

@@ -14,6 +14,7 @@ import data
 from estimators import model_flags
 from estimators.models import get_model
 from estimators.models import sagan_inversion as si
+from estimators.models import sagan_inversion_mode as mode
 from estimators.testing import tiny_config
 from tests.run_process import run_py
 from tfgan_attention import YLGAttention, patterns
@@ -201,11 +202,11 @@ def test_the_official_recipe_advances_u_at_every_d_call_and_reads_x_at_every_ste
 
 def test_a_run_trained_with_the_sn_update_in_eval_quirk_still_keeps_d0_vectors_fixed(tiny):
   quirk = tiny_config("/unused", sn_update_in_eval=True)
-  assert si.inference_config(quirk).hparams == dataclasses.replace(quirk.hparams,
+  assert mode.inference_config(quirk).hparams == dataclasses.replace(quirk.hparams,
                                                                    sn_update_in_eval=False)
-  assert si.inference_config(tiny["cfg"]) is tiny["cfg"]
+  assert mode.inference_config(tiny["cfg"]) is tiny["cfg"]
   x = tf.constant(tiny["target"][None])
-  for cfg, moves in ((quirk, True), (si.inference_config(quirk), False)):
+  for cfg, moves in ((quirk, True), (mode.inference_config(quirk), False)):
     d = get_model("sagan").make_discriminator(cfg)
     d.attention_features(x, return_attention=False)
     before = _u_vectors(d)
@@ -481,7 +482,7 @@ def test_run_inversion_weights_each_loss_by_the_chosen_heads_saliency_of_the_rea
   monkeypatch.setattr(networks, "attention_features", sharp_features)
   options = si.InversionOptions(invert_image=tiny_run["image"], invert_label=LABEL,
                                 invert_steps=1, invert_restarts=2, invert_heads="1")
-  out_dir = si.run_inversion(tiny_run["cfg"], options, checkpoint=tiny_run["ckpt"],
+  out_dir = mode.run_inversion(tiny_run["cfg"], options, checkpoint=tiny_run["ckpt"],
                              out_dir=str(tiny_run["root"] / "heads"))
   monkeypatch.undo()
   record = _record(out_dir)
@@ -535,7 +536,7 @@ def test_official_recipe_end_to_end_in_process_its_loss_falls_and_extrapolations
   Image.fromarray(pixels).save(image)
   options = si.InversionOptions(invert_image=image, invert_label=LABEL, invert_recipe="official",
                                 invert_steps=8, invert_restarts=2)
-  out_dir = si.run_inversion(tiny_run["cfg"], options, checkpoint=tiny_run["ckpt"],
+  out_dir = mode.run_inversion(tiny_run["cfg"], options, checkpoint=tiny_run["ckpt"],
                              out_dir=str(tmp_path / "official"))
   record = _record(out_dir)
   s = record["settings"]
@@ -590,14 +591,14 @@ def test_invert_mode_through_run_py_writes_every_output(tmp_path, capsys):
   cfg = tiny_config(model_dir, ema_decay=0.99, **hparams)
   options = si.InversionOptions(invert_image=str(image), invert_label=2, invert_steps=4,
                                 invert_restarts=2, invert_heads="1")
-  assert si.run_inversion(cfg, options) == out_dir
+  assert mode.run_inversion(cfg, options) == out_dir
   assert "inversion already done" in capsys.readouterr().out
   with pytest.raises(si.InversionInputError, match="--invert_label=10 is not a class of digits"):
-    si.run_inversion(cfg, dataclasses.replace(options, invert_label=10))
+    mode.run_inversion(cfg, dataclasses.replace(options, invert_label=10))
   # The networks it restores are the run's: G as export restores it (EMA), D's every variable.
   from estimators import export  # pylint: disable=import-outside-toplevel
   ckpt = si.latest_checkpoint(model_dir)
-  generator, discriminator, ema = si.restore_networks(cfg, get_model("sagan"), ckpt)
+  generator, discriminator, ema = mode.restore_networks(cfg, get_model("sagan"), ckpt)
   reference = export.restore_generator(cfg, ckpt, use_ema=True)
   assert ema and len(generator.variables) == len(reference.variables)
   for mine, theirs in zip(generator.variables, reference.variables):
