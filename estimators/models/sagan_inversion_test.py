@@ -597,7 +597,7 @@ def test_invert_mode_through_run_py_writes_every_output(tmp_path, capsys):
     mode.run_inversion(cfg, dataclasses.replace(options, invert_label=10))
   # The networks it restores are the run's: G as export restores it (EMA), D's every variable.
   from estimators import export  # pylint: disable=import-outside-toplevel
-  ckpt = si.latest_checkpoint(model_dir)
+  ckpt = mode.latest_checkpoint(model_dir)
   generator, discriminator, ema = mode.restore_networks(cfg, get_model("sagan"), ckpt)
   reference = export.restore_generator(cfg, ckpt, use_ema=True)
   assert ema and len(generator.variables) == len(reference.variables)
