@@ -99,7 +99,8 @@ def import_flags(model_dir: str, paths: Sequence[str], given: Dict[str, object])
 
 def expected_keys(cfg) -> Dict[str, Tuple[Tuple[str, ...], tuple]]:
   """{what: (accepted checkpoint keys, shape)} of every variable the engines and export read:
-  'Generator/<var>' (+ '/ExponentialMovingAverage' of each trainable one with EMA on) and
+  'Generator/<var>' (+ '/ExponentialMovingAverage' of each trainable one with EMA on, of every
+  one with --ema_variables=all) and
   'Discriminator/<var>' (export.checkpoint_key: keys may carry the network's name)."""
   networks = get_model(cfg.model).build_networks(cfg)
   wanted = {}
@@ -107,8 +108,9 @@ def expected_keys(cfg) -> Dict[str, Tuple[Tuple[str, ...], tuple]]:
                      ("Discriminator", networks["discriminator"])):
     for var in net.variables:
       name = var.name.split(":")[0]
+      averaged = var.trainable or cfg.ema_variables == "all"  # the step's EMA set (optimizers)
       suffixes = [""] + ([f"/{EMA_SUFFIX}"] if scope == "Generator" and cfg.ema_decay
-                         and var.trainable else [])
+                         and averaged else [])
       for suffix in suffixes:
         plain = f"{scope}/{name}{suffix}"
         wanted[plain] = ((plain, f"{scope}/{net.name}/{name}{suffix}"), tuple(var.shape))

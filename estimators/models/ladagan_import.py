@@ -29,10 +29,11 @@ variables (ladagan_networks.py), one to one:
     conv_4/{kernel,bias}                         head_conv/..
     down_4/layer_with_weights-{0,1}/kernel       head_conv1x1/kernel, logits_conv/kernel
 
-In the run: G's trainable variables from generator/, their EMA shadows from ema_generator/, and
-G's BN moving statistics from ema_generator/ (this project keeps one set per network; evaluation,
-sampling and export run the EMA generator, whose own statistics these are); D from
-discriminator/. Left out (listed in imported.json): the optimisers' slots (Keras Adam m, v by
+In the run: G's variables from generator/ and their EMA shadows from ema_generator/: with
+LadaGAN's default step (--ema_variables=all, the official EMA of every G weight) the BN moving
+statistics too, as the release holds them; with --ema_variables=trainable (or --ema_decay=0) the
+run keeps one set of G's BN statistics, filled from ema_generator/ (evaluation, sampling and export
+run the EMA generator, whose own statistics these are). D from discriminator/. Left out (listed in imported.json): the optimisers' slots (Keras Adam m, v by
 position, iterations, learning rate), the plain generator's BN statistics, and the bookkeeping
 variables (n_images, fid, best_fid, save_counter; recorded as the release's facts).
 """
@@ -294,6 +295,9 @@ def import_weights(cfg, release, networks):
           take(f"{target}/ExponentialMovingAverage", f"ema_generator/{path}", var.shape)
         else:
           left_out[f"ema_generator/{path}"] = "--ema_decay=0: the run has no EMA variables"
+      elif cfg.ema_decay and cfg.ema_variables == "all":  # the official EMA, BN statistics too
+        take(target, f"generator/{path}", var.shape)
+        take(f"{target}/ExponentialMovingAverage", f"ema_generator/{path}", var.shape)
       else:  # BN moving statistics: one set per network here; the EMA generator's are used
         take(target, f"ema_generator/{path}", var.shape)
         used.add(f"generator/{path}{SUFFIX}")

@@ -164,12 +164,13 @@ def release(tmp_path_factory):
   return root, values, layouts
 
 
-def _expected(values, layouts):
-  """{project checkpoint key: official path} the import must produce (EMA on)."""
+def _expected(values, layouts, ema_all=True):
+  """{project checkpoint key: official path} the import must produce (EMA on; `ema_all`: the
+  EMA averages G's BN statistics too, LadaGAN's default --ema_variables=all)."""
   pairs = {}
   for off, (_, proj) in layouts["generator"].items():
     key = f"Generator/generator/{proj}"
-    if "moving_" in proj:  # BN statistics: the EMA generator's own
+    if "moving_" in proj and not ema_all:  # one set of BN statistics: the EMA generator's own
       pairs[key] = f"ema_generator/{off}"
     else:
       pairs[key] = f"generator/{off}"
@@ -214,7 +215,8 @@ def test_import_mode_writes_a_run_every_variable_from_its_official_key(release, 
   left_out = record["left_out"]
   assert {"g_optimizer/* (4 keys)", "d_optimizer/* (4 keys)", "n_images", "fid",
           "best_fid", "save_counter"} <= set(left_out)
-  assert "generator/dec/layer_with_weights-1/moving_mean" in left_out
+  # The official EMA averages the BN statistics too: both sets are kept (G's own and the EMA's).
+  assert not any("moving_" in k for k in left_out)
 
   # The directory is a run: a later mode reads run_config.json back to the same settings.
   assert run_flags("--mode=sample", f"--model_dir={model_dir}") == cfg
@@ -299,3 +301,19 @@ def test_missing_keys_are_all_listed_and_nothing_is_written(tmp_path, run_flags)
                      "kernel, discriminator/conv_4/bias"):
     weights_import.write_run(cfg, [root])
   assert not weights_import.holds_run(str(model_dir))
+
+
+def test_with_an_ema_of_trainable_weights_only_the_ema_generators_bn_statistics_fill_g(
+    release, tmp_path, run_flags):
+  root, values, layouts = release
+  model_dir = str(tmp_path / "run")
+  cfg = run_flags("--mode=import_weights", f"--import_from={root}", f"--model_dir={model_dir}",
+                  "--ema_variables=trainable")
+  run._run_mode(cfg)  # pylint: disable=protected-access
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(model_dir))
+  expected = _expected(values, layouts, ema_all=False)
+  assert set(reader.get_variable_to_shape_map()) == set(expected) | {"global_step"}
+  for key, source in expected.items():
+    np.testing.assert_array_equal(reader.get_tensor(key), values[source], err_msg=key)
+  left_out = json.load(open(os.path.join(model_dir, "imported.json")))["left_out"]
+  assert "generator/dec/layer_with_weights-1/moving_mean" in left_out
