@@ -96,7 +96,7 @@ load_params(netG, backup_para)
 
 # --- official outputs: G as the evaluation code loads it (a new G_NET, load_state_dict, eval())
 netG_eval = M.G_NET()
-netG_eval.load_state_dict(torch.load(os.path.join(WORK, "bird_AttnGAN2.pth"), weights_only=False))
+netG_eval.load_state_dict(torch.load(os.path.join(WORK, "bird_AttnGAN2.pth"), weights_only=True))
 netG_eval.eval()
 lengths = [9, 9, 6, 3]
 caps = np.zeros((4, 9), np.int64)
