@@ -110,9 +110,10 @@ class Trainer:
     words, sentence = self.text_encoder(batch["captions"], batch["caption_length"],
                                         training=training)  # [b, T, D], [b, D]
     regions, image_global = self.image_encoder(batch["images"], training=training)
-    words, sentence, regions, image_global, lengths, labels = damsm_replicas.global_batch(
-        words, sentence, regions, image_global, batch["caption_length"], batch["labels"])
-    class_ids = labels if self.use_masks else None
+    labels = [batch["labels"]] if self.use_masks else []  # COCO has none
+    words, sentence, regions, image_global, lengths, *labels = damsm_replicas.global_batch(
+        words, sentence, regions, image_global, batch["caption_length"], *labels)
+    class_ids = labels[0] if labels else None
     loss = damsm_lib.damsm_loss(words, sentence, regions, image_global, lengths,
                                 class_ids=class_ids, variant=self.variant)
     return loss, words, sentence, regions, image_global, lengths
