@@ -175,10 +175,12 @@ flags.register_validator("max_words", lambda v: v >= 0,
 flags.register_validator("num_devices", lambda v: v >= 0,
                          message="--num_devices must be >= 0 (0: every local GPU).")
 flags.register_multi_flags_validator(
-    ["distribution", "mode"],
-    lambda v: v["distribution"] != "multi_worker" or v["mode"] == "train",
+    ["distribution", "mode", "model"],
+    lambda v: v["distribution"] != "multi_worker" or v["mode"] == "train"
+    or (v["model"] in model_names() and v["mode"] in get_model(v["model"]).multi_worker_modes),
     message="--distribution=multi_worker trains (--mode=train on every worker, same "
-            "--model_dir); evaluate with --mode=continuous_eval in a separate process.")
+            "--model_dir, or a training mode of the model's own such as AttnGAN's "
+            "pretrain_damsm); evaluate with --mode=continuous_eval in a separate process.")
 flags.register_multi_flags_validator(
     ["distribution", "use_tpu", "num_devices"],
     lambda v: not (v["use_tpu"] and v["distribution"] != "none")

@@ -8,7 +8,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -19,6 +18,7 @@ import tensorflow as tf
 from estimators import distribution, experiment, export
 from estimators.gan_estimator import _resample_noise
 from estimators.models import get_model
+from estimators import testing
 from estimators.testing import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -161,12 +161,6 @@ def test_mirrored_per_replica_bn_averages_both_replicas_updates(tmp_path):
   assert multi[d_loss] != pytest.approx(one[d_loss], rel=1e-5)  # per-replica BN is visible
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("localhost", 0))
-    return s.getsockname()[1]
-
-
 def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, monkeypatch):
   """The training input_fn as the estimator calls it on worker i of 2 (an InputContext): each
   reads its own half of digits' training images, no image twice, none left out."""
@@ -209,30 +203,12 @@ def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypa
 @pytest.mark.slow
 def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints(tmp_path):
   model_dir = tmp_path / "run"
-  cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
-  procs, logs = [], []
-  for index in range(2):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=json.dumps(
-        {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-    # Output to files, not pipes: a worker blocked on a full pipe that nobody reads yet (the
-    # test read worker 0's first) stalls the other in the next collective: a deadlock.
-    logs.append(open(tmp_path / f"worker_{index}.log", "w"))
-    procs.append(subprocess.Popen(
-        [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",
-         f"--model_dir={model_dir}", "--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
-         "--batch_size=8", "--save_checkpoints_steps=3", "--save_summary_steps=1"],
-        cwd=ROOT, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, text=True))
-  try:
-    for proc in procs:
-      proc.wait(timeout=900)
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-    for log in logs:
-      log.close()
-  outputs = [open(tmp_path / f"worker_{index}.log").read() for index in range(2)]
-  assert [p.returncode for p in procs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  codes, outputs = testing.run_loopback_workers(
+      [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",
+       f"--model_dir={model_dir}", "--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16",
+       "--batch_size=8", "--save_checkpoints_steps=3", "--save_summary_steps=1"],
+      tmp_path, cwd=ROOT)
+  assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
   # The chief's checkpoints are the run's; the other worker keeps the estimator's private copy
   # (read back if it is restarted) under tmp_worker_1.
   assert tf.train.latest_checkpoint(str(model_dir)).endswith("model.ckpt-3")

@@ -33,6 +33,8 @@ the tf.distribute step), export, evaluation and run.py never name one:
   modes                 extra run.py modes (name -> fn(cfg, options))
   starting_modes        those of them that, like train, may start in a directory that holds no
                         run yet (the others need one; README "The run directory")
+  multi_worker_modes    those of them that, like train, run under --distribution=multi_worker
+                        (the same command on every worker)
   mode_options          per extra mode, a frozen dataclass of its own flags (`hparam` fields)
   prepare               what must exist before training (default nothing)
   extra_metrics         metrics beyond the dataset's at evaluation (default none)
@@ -121,6 +123,9 @@ class ModelSpec:
   # Those of `modes` that may start in a directory holding no run (run_config.json) yet, as
   # train does; every other mode needs a run there (estimators/run_settings.py).
   starting_modes: Tuple[str, ...] = ()
+  # Those of `modes` that train under --distribution=multi_worker, as train does (the same
+  # command on every worker; the mode runs the strategy itself).
+  multi_worker_modes: Tuple[str, ...] = ()
   # Flags of those modes: mode name -> frozen dataclass of `hparam` fields. Each field becomes a
   # run.py flag (given with another mode: an error); the mode fn finds the instance under
   # options["mode_options"].

@@ -35,3 +35,43 @@ def tiny_config(model_dir, **overrides) -> GANConfig:
     else:
       raise TypeError(f"{key!r} is neither a run setting nor a {model} hyperparameter")
   return GANConfig(model=model, hparams=hparams_class(**hparams), **run)
+
+
+def _free_port():
+  import socket  # pylint: disable=import-outside-toplevel
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def run_loopback_workers(argv, log_dir, cwd, env=None, count=2, timeout=900):
+  """Runs `argv` as the `count` workers of one TF_CONFIG cluster on loopback ports (each with its
+  own task index): returns (their return codes, their outputs).
+
+  Output goes to files, not pipes: a worker blocked on a full pipe that nobody reads yet (while
+  the caller waits for another) stalls the others in the next collective: a deadlock.
+  """
+  import json  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  cluster = {"worker": [f"localhost:{_free_port()}" for _ in range(count)]}
+  procs, paths = [], [os.path.join(str(log_dir), f"worker_{i}.log") for i in range(count)]
+  try:
+    for index, path in enumerate(paths):
+      worker_env = dict(env if env is not None else os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+                        TF_CONFIG=json.dumps({"cluster": cluster,
+                                              "task": {"type": "worker", "index": index}}))
+      with open(path, "w", encoding="utf-8") as log:
+        procs.append(subprocess.Popen(argv, cwd=cwd, env=worker_env, stdout=log,
+                                      stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+      proc.wait(timeout=timeout)
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+  outputs = []
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      outputs.append(f.read())
+  return [proc.returncode for proc in procs], outputs

@@ -240,6 +240,7 @@ class AttnGAN(ModelSpec):
   # --mode=sample with --captions_file: images and attention figures for given captions.
   modes = {"pretrain_damsm": damsm_pretrain.pretrain, "sample": attngan_sampling.run_sample}
   starting_modes = ("pretrain_damsm",)  # writes <model_dir>/damsm before any training
+  multi_worker_modes = ("pretrain_damsm",)  # every worker runs it (damsm_replicas.py)
 
   # --- hyperparameters ------------------------------------------------------------------------
   def validate(self, hparams, image_size, dataset):

@@ -39,6 +39,7 @@ class DamsmOnly(model_registry.ModelSpec):
   hparams_class = damsm.DamsmHParams
   conditional = False
   modes = {"pretrain_damsm": damsm_pretrain.pretrain}
+  multi_worker_modes = ("pretrain_damsm",)
 
   def validate(self, hparams, image_size, dataset):
     return damsm.validate_damsm(hparams)
@@ -212,16 +213,6 @@ def test_missing_and_mismatched_damsm_fail_clearly(trained, tmp_path):
     damsm.load_damsm(str(wider))
   with pytest.raises(ValueError, match="other settings .*damsm_cnn_width|other settings"):
     damsm_pretrain.pretrain(_cfg(os.path.dirname(trained), damsm_cnn_width=8, damsm_epochs=2))
-
-
-@pytest.mark.parametrize("distribution", ["mirrored", "multi_worker"])
-def test_multi_replica_pretraining_fails_at_start_saying_what_to_do(tmp_path, distribution):
-  cfg = _cfg(tmp_path / "run").replace(distribution=distribution)
-  with pytest.raises(ValueError, match=f"trains on one device; --distribution={distribution} is "
-                     "not supported .* Drop --distribution .or use one_device."):
-    damsm_pretrain.pretrain(cfg)
-  assert not os.path.exists(tmp_path / "run")  # nothing written
-  damsm_pretrain.check_distribution(_cfg(tmp_path).replace(distribution="one_device"))
 
 
 def test_random_inception_is_announced_in_the_log_and_run_config(tmp_path, monkeypatch):

@@ -6,8 +6,10 @@ Official recipe (code/pretrain_DAMSM.py): batch 48, Adam 0.002 (0.5, 0.999), lr 
 while above lr0 / 10, RNN gradient-norm clip 0.25; each epoch ends with the held-out loss and
 top-1 retrieval on the test split, a metrics.jsonl line and a checkpoint.
 
-One device: the loss is contrastive over the batch, the dropout masks and the gradient clip are
-the batch's; `--distribution=mirrored` / `multi_worker` fail at start (`check_distribution`).
+`--distribution=mirrored` / `multi_worker` split the global batch (damsm_batch_size) over the
+replicas and compute the one-device step (estimators/models/damsm_replicas.py): the loss over the
+global batch, per-example dropout masks, the clip on the all-reduced gradient; the chief writes
+the DAMSM directory.
 """
 import json
 import math
@@ -19,7 +21,8 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from estimators.models import damsm
+from estimators import distribution
+from estimators.models import damsm, damsm_replicas
 from estimators.models.damsm import (CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE,
                                      RANDOM_WEIGHTS_NOTE, VOCAB_FILE, build_encoders,
                                      flat_variables, validate_damsm)
@@ -65,75 +68,89 @@ _ARCHITECTURE_KEYS = ("image_encoder", "embedding_dim", "word_dim", "words_num",
 _ABSENT_MEANS = {"inception": "keras"}  # keys older damsm_config.json files do not have
 
 
-class _StepSeededDropout(tf.keras.layers.Layer):
-  """Dropout whose mask is a function of (seed, training step): a resumed run draws the masks
-  the uninterrupted run would have drawn (Keras' Dropout keeps its random state in the process)."""
-
-  def __init__(self, rate, seed, step, **kwargs):
-    super().__init__(**kwargs)
-    self.rate, self.seed = rate, int(seed)
-    self._read_step = step.read_value  # a bound method: Keras does not track it as a weight
-
-  def call(self, x, training=False):
-    if not training or self.rate == 0:
-      return x
-    seed = tf.stack([tf.constant(self.seed, tf.int64), self._read_step()])
-    return tf.nn.experimental.stateless_dropout(x, self.rate, seed=seed)
-
-
 class Trainer:
-  """The encoders, optimiser and compiled steps of one pretraining run."""
+  """The encoders, optimiser and compiled steps of one pretraining run, under `strategy` (the
+  default one: one device). Steps take a batch of `distribute(dataset)` (per replica under a
+  strategy: damsm_replicas says how the split computes the one-device step)."""
 
-  def __init__(self, cfg, config, use_masks):
+  def __init__(self, cfg, config, use_masks, strategy=None):
     h = cfg.hparams.resolved()
     self.h, self.use_masks = h, use_masks
     self.variant = cfg.hparams.loss_variant()
+    self.strategy = strategy or tf.distribute.get_strategy()
+    self._rows = None  # the global indices of the rows a replica encodes (set in each step)
     tf.keras.utils.set_random_seed(cfg.seed)  # the initial weights
-    self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.text_encoder, self.image_encoder = build_encoders(config, h.damsm_inception_bn)
-    self.text_encoder.dropout = _StepSeededDropout(self.text_encoder.dropout.rate, cfg.seed,
-                                                   self.step, name="dropout")
+    with self.strategy.scope():
+      self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step",
+                              aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+      self.text_encoder, self.image_encoder = build_encoders(config, h.damsm_inception_bn)
+      self.text_encoder.dropout = damsm_replicas.ExampleSeededDropout(
+          self.text_encoder.dropout.rate, cfg.seed, self.step, h.damsm_batch_size,
+          lambda: self._rows, name="dropout")
+      self.optimizer = tf.keras.optimizers.Adam(h.damsm_lr, beta_1=0.5, beta_2=0.999)
+      # Slots exist before a restore, so a resumed run gets its Adam moments back.
+      self.optimizer.build(self.text_encoder.trainable_variables
+                           + self.image_encoder.trainable_variables)
     self.flat = flat_variables(self.text_encoder, self.image_encoder)
     if any(v is self.step for v in self.flat.values()):
       raise AssertionError("the step counter must not be saved as an encoder weight")
-    self.optimizer = tf.keras.optimizers.Adam(h.damsm_lr, beta_1=0.5, beta_2=0.999)
-    # Slots exist before a restore, so a resumed run gets its Adam moments back.
-    self.optimizer.build(self.text_encoder.trainable_variables
-                         + self.image_encoder.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(optimizer=self.optimizer, epoch=self.epoch,
                                           step=self.step, **self.flat)
     self.train_step = tf.function(self._train_step)
     self.eval_step = tf.function(self._eval_step)
 
-  def _losses(self, batch, training):
-    words, sentence = self.text_encoder(batch["captions"], batch["caption_length"],
-                                        training=training)  # [B, T, D], [B, D]
-    regions, image_global = self.image_encoder(batch["images"], training=training)
-    class_ids = batch["labels"] if self.use_masks else None
-    loss = damsm_lib.damsm_loss(words, sentence, regions, image_global, batch["caption_length"],
-                                class_ids=class_ids, variant=self.variant)
-    return loss, words, sentence, regions, image_global
+  def distribute(self, dataset):
+    """Global batches (`_batches`) -> what the steps take (per-replica rows under a strategy)."""
+    return damsm_replicas.distribute(self.strategy, dataset, self.h.damsm_batch_size)
 
-  def _train_step(self, batch):
+  def _losses(self, batch, training):
+    """Eq. 14 over the GLOBAL batch (every replica's features gathered)."""
+    self._rows = batch["index"]
+    words, sentence = self.text_encoder(batch["captions"], batch["caption_length"],
+                                        training=training)  # [b, T, D], [b, D]
+    regions, image_global = self.image_encoder(batch["images"], training=training)
+    labels = [batch["labels"]] if self.use_masks else []  # COCO has none
+    words, sentence, regions, image_global, lengths, *labels = damsm_replicas.global_batch(
+        words, sentence, regions, image_global, batch["caption_length"], *labels)
+    class_ids = labels[0] if labels else None
+    loss = damsm_lib.damsm_loss(words, sentence, regions, image_global, lengths,
+                                class_ids=class_ids, variant=self.variant)
+    return loss, words, sentence, regions, image_global, lengths
+
+  def _replica_train_step(self, batch):
     text_vars = self.text_encoder.trainable_variables
     image_vars = self.image_encoder.trainable_variables
     with tf.GradientTape() as tape:
       loss = self._losses(batch, training=True)[0]
-    grads = tape.gradient(loss.total, text_vars + image_vars)
+    grads = damsm_replicas.sum_gradients(tape.gradient(loss.total, text_vars + image_vars))
     text_grads, image_grads = grads[:len(text_vars)], grads[len(text_vars):]
+    text_norm = tf.linalg.global_norm(text_grads)  # of the global gradient: the official clip
     if self.h.damsm_rnn_grad_clip > 0:
-      text_grads, _ = tf.clip_by_global_norm(text_grads, self.h.damsm_rnn_grad_clip)
-    self.optimizer.apply_gradients(zip(text_grads + image_grads, text_vars + image_vars))
+      text_grads, _ = tf.clip_by_global_norm(text_grads, self.h.damsm_rnn_grad_clip,
+                                             use_norm=text_norm)
+    self.optimizer.apply_gradients(zip(text_grads + image_grads, text_vars + image_vars),
+                                   skip_gradients_aggregation=True)  # summed above
     self.step.assign_add(1)
-    return {"loss": loss.total, "w0": loss.w0, "w1": loss.w1, "s0": loss.s0, "s1": loss.s1}
+    return {"loss": loss.total, "w0": loss.w0, "w1": loss.w1, "s0": loss.s0, "s1": loss.s1,
+            "text_grad_norm": text_norm}
 
-  def _eval_step(self, batch):
-    loss, words, sentence, regions, image_global = self._losses(batch, training=False)
+  def _train_step(self, batch):
+    return damsm_replicas.reduce_mean(
+        self.strategy, self.strategy.run(self._replica_train_step, args=(batch,)))
+
+  def _replica_eval_step(self, batch):
+    loss, words, sentence, regions, image_global, lengths = self._losses(batch, training=False)
     sentence_scores = damsm_lib.sentence_scores(image_global, sentence)  # [B, B]
-    w_scores, _ = damsm_lib.word_scores(words, regions, batch["caption_length"], self.variant)
+    w_scores, _ = damsm_lib.word_scores(words, regions, lengths, self.variant)
     return {"loss": loss.total, "w0": loss.w0, "w1": loss.w1, "s0": loss.s0, "s1": loss.s1,
             **top1_retrieval(sentence_scores, "sentence"), **top1_retrieval(w_scores, "word")}
+
+  def _eval_step(self, batch):
+    """The held-out metrics of a global batch (each replica computes them on the gathered
+    batch; their mean over replicas is that value)."""
+    return damsm_replicas.reduce_mean(
+        self.strategy, self.strategy.run(self._replica_eval_step, args=(batch,)))
 
 
 def top1_retrieval(scores, tag):
@@ -153,25 +170,34 @@ def _batches(ds, batch_size, shuffle_seed=None):
     ds = ds.shuffle(size, seed=shuffle_seed, reshuffle_each_iteration=False)
   keep = ("images", "captions", "caption_length", "labels")
   ds = ds.map(lambda e: {k: v for k, v in e.items() if k in keep})
-  return ds.batch(batch_size, drop_remainder=True).prefetch(2)
+  return ds.batch(batch_size, drop_remainder=True).map(damsm_replicas.with_index).prefetch(2)
 
 
 def _mean_of(rows):
   return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
 
 
-ONE_DEVICE = ("none", "one_device")  # the --distribution values pretraining runs under
+ONE_DEVICE = damsm_replicas.ONE_DEVICE
 
 
-def check_distribution(cfg):
-  """Pretraining runs on one device: a multi-replica --distribution fails here, at start."""
-  if cfg.distribution not in ONE_DEVICE:
-    raise ValueError(
-        f"--mode=pretrain_damsm trains on one device; --distribution={cfg.distribution} is not "
-        "supported (splitting its batch over replicas would change the contrastive loss over "
-        "the batch, the per-batch dropout masks and the text encoder's gradient-norm clip). "
-        "Drop --distribution (or use one_device); the AttnGAN training that follows may be "
-        "mirrored.")
+class _Saver:
+  """Checkpoints: the chief's go to the DAMSM directory; another worker (multi_worker) saves too,
+  as TensorFlow asks of every worker, into a private directory it deletes at the end."""
+
+  def __init__(self, checkpoint, damsm_dir, chief):
+    self.directory = damsm_dir if chief else os.path.join(
+        damsm_dir, f"tmp_{distribution.task_name()}")
+    self.manager = tf.train.CheckpointManager(checkpoint, self.directory,
+                                              max_to_keep=3 if chief else 1,
+                                              checkpoint_name=CHECKPOINT_PREFIX)
+    self.chief = chief
+
+  def save(self, number):
+    return self.manager.save(checkpoint_number=number)
+
+  def close(self):
+    if not self.chief:
+      tf.io.gfile.rmtree(self.directory)
 
 
 def pretrain(cfg, options=None):
@@ -183,12 +209,14 @@ def pretrain(cfg, options=None):
   scalars and a checkpoint. Returns the DAMSM directory.
   """
   del options  # the DAMSM reads no run-wide mode option
-  check_distribution(cfg)
   from estimators import progress, run_dir  # pylint: disable=import-outside-toplevel
   problem = validate_damsm(cfg.hparams)
   if problem:
     raise ValueError(problem)
   h = cfg.hparams.resolved()
+  damsm_replicas.check(cfg, h)  # the replicas, the batch split: before anything runs or is written
+  strategy = damsm_replicas.make_strategy(cfg)
+  chief = distribution.is_chief()
   spec = _dataset_spec(cfg)
   damsm_dir = damsm.damsm_dir_of(cfg)
   os.makedirs(damsm_dir, exist_ok=True)
@@ -214,21 +242,24 @@ def pretrain(cfg, options=None):
           f"now); resume with the same flags or pass another --damsm_dir")
   if h.damsm_image_encoder == "inception_v3" and not h.damsm_inception_weights:
     logging.warning("DAMSM: %s", RANDOM_WEIGHTS_NOTE)
-  run_dir.write_run_config(cfg.model_dir, {**cfg.to_dict(), "mode": "pretrain_damsm",
-                                           "damsm_image_weights": config["image_weights_source"],
-                                           "damsm_dir": damsm_dir}, sys.argv)
-  trainer = Trainer(cfg, config, use_masks)
+  if chief:
+    run_dir.write_run_config(cfg.model_dir, {**cfg.to_dict(), "mode": "pretrain_damsm",
+                                             "damsm_image_weights": config["image_weights_source"],
+                                             "damsm_dir": damsm_dir}, sys.argv)
+  trainer = Trainer(cfg, config, use_masks, strategy)
   config["variables"] = damsm.variable_table(trainer.flat)
-  vocab.save(os.path.join(damsm_dir, VOCAB_FILE))
-  run_dir.atomic_write_json(config_path, config)
-  manager = tf.train.CheckpointManager(trainer.checkpoint, damsm_dir, max_to_keep=3,
-                                       checkpoint_name=CHECKPOINT_PREFIX)
-  if manager.latest_checkpoint:
-    trainer.checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-    logging.info("DAMSM: resumed from %s (epoch %d)", manager.latest_checkpoint,
-                 int(trainer.epoch.numpy()))
-  train_writer = tf.summary.create_file_writer(os.path.join(damsm_dir, "train"))
-  eval_writer = tf.summary.create_file_writer(os.path.join(damsm_dir, "eval"))
+  latest = tf.train.latest_checkpoint(damsm_dir)  # the chief's (every worker resumes from it)
+  if chief:
+    vocab.save(os.path.join(damsm_dir, VOCAB_FILE))
+    run_dir.atomic_write_json(config_path, config)
+  saver = _Saver(trainer.checkpoint, damsm_dir, chief)
+  if latest:
+    trainer.checkpoint.restore(latest).assert_consumed()
+    logging.info("DAMSM: resumed from %s (epoch %d)", latest, int(trainer.epoch.numpy()))
+  def writer(name):  # TensorBoard scalars: the chief's
+    return (tf.summary.create_file_writer(os.path.join(damsm_dir, name)) if chief
+            else tf.summary.create_noop_writer())
+  train_writer, eval_writer = writer("train"), writer("eval")
   test_ds = _load_split(cfg, "test", seed=0, vocab=vocab)
   if h.damsm_eval_examples:
     test_ds = test_ds.take(h.damsm_eval_examples)
@@ -249,8 +280,9 @@ def pretrain(cfg, options=None):
     rows = []
     cardinality = int(train_ds.cardinality())
     steps = steps_per_epoch or (cardinality if cardinality > 0 else None)
-    batches = (progress.track(train_ds, steps, f"DAMSM epoch {epoch + 1}", unit="batches",
-                              count=lambda _: 1) if steps else train_ds)
+    batches = trainer.distribute(train_ds)
+    batches = (progress.track(batches, steps, f"DAMSM epoch {epoch + 1}", unit="batches",
+                              count=lambda _: 1) if steps else batches)
     for batch in batches:
       values = {k: float(v) for k, v in trainer.train_step(batch).items()}
       if not all(math.isfinite(v) for v in values.values()):
@@ -265,7 +297,7 @@ def pretrain(cfg, options=None):
       raise ValueError(f"the train split of {cfg.dataset} has fewer examples than one DAMSM "
                        f"batch ({h.damsm_batch_size})")
     held_out = _mean_of([{k: float(v) for k, v in trainer.eval_step(b).items()}
-                         for b in _batches(test_ds, h.damsm_batch_size)])
+                         for b in trainer.distribute(_batches(test_ds, h.damsm_batch_size))])
     trainer.epoch.assign(epoch + 1)
     record = {"epoch": epoch + 1, "step": int(trainer.step.numpy()), "lr": lr,
               "train": _mean_of(rows), "held_out": held_out, "retrieval_chance": chance,
@@ -275,9 +307,10 @@ def pretrain(cfg, options=None):
       for k, v in held_out.items():
         tf.summary.scalar(f"damsm_held_out/{k}", v)
       tf.summary.scalar("damsm/lr", lr)
-    path = manager.save(checkpoint_number=epoch + 1)
+    path = saver.save(epoch + 1)
     record["checkpoint"] = os.path.basename(path)
-    metrics_log.append_jsonl(os.path.join(damsm_dir, METRICS_FILE), record)
+    if chief:
+      metrics_log.append_jsonl(os.path.join(damsm_dir, METRICS_FILE), record)
     print(f"DAMSM epoch {epoch + 1}/{h.damsm_epochs}: train loss {record['train']['loss']:.3f}, "
           f"held-out loss {held_out.get('loss', float('nan')):.3f}, top-1 i2t "
           f"{held_out.get('i2t_top1_sentence', float('nan')):.3f} / t2i "
@@ -286,4 +319,5 @@ def pretrain(cfg, options=None):
           f"{held_out.get('t2i_top1_word', float('nan')):.3f} (word); chance {chance:.3f}")
   train_writer.flush()
   eval_writer.flush()
+  saver.close()
   return damsm_dir
