@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from estimators.models import get_model
-from estimators.training_step import TrainingStep
+from estimators.engines.training_step import TrainingStep
 
 
 @dataclasses.dataclass(frozen=True)
