@@ -7,7 +7,7 @@ as run.py and experiment.run_train do it: the start-up checks (`validate`), the 
 (`build_estimator`), then its train graph (the estimator's model_fn in TRAIN mode on the
 training input). A call into an engine module counts as a transition when the nearest engine
 frame below it (TensorFlow's and TF-GAN's frames skipped: TF-GAN calls generator_fn) is in
-another engine module. Reported: the transitions in order, their count, and the module pairs
+another engine module; a module body running (an import) is no call. Reported: the transitions in order, their count, and the module pairs
 that call each other both ways (the config going back and forth).
 """
 import collections
@@ -30,13 +30,16 @@ def trace(fn, module_of=engine_module):
   """(fn(), [(caller module, callee module)] of every cross-module call while fn ran)."""
   transitions = []
 
+  def module(code):  # a module's body running is an import, not a call of the run
+    return None if code.co_name == "<module>" else module_of(code.co_filename)
+
   def tracer(frame, event, arg):  # pylint: disable=unused-argument
-    callee = module_of(frame.f_code.co_filename)
+    callee = module(frame.f_code)
     if callee is None:
       return None  # (no line tracing: settrace's global function sees only new frames)
     caller, back = None, frame.f_back
     while back is not None and caller is None:
-      caller = module_of(back.f_code.co_filename)
+      caller = module(back.f_code)
       back = back.f_back
     if caller is not None and caller != callee:
       transitions.append((caller, callee))

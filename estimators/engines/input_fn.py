@@ -16,6 +16,7 @@ from estimators.config import GANConfig
 from estimators.engines import cluster
 from estimators.models import get_model
 
+
 def vocabulary_path(cfg: GANConfig):
   return os.path.join(cfg.model_dir, "vocab.txt")
 

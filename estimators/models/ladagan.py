@@ -132,7 +132,7 @@ class LadaGAN(ModelSpec):
   has_attention_maps = True
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.999,
-                  # The official train_step (estimators/training_step.py; README notes): D then
+                  # The official train_step (engines/training_step.py; README notes): D then
                   # G, fresh noise; Keras Adam's epsilon; G in training mode in both sub-steps;
                   # EMA over generator.weights; Keras fused BN's unbiased moving variance.
                   "step_order": "discriminator_first", "adam_epsilon": 1e-7,
