@@ -20,12 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports Te
 if __name__ == "__main__":
   from estimators import console  # pylint: disable=wrong-import-position
   console.capture_native_stderr()  # TensorFlow's C++ lines (fd 2) too, from its import on
-from estimators import precision  # pylint: disable=wrong-import-position
+from estimators.engines import precision  # pylint: disable=wrong-import-position
 precision.allow_cpu_autoclustering()  # lets --xla compile on a CPU (read at TF's first device)
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from estimators import model_flags, training_step  # pylint: disable=wrong-import-position
+from estimators import model_flags  # pylint: disable=wrong-import-position
+from estimators.engines import training_step  # pylint: disable=wrong-import-position
 from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -416,23 +417,23 @@ def main(argv):
     print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))  # stdout: JSON only
     print(model_flags.parameter_table(cfg), file=sys.stderr)
     return
-  from estimators import distribution  # pylint: disable=import-outside-toplevel
+  from estimators.engines import cluster  # pylint: disable=import-outside-toplevel
   from estimators import console  # pylint: disable=import-outside-toplevel,redefined-outer-name
-  worker = "" if distribution.is_chief() else f".{distribution.task_name()}"
+  worker = "" if cluster.is_chief() else f".{cluster.task_name()}"
   console.install(cfg.model_dir, filename=f"log{worker}.txt", log_to_console=FLAGS.log_to_console,
                   verbosity=FLAGS.verbosity if FLAGS["verbosity"].present else None)
   from data.bad_records import StrictDataError  # pylint: disable=import-outside-toplevel
   from estimators.losses import NonFiniteLossError  # pylint: disable=import-outside-toplevel
   from eval.inception import InceptionUnavailableError  # pylint: disable=import-outside-toplevel
-  from estimators.distribution import DistributionError  # pylint: disable=import-outside-toplevel
-  from estimators.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
+  from estimators.engines.cluster import DistributionError  # pylint: disable=import-outside-toplevel
+  from estimators.engines.precision import MixedPrecisionError  # pylint: disable=import-outside-toplevel
   from estimators.experiment import NoTrainingDataError  # pylint: disable=import-outside-toplevel
   from estimators.model_registry import WeightsImportError  # pylint: disable=import-outside-toplevel
   from data.bad_records import data_error_message  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   try:
     if FLAGS.cpu_devices:  # before TensorFlow makes its devices
-      distribution.split_cpu(FLAGS.cpu_devices)
+      cluster.split_cpu(FLAGS.cpu_devices)
     _run_mode(cfg)
   except (NonFiniteLossError, InceptionUnavailableError, StrictDataError, DistributionError,
           training_step.StepError,
@@ -446,13 +447,14 @@ def main(argv):
 
 
 def _run_mode(cfg):
-  from estimators import distribution, experiment, precision, run_dir  # pylint: disable=import-outside-toplevel
+  from estimators import experiment, run_dir  # pylint: disable=import-outside-toplevel
+  from estimators.engines import cluster, plan  # pylint: disable=import-outside-toplevel
   mode = FLAGS.mode
   if mode in TRAIN_MODES:
-    # devices, TF_CONFIG, batch split, the engine against the model's step: before any write
-    distribution.validate(cfg, get_model(cfg.model).training_step(cfg))
-    precision.compute_dtype(cfg)  # --mixed_precision where it cannot help: an error now
-  if mode in TRAIN_MODES and distribution.is_chief():
+    # devices, TF_CONFIG, batch split, the engine against the model's step, --mixed_precision
+    # where it cannot help: an error before any write
+    plan.resolve(cfg)
+  if mode in TRAIN_MODES and cluster.is_chief():
     get_model(cfg.model).prepare(cfg)  # e.g. a DAMSM pretrained first (AttnGAN)
     run_dir.write_run_config(cfg.model_dir, cfg.to_dict(), sys.argv)
   if mode in TRAIN_MODES:

@@ -157,7 +157,8 @@ def run_attngan(workdir, s, steps, warmup, with_damsm, hooks=(), overrides=None)
   SessionRunHooks; `overrides`: further GANConfig settings (e.g. engine)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from bench.train_step import _step_timer_hook, synthetic_captioned  # pylint: disable=import-outside-toplevel
-  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.build import build_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.input_fn import make_train_input_fn  # pylint: disable=import-outside-toplevel
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   total = warmup + steps
   model_dir = os.path.join(workdir, "run")
@@ -167,10 +168,10 @@ def run_attngan(workdir, s, steps, warmup, with_damsm, hooks=(), overrides=None)
     import shutil  # pylint: disable=import-outside-toplevel
     shutil.copy(os.path.join(model_dir, "vocab.txt"), os.path.join(run_dir, "vocab.txt"))
     cfg = dataclasses.replace(cfg, model_dir=run_dir)
-    estimator = gan_estimator.build_estimator(cfg)
+    estimator = build_estimator(cfg)
     from data.text import Vocabulary  # pylint: disable=import-outside-toplevel
     vocab_size = len(Vocabulary.load(os.path.join(run_dir, "vocab.txt")))
-    input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=synthetic_captioned(
+    input_fn = make_train_input_fn(cfg, dataset_fn=synthetic_captioned(
         s["image_size"], s["max_words"], vocab_size))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()

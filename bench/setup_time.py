@@ -156,7 +156,8 @@ def measure_one(model, preset, workdir, process_start, batch_size=0):
   import run  # pylint: disable=import-outside-toplevel  (run.py: its flags, as `python run.py`)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from bench import attngan_step, train_step  # pylint: disable=import-outside-toplevel
-  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.build import build_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.input_fn import make_train_input_fn, vocabulary_path  # pylint: disable=import-outside-toplevel
   import data  # pylint: disable=import-outside-toplevel
   tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
   stamps["start"] = time.time()
@@ -171,17 +172,17 @@ def measure_one(model, preset, workdir, process_start, batch_size=0):
   if _has_damsm(model):
     cfg = cfg.with_hparams(damsm_dir=os.path.join(workdir, "damsm"))
   stamps["flags"] = time.time()
-  estimator = gan_estimator.build_estimator(cfg)
+  estimator = build_estimator(cfg)
   stamps["estimator"] = time.time()
   if captions:
     from data.text import Vocabulary  # pylint: disable=import-outside-toplevel
-    vocab_size = len(Vocabulary.load(gan_estimator.vocabulary_path(cfg)))
+    vocab_size = len(Vocabulary.load(vocabulary_path(cfg)))
     dataset_fn = train_step.synthetic_captioned(
         cfg.image_size, cfg.max_words or 18, vocab_size)
   else:
     dataset_fn = train_step._synthetic_dataset_fn(  # pylint: disable=protected-access
         cfg.image_size, cfg.num_classes)
-  estimator.train(gan_estimator.make_train_input_fn(cfg, dataset_fn=dataset_fn), max_steps=1,
+  estimator.train(make_train_input_fn(cfg, dataset_fn=dataset_fn), max_steps=1,
                   hooks=[_phase_hook(stamps)])
   previous, seconds = process_start, {}
   for phase in PHASES:

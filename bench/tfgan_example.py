@@ -244,7 +244,7 @@ def main(argv=None):
   except ValueError as e:
     p.error(str(e))
   if any(overrides.get("xla") for _, overrides in variants):  # before TensorFlow's first device
-    from estimators import precision  # pylint: disable=import-outside-toplevel
+    from estimators.engines import precision  # pylint: disable=import-outside-toplevel
     precision.allow_cpu_autoclustering()
   if args.steps < 1 or args.warmup < 1:
     p.error("--steps and --warmup must be >= 1")

@@ -8,7 +8,7 @@
 Each config, MODEL:IMAGE_SIZE:GF[/DF]:BATCH[:ATTENTION] (DF defaults to GF, BATCH is the global
 batch, ATTENTION the attention block's feature-map size; for models without gf/df, e.g.
 `ladagan:32:paper:16`, WIDTHS `paper` keeps the model's own widths at that image size), runs in
-its own subprocess: `estimators.gan_estimator.build_estimator` on a GANConfig, trained
+its own subprocess: `estimators.engines.build.build_estimator` on a GANConfig, trained
 with `estimator.train` on 64 random images held in memory (`make_train_input_fn`'s dataset_fn
 hook, cached, so input costs next to nothing), with random captions when the model draws from
 captions (the first embedded dataset it accepts decides: estimators.replica_check). --set
@@ -175,12 +175,13 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   if xla:  # before TensorFlow's first device (else --xla is refused: precision.configure_session)
-    from estimators import precision  # pylint: disable=import-outside-toplevel
+    from estimators.engines import precision  # pylint: disable=import-outside-toplevel
     precision.allow_cpu_autoclustering()
   from estimators.replica_check import configure_cpu_devices  # pylint: disable=import-outside-toplevel
   configure_cpu_devices(cpu_devices)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.build import build_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.input_fn import make_train_input_fn  # pylint: disable=import-outside-toplevel
   from estimators.models import get_model  # pylint: disable=import-outside-toplevel
   from estimators.replica_check import default_dataset  # pylint: disable=import-outside-toplevel
   from estimators.testing import tiny_config  # pylint: disable=import-outside-toplevel
@@ -204,8 +205,8 @@ def run_one(config, *, steps, warmup, num_classes=10, distribution=None, num_dev
     if "dataset" not in dict(overrides or {}):
       cfg = cfg.replace(dataset=default_dataset(config.model, config.image_size, cfg.hparams))
     get_model(config.model).prepare(cfg)
-    estimator = gan_estimator.build_estimator(cfg)
-    input_fn = gan_estimator.make_train_input_fn(cfg, dataset_fn=_dataset_fn(cfg))
+    estimator = build_estimator(cfg)
+    input_fn = make_train_input_fn(cfg, dataset_fn=_dataset_fn(cfg))
     timer = _step_timer_hook(warmup)
     start = time.perf_counter()
     estimator.train(input_fn, hooks=[timer] + list(hooks), max_steps=total)

@@ -8,7 +8,7 @@ import dataclasses
 from typing import Any, Optional, Tuple
 
 from estimators.models import get_model
-from estimators.training_step import TrainingStep
+from estimators.engines.training_step import TrainingStep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +32,7 @@ class GANConfig:
   beta1: float = 0.0
   beta2: float = 0.9
   ema_decay: float = 0.0           # generator EMA for sampling/export; 0 turns it off
-  # The training step's mechanics (estimators/training_step.py; TF-GAN's here, each model's own
+  # The training step's mechanics (engines/training_step.py; TF-GAN's here, each model's own
   # through its run_defaults): sub-step order, fresh or shared fakes, Adam's epsilon and where
   # it is added, which sub-steps update G's BN statistics, what the EMA averages, BN variance.
   step_order: str = "generator_first"

@@ -1,4 +1,5 @@
-"""Multi-device and multi-worker training through tf.distribute (estimators/distribution.py).
+"""Multi-device and multi-worker training through tf.distribute (estimators/engines/:
+distribute.py, train_op.py, cluster.py).
 
 Logical CPU devices must be made before TensorFlow initialises, so the mirrored comparisons and
 the two-worker cluster run in subprocesses; the rest runs in the test process.
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import distribution, experiment, export
-from estimators.gan_estimator import _resample_noise
+from estimators import experiment, export
+from estimators.engines import cluster, plan
+from estimators.engines.train_op import resample_noise
 from estimators.models import get_model
 from estimators import testing
 from estimators.testing import tiny_config
@@ -25,35 +27,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _validate(cfg):
-  distribution.validate(cfg, get_model(cfg.model).training_step(cfg))
+  plan.resolve(cfg)
 
 
 def test_global_batch_splits_evenly_or_fails_with_the_fix():
-  assert distribution.per_replica_batch_size(256, 8) == 32
-  with pytest.raises(distribution.DistributionError, match="must divide evenly over the 4 "
+  assert cluster.per_replica_batch_size(256, 8) == 32
+  with pytest.raises(cluster.DistributionError, match="must divide evenly over the 4 "
                      "replicas; use a multiple of 4 .e.g. 8."):
-    distribution.per_replica_batch_size(10, 4)
+    cluster.per_replica_batch_size(10, 4)
 
 
 def test_too_many_devices_and_missing_or_bad_tf_config_are_clear_errors(tmp_path, monkeypatch):
-  with pytest.raises(distribution.DistributionError, match="--num_devices=99 but only 1"):
+  with pytest.raises(cluster.DistributionError, match="--num_devices=99 but only 1"):
     _validate(tiny_config(tmp_path, distribution="mirrored", num_devices=99))
   monkeypatch.delenv("TF_CONFIG", raising=False)
-  with pytest.raises(distribution.DistributionError, match="needs TF_CONFIG"):
+  with pytest.raises(cluster.DistributionError, match="needs TF_CONFIG"):
     _validate(tiny_config(tmp_path, distribution="multi_worker"))
   monkeypatch.setenv("TF_CONFIG", "{not json")
-  with pytest.raises(distribution.DistributionError, match="not valid JSON"):
+  with pytest.raises(cluster.DistributionError, match="not valid JSON"):
     _validate(tiny_config(tmp_path, distribution="multi_worker"))
-  cluster = {"worker": ["a:1", "b:1", "c:1"]}
-  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+  workers = {"worker": ["a:1", "b:1", "c:1"]}
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": workers,
                                               "task": {"type": "worker", "index": 1}}))
-  assert distribution.expected_replicas(tiny_config(tmp_path, distribution="multi_worker")) == 3
-  assert not distribution.is_chief()
-  with pytest.raises(distribution.DistributionError, match="over the 3 replicas"):
+  assert cluster.expected_replicas(tiny_config(tmp_path, distribution="multi_worker")) == 3
+  assert not cluster.is_chief()
+  with pytest.raises(cluster.DistributionError, match="over the 3 replicas"):
     _validate(tiny_config(tmp_path, distribution="multi_worker", batch_size=8))
-  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": workers,
                                               "task": {"type": "worker", "index": 0}}))
-  assert distribution.is_chief()
+  assert cluster.is_chief()
 
 
 def element_draws(rows, z_dim, num_classes, seed):
@@ -75,7 +77,7 @@ def test_generator_inputs_depend_on_the_example_not_on_the_batch_split():
   assert labels.dtype == tf.int32 and 0 <= labels.numpy().min() and labels.numpy().max() < 10
   big, _ = element_draws(tf.range(4000, dtype=tf.int64), 4, 10, seed)
   assert abs(big.numpy().mean()) < 0.05 and abs(big.numpy().std() - 1) < 0.05
-  resampled = _resample_noise({"noise": noise, "labels": labels, "g_noise": other,
+  resampled = resample_noise({"noise": noise, "labels": labels, "g_noise": other,
                                "g_labels": labels + 1})
   assert set(resampled) == {"noise", "labels"}
   np.testing.assert_array_equal(resampled["noise"], other)
@@ -165,7 +167,7 @@ def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, 
   """The training input_fn as the estimator calls it on worker i of 2 (an InputContext): each
   reads its own half of digits' training images, no image twice, none left out."""
   import data as data_pkg  # pylint: disable=import-outside-toplevel
-  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.input_fn import make_train_input_fn  # pylint: disable=import-outside-toplevel
   loaded = []
   real_load = data_pkg.load
   monkeypatch.setattr(data_pkg, "load",
@@ -173,7 +175,7 @@ def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, 
   cfg = tiny_config(tmp_path, distribution="multi_worker")
 
   def images_read(input_context):
-    gan_estimator.make_train_input_fn(cfg)(input_context=input_context)
+    make_train_input_fn(cfg)(input_context=input_context)
     return [e["images"].numpy().tobytes() for e in loaded[-1]]
   whole = images_read(None)
   shards = [images_read(tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,

@@ -25,7 +25,8 @@ import tensorflow as tf
 from tensorflow.python.training import basic_session_run_hooks  # pylint: disable=g-direct-tensorflow-import
 from tensorflow_gan.python import train as tfgan_train
 
-from estimators import gan_estimator
+from estimators.engines.build import build_estimator
+from estimators.engines.input_fn import make_train_input_fn
 from estimators.testing import tiny_config
 
 # The smallest SAGAN whose attention has channels to attend with (G and D see 8; batch 2), in
@@ -47,7 +48,7 @@ def _dataset_fn():
 
 def _same_element_input_fn(cfg):
   """The first batch, forever, with the G sub-step's draw set to the D sub-step's."""
-  inner = gan_estimator.make_train_input_fn(cfg, dataset_fn=_dataset_fn)
+  inner = make_train_input_fn(cfg, dataset_fn=_dataset_fn)
 
   def same_draw(features, real):
     features = dict(features)
@@ -136,7 +137,7 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
 
   tf.keras.utils.set_random_seed(0)
   start_dir = str(tmp_path / "start")
-  gan_estimator.build_estimator(ref.replace(model_dir=start_dir, max_steps=1)).train(
+  build_estimator(ref.replace(model_dir=start_dir, max_steps=1)).train(
       _same_element_input_fn(ref), max_steps=1, hooks=[_StopOnceCheckpointZeroIsSaved()])
   assert tf.train.latest_checkpoint(start_dir).endswith("model.ckpt-0")  # and no step ran
   _converge_spectral_norm_vectors(start_dir)
@@ -147,8 +148,8 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
     with open(os.path.join(cfg.model_dir, "checkpoint"), "w", encoding="utf-8") as f:
       f.write('model_checkpoint_path: "model.ckpt-0"\n')
   hook_losses.clear()
-  gan_estimator.build_estimator(ref).train(_same_element_input_fn(ref), max_steps=1)
-  gan_estimator.build_estimator(fast).train(_same_element_input_fn(fast), max_steps=1)
+  build_estimator(ref).train(_same_element_input_fn(ref), max_steps=1)
+  build_estimator(fast).train(_same_element_input_fn(fast), max_steps=1)
 
   assert len(hook_losses) == 2  # TF-GAN's G hook, then its D hook
   d_loss_ref = float(np.ravel(hook_losses[1])[0])

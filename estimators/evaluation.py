@@ -15,7 +15,7 @@ import tensorflow as tf
 import data
 from estimators import export, progress, run_dir
 from estimators.config import GANConfig
-from estimators.gan_estimator import load_options, prepare_run_data
+from estimators.engines.input_fn import load_options, prepare_run_data
 from estimators.models import get_model
 
 METRICS_FILE = "metrics.jsonl"

@@ -15,11 +15,13 @@ import numpy as np
 import tensorflow as tf
 
 from data import bad_records
-from estimators import distribution, export, progress, run_dir, train_from_import
+from estimators import export, progress, run_dir, train_from_import
 from estimators.config import GANConfig
 from estimators.evaluation import (evaluated_steps, inception_wanted, load_classifier, run_eval,
                                    stackgan_score, use_ema)
-from estimators.gan_estimator import build_estimator, make_train_input_fn, prepare_run_data
+from estimators.engines import cluster
+from estimators.engines.build import build_estimator
+from estimators.engines.input_fn import make_train_input_fn, prepare_run_data
 from estimators.losses import NONFINITE_MARKER, NonFiniteLossError
 from estimators.models import get_model
 
@@ -45,7 +47,7 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None, log=print):
   tf.keras.utils.set_random_seed(cfg.seed)
   if dataset_fn is None:
     prepare_run_data(cfg)
-  if distribution.is_chief():
+  if cluster.is_chief():
     train_from_import.complete_checkpoint(cfg, dataset_fn, log)
   else:
     train_from_import.wait_for_chief(cfg.model_dir)
@@ -65,7 +67,7 @@ def run_train(cfg: GANConfig, max_steps=None, dataset_fn=None, log=print):
     else:
       estimator.train(input_fn, max_steps=target, hooks=hooks)
     # The chief writes the checkpoints; another worker may return before the chief's last one.
-    if before < target and distribution.is_chief() and _latest_step(cfg) <= before:
+    if before < target and cluster.is_chief() and _latest_step(cfg) <= before:
       skipped = bad_records.LOG.total()
       raise NoTrainingDataError(
           f"training made no progress (step {before}): the training data of "
@@ -99,8 +101,8 @@ def report_bad_records(cfg: GANConfig):
   if not tf.io.gfile.isdir(cfg.model_dir):
     return None
   filename = bad_records.REPORT_FILENAME
-  if not distribution.is_chief():
-    filename = f"bad_records.{distribution.task_name()}.json"
+  if not cluster.is_chief():
+    filename = f"bad_records.{cluster.task_name()}.json"
   return bad_records.write_report(cfg.model_dir, filename=filename)
 
 

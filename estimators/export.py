@@ -19,7 +19,7 @@ from estimators import run_dir
 from estimators.config import GANConfig
 from estimators.models import get_model
 from estimators.networks import make_generator
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 
 GENERATOR_SCOPE = "Generator"
 

@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import distribution, experiment, export, gan_estimator
+from estimators import experiment, export
+from estimators.engines import model_pieces, plan, train_op
+from estimators.engines.input_fn import make_train_input_fn, tpu_input_context
 from estimators.losses import NonFiniteLossError
 from estimators.models import get_model
 from estimators.networks import make_discriminator, network_for_graph
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
 pytestmark = pytest.mark.slow
@@ -126,10 +128,9 @@ def test_spectral_norm_calls_within_a_step_are_chained_in_tfgan_call_order(tmp_p
   cfg = tiny_config(tmp_path)
   with tf.Graph().as_default():
     features, real = tf.compat.v1.data.make_one_shot_iterator(
-        gan_estimator.make_train_input_fn(cfg)()).get_next()
-    gan_model = distribution._build_gan_model(  # pylint: disable=protected-access
-        gan_estimator.make_generator_fn(cfg), gan_estimator.make_discriminator_fn(cfg), real,
-        features, tf.estimator.ModeKeys.TRAIN)
+        make_train_input_fn(cfg)()).get_next()
+    gan_model = train_op.build_gan_model(
+        model_pieces.make_pieces(plan.resolve(cfg)), real, features, tf.estimator.ModeKeys.TRAIN)
     discriminator, created = network_for_graph("discriminator", cfg)
     assert not created  # the very network both calls used
     layers = [m for m in discriminator.submodules if hasattr(m, "normalized_kernel")]
@@ -285,7 +286,7 @@ def test_each_tpu_host_reads_its_own_shard_and_draws_its_own_noise(tmp_path, mon
     return real_load(name, **kwargs)
   monkeypatch.setattr(data_pkg, "load", load)
   cfg = tiny_config(tmp_path)
-  input_fn = gan_estimator.make_train_input_fn(cfg)
+  input_fn = make_train_input_fn(cfg)
   host1 = next(iter(input_fn(params={"batch_size": 4, "context": FakeTPUContext()})))
   context = seen["input_context"]
   assert (context.num_input_pipelines, context.input_pipeline_id,
@@ -294,12 +295,12 @@ def test_each_tpu_host_reads_its_own_shard_and_draws_its_own_noise(tmp_path, mon
   assert seen["input_context"] is None
   assert host1[0]["noise"].shape == (4, cfg.hparams.z_dim)
   assert not np.allclose(host1[0]["noise"], host0[0]["noise"])   # per-pipeline noise streams
-  assert gan_estimator.tpu_input_context({"batch_size": 4}) is None
+  assert tpu_input_context({"batch_size": 4}) is None
 
 
 def _first_batches(cfg, count):
   batches = []
-  for features, _ in gan_estimator.make_train_input_fn(cfg)().take(count):
+  for features, _ in make_train_input_fn(cfg)().take(count):
     batches.append({k: v.numpy() for k, v in features.items()})
   return batches
 
@@ -365,7 +366,7 @@ def test_tpu_per_core_batch_is_split_in_two_so_each_sub_step_sees_the_batch(tmp_
   says "per-core batch batch_size / cores, split again in two", which would give each sub-step
   half of that: it is the split halves that are batch_size / cores.)"""
   seen = {"input_batch": [], "real": [], "noise": []}
-  make_input, make_d = gan_estimator.make_train_input_fn, gan_estimator.make_discriminator_fn
+  make_input, make_d = make_train_input_fn, model_pieces.make_discriminator_fn
 
   def recording_input_fn(cfg_, dataset_fn=None):
     input_fn = make_input(cfg_, dataset_fn)
@@ -384,7 +385,7 @@ def test_tpu_per_core_batch_is_split_in_two_so_each_sub_step_sees_the_batch(tmp_
       return discriminator_fn(data, generator_inputs, mode)
     return wrapped
   monkeypatch.setattr(experiment, "make_train_input_fn", recording_input_fn)
-  monkeypatch.setattr(gan_estimator, "make_discriminator_fn", recording_discriminator_fn)
+  monkeypatch.setattr(model_pieces, "make_discriminator_fn", recording_discriminator_fn)
   cfg = tiny_config(tmp_path, **TPU_STEP, max_steps=1, save_summary_steps=1, batch_size=8)
   experiment.run_train(cfg)
   assert seen["input_batch"] == [16]  # one host, one core: 2 x 8

@@ -17,7 +17,8 @@ from typing import Dict, Optional
 from absl import flags
 import tensorflow as tf
 
-from estimators import model_registry, training_step
+from estimators import model_registry
+from estimators.engines import training_step
 from estimators.config import GANConfig
 from estimators.models import get_model, names
 
@@ -86,7 +87,7 @@ def define_flags(flag_values):
 
 
 def define_step_flags(flag_values):
-  """One flag per training-step option (estimators/training_step.py), TF-GAN's step as its
+  """One flag per training-step option (estimators/engines/training_step.py), TF-GAN's step as its
   default; a model's own defaults come through its run_defaults (run.py)."""
   for name, choices in training_step.FIELDS.items():
     default = GANConfig.__dataclass_fields__[name].default

@@ -27,7 +27,7 @@ the tf.distribute step), export, evaluation and run.py never name one:
   serving_outputs       serving_default's outputs (default {'images'})
   run_defaults          run flags the model defaults differently (LadaGAN's Adam betas, EMA,
                         its training step's flags)
-  training_step         the step every engine executes (estimators/training_step.py): order
+  training_step         the step every engine executes (estimators/engines/training_step.py): order
                         of the sub-steps, fresh or shared fakes, Adam's epsilon, BN updates,
                         what the EMA averages, the BN moving-variance estimator
   modes                 extra run.py modes (name -> fn(cfg, options))
@@ -53,7 +53,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from estimators.training_step import TrainingStep
+from estimators.engines.training_step import TrainingStep
 
 IMAGES = "images"  # the generator output key evaluation, grids and export read
 

@@ -10,7 +10,7 @@ import weakref
 import tensorflow as tf
 
 from estimators.models import get_model
-from estimators.training_step import configure_batch_norm
+from estimators.engines.training_step import configure_batch_norm
 
 _PER_GRAPH = weakref.WeakKeyDictionary()
 KINDS = ("generator", "discriminator")

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from estimators import experiment, precision, replica_check
-from estimators.gan_estimator import make_optimizers
+from estimators import experiment, replica_check
+from estimators.engines import plan, precision
+from estimators.engines.model_pieces import make_pieces
 from estimators.testing import tiny_config
+
+
+def _session(cfg):
+  """The session options of cfg's run (its compute dtype resolved as plan.resolve does)."""
+  return precision.configure_session(precision.compute_dtype(cfg), cfg.xla)
+
 
 HAS_BF16 = precision._cpu_has_bf16()  # pylint: disable=protected-access
 HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
@@ -16,7 +23,7 @@ HAS_GPU = bool(tf.config.list_physical_devices("GPU"))
 
 def test_float32_by_default_and_refusals_say_what_to_do(tmp_path):
   assert precision.compute_dtype(tiny_config(tmp_path)) is None
-  assert precision.configure_session(tiny_config(tmp_path)).graph_options.rewrite_options \
+  assert _session(tiny_config(tmp_path)).graph_options.rewrite_options \
       .auto_mixed_precision == 0
   with pytest.raises(precision.MixedPrecisionError, match="not wired for --use_tpu"):
     precision.compute_dtype(tiny_config(tmp_path, mixed_precision=True, use_tpu=True))
@@ -33,10 +40,10 @@ def test_auto_picks_float16_on_gpu_bfloat16_on_a_bf16_cpu_else_refuses(tmp_path)
   cfg = tiny_config(tmp_path, mixed_precision=True)
   if HAS_GPU:
     assert precision.compute_dtype(cfg) == "float16"
-    assert precision.configure_session(cfg).graph_options.rewrite_options.auto_mixed_precision
+    assert _session(cfg).graph_options.rewrite_options.auto_mixed_precision
   elif HAS_BF16:
     assert precision.compute_dtype(cfg) == "bfloat16"
-    options = precision.configure_session(cfg).graph_options.rewrite_options
+    options = _session(cfg).graph_options.rewrite_options
     assert options.auto_mixed_precision_onednn_bfloat16 == options.ON
     assert options.auto_mixed_precision == 0
   else:
@@ -53,7 +60,7 @@ def test_float16_wraps_both_optimizers_with_dynamic_loss_scaling(tmp_path, monke
   cfg = tiny_config(tmp_path, mixed_precision=True, ema_decay=0.99, max_steps=3,
                     save_checkpoints_steps=3, distribution="one_device")
   with tf.Graph().as_default():
-    g_opt, d_opt = make_optimizers(cfg)
+    g_opt, d_opt = make_pieces(plan.resolve(cfg)).make_optimizers()
   for opt in (g_opt, d_opt):
     assert isinstance(opt, tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer)
   reader = tf.train.load_checkpoint(experiment.run_train(cfg))
@@ -113,8 +120,8 @@ def test_allow_cpu_autoclustering_adds_the_flag_once():
 def test_xla_is_refused_at_start_where_it_would_compile_nothing(tmp_path, monkeypatch):
   monkeypatch.setattr(precision, "_XLA_COMPILES", [False])
   with pytest.raises(precision.XlaUnavailableError, match="tf_xla_cpu_global_jit"):
-    precision.configure_session(tiny_config(tmp_path, xla=True))
-  assert precision.configure_session(tiny_config(tmp_path)).graph_options.optimizer_options \
+    _session(tiny_config(tmp_path, xla=True))
+  assert _session(tiny_config(tmp_path)).graph_options.optimizer_options \
       .global_jit_level == 0  # without --xla nothing is asked of XLA
 
 
@@ -136,7 +143,8 @@ class _CompiledOps(tf.estimator.SessionRunHook):
 def test_xla_compiles_the_training_step_and_nothing_without_it(tmp_path):
   """With --xla (conftest, like run.py, sets TF_XLA_FLAGS at start) the tiny run's train step
   runs XLA clusters on this CPU; without it the same step has none."""
-  from estimators import gan_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.build import build_estimator  # pylint: disable=import-outside-toplevel
+  from estimators.engines.input_fn import make_train_input_fn  # pylint: disable=import-outside-toplevel
   assert precision.CPU_JIT_FLAG in os.environ.get("TF_XLA_FLAGS", "")
   assert precision.xla_compiles()
   seen = {}
@@ -144,8 +152,7 @@ def test_xla_compiles_the_training_step_and_nothing_without_it(tmp_path):
     cfg = tiny_config(tmp_path / f"xla_{xla}", xla=xla, max_steps=1, save_checkpoints_steps=100,
                       save_summary_steps=100)
     hook = _CompiledOps()
-    gan_estimator.build_estimator(cfg).train(gan_estimator.make_train_input_fn(cfg),
-                                             max_steps=1, hooks=[hook])
+    build_estimator(cfg).train(make_train_input_fn(cfg), max_steps=1, hooks=[hook])
     assert len(hook.per_step) == 1
     seen[xla] = hook.per_step[0]
   assert seen[False] == [] and "_XlaRun" in seen[True], seen

@@ -17,7 +17,7 @@ import time
 import tensorflow as tf
 
 from estimators import console as console_lib
-from estimators import distribution
+from estimators.engines import cluster
 from estimators.losses import TAGS
 
 LOSS_NAMES = {TAGS["generator"]: "G loss", TAGS["discriminator"]: "D loss", "loss": "loss"}
@@ -229,7 +229,7 @@ class TrainProgressHook(tf.estimator.SessionRunHook):
 def train_hooks(cfg):
   """[TrainProgressHook] for run.py's chief, [] in library use and on other workers."""
   console = console_lib.get()
-  if console is None or not distribution.is_chief():
+  if console is None or not cluster.is_chief():
     return []
   # On a real TPU the losses live inside the device loop; only the step is read there.
   return [TrainProgressHook(console, cfg.max_steps, cfg.batch_size, fetch_losses=not cfg.tpu)]

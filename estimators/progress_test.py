@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from estimators import progress
-from estimators.gan_estimator import build_estimator, make_train_input_fn
+from estimators.engines.build import build_estimator
+from estimators.engines.input_fn import make_train_input_fn
 from estimators.testing import tiny_config
 
 

@@ -14,7 +14,7 @@ AttnGAN needs --set=damsm_dir=DIR (a pretrained DAMSM, or an empty DIR with
 
 Both runs start from the same checkpoint (written by the one-device run at step 0), read the
 same examples in the same order with the same per-example noise, and take one in-graph step
-(estimators/distribution.py) with the same GLOBAL batch. Reported: the first-step losses of each
+(estimators/engines/train_op.py) with the same GLOBAL batch. Reported: the first-step losses of each
 (the mean over the global batch), the largest difference of every trained variable and of the
 generator's BN moving statistics after the step, and each replica's view of those statistics.
 With cross-replica BN the two runs agree to float round-off; without it the G forward of each

@@ -7,7 +7,7 @@ import data
 from data import bad_records
 from data import format_writers
 from estimators.config import GANConfig
-from estimators.gan_estimator import load_options, prepare_run_data
+from estimators.engines.input_fn import load_options, prepare_run_data
 
 RED = "001.Black_footed_Albatross/Black_Footed_Albatross_0001_796111"
 BLUE = "001.Black_footed_Albatross/Black_Footed_Albatross_0002_55"

@@ -2,7 +2,7 @@
 import dataclasses
 
 from estimators.config import GANConfig
-from estimators import training_step
+from estimators.engines import training_step
 from estimators.models import get_model
 
 _RUN_FIELDS = {f.name for f in dataclasses.fields(GANConfig)}

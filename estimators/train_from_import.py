@@ -30,13 +30,14 @@ import tensorflow as tf
 from estimators import run_dir
 from estimators.export import GENERATOR_SCOPE
 from estimators.model_registry import WeightsImportError
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 
 IMPORTED_JSON = "imported.json"  # weights_import.IMPORTED_JSON (that module imports this one)
 START_NAME = "train_start.ckpt"
 NETWORK_SCOPES = (GENERATOR_SCOPE, "Discriminator")  # TF-GAN's variable scopes
-# The run-wide optimiser is Adam (estimators/optimizers.py): its state is a slot pair per trained
-# variable ('<variable>/<optimiser name>', '..._1') and the beta powers ('<scope>/beta1_power').
+# The run-wide optimiser is Adam (estimators/engines/optimizers.py): its state is a slot pair per
+# trained variable ('<variable>/<optimiser name>', '..._1') and the beta powers
+# ('<scope>/beta1_power').
 OPTIMISER_STATE = "optimiser state (Adam's moments of every trained variable, beta powers)"
 ADAM_POWERS = ("beta1_power", "beta2_power")
 OTHER_FROZEN = ("frozen variables outside G and D, set up as in a new run (e.g. a pretrained "
@@ -59,7 +60,8 @@ def imported_record(model_dir: str) -> Optional[dict]:
 def _train_graph_variables(cfg, dataset_fn):
   """(graph, {checkpoint key: variable}) of the run's train graph, built on one device."""
   # pylint: disable=import-outside-toplevel  (the engines import TF-GAN; import lazily)
-  from estimators.gan_estimator import build_estimator, make_train_input_fn
+  from estimators.engines.build import build_estimator
+  from estimators.engines.input_fn import make_train_input_fn
   one_device = dataclasses.replace(
       cfg, use_tpu=False, tpu=None, num_devices=0, distribution="none",
       engine=cfg.engine if cfg.distribution == "none" and not cfg.use_tpu else "in_graph")

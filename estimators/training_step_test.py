@@ -24,12 +24,15 @@ import pytest
 import tensorflow as tf
 import tensorflow_gan as tfgan
 
-from estimators import export, gan_estimator, networks, training_step
+from estimators import export, networks
+from estimators.engines import training_step
+from estimators.engines.build import build_estimator
+from estimators.engines.input_fn import make_train_input_fn, prepare_run_data
 from estimators.engine_parity_test import (_StopOnceCheckpointZeroIsSaved,
                                            _converge_spectral_norm_vectors)
 from estimators.models import attngan, get_model
 from estimators.models.attngan_test import TINY as ATTNGAN_TINY, write_random_damsm
-from estimators.optimizers import EMA_SUFFIX, Adam
+from estimators.engines.optimizers import EMA_SUFFIX, Adam
 from estimators.testing import tiny_config
 
 # The official recipes, written out (REFERENCE_NOTES; README "Reproduction notes"):
@@ -75,7 +78,7 @@ def _images(cfg):
 def _input_fn(cfg):
   """The run's training input_fn on its first batch, repeated (both engines read the same);
   caption sets from their files, the others random images."""
-  inner = gan_estimator.make_train_input_fn(
+  inner = make_train_input_fn(
       cfg, dataset_fn=None if cfg.model == "attngan" else lambda: _images(cfg))
   return lambda params=None: inner(params).take(1).cache().repeat()
 
@@ -205,8 +208,8 @@ class _Reuse:
 def _start(cfg, start_dir):
   """Writes ckpt-0 (the engine's initial variables: weights, slots, EMA shadows) to start_dir."""
   cfg = cfg.replace(model_dir=start_dir)
-  gan_estimator.prepare_run_data(cfg)
-  gan_estimator.build_estimator(cfg).train(_input_fn(cfg), max_steps=1,
+  prepare_run_data(cfg)
+  build_estimator(cfg).train(_input_fn(cfg), max_steps=1,
                                            hooks=[_StopOnceCheckpointZeroIsSaved()])
   if cfg.model == "sagan":
     _converge_spectral_norm_vectors(start_dir)
@@ -234,10 +237,10 @@ def test_one_engine_step_equals_the_official_recipe_step(tmp_path, name):
   tf.keras.utils.set_random_seed(0)
   start = _start(cfg, str(tmp_path / "start"))
   _copy_start(str(tmp_path / "start"), cfg.model_dir)
-  gan_estimator.prepare_run_data(cfg)
+  prepare_run_data(cfg)
   # The batch the step reads (drawn from the start step: read before the engine adds ckpt-1).
   features, real = next(iter(_input_fn(cfg)()))
-  gan_estimator.build_estimator(cfg).train(_input_fn(cfg), max_steps=1)
+  build_estimator(cfg).train(_input_fn(cfg), max_steps=1)
   after = tf.train.load_checkpoint(os.path.join(cfg.model_dir, "model.ckpt-1"))
   ref = _Reference(cfg.replace(model_dir=str(tmp_path / "reference")), start, features, real)
   ref.step()
@@ -334,13 +337,13 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
   with pytest.raises(training_step.EngineCannotRunStep,
                      match="gan_estimator cannot run this model's training step: "
                      "--step_order=discriminator_first"):
-    gan_estimator.build_estimator(ladagan.replace(engine="gan_estimator"))
+    build_estimator(ladagan.replace(engine="gan_estimator"))
   attn = _config("attngan", tmp_path / "a")
   with pytest.raises(training_step.EngineCannotRunStep, match="--step_fakes=shared"):
-    gan_estimator.build_estimator(attn.replace(use_tpu=True))
+    build_estimator(attn.replace(use_tpu=True))
   sagan = _config("sagan", tmp_path / "s")
   with pytest.raises(training_step.EngineCannotRunStep, match="--use_tpu.*--engine=in_graph"):
-    gan_estimator.build_estimator(sagan.replace(use_tpu=True))
+    build_estimator(sagan.replace(use_tpu=True))
   with pytest.raises(training_step.StepError, match="needs --step_order=discriminator_first"):
     _config("sagan", tmp_path / "x").replace(step_fakes="shared")
   with pytest.raises(training_step.StepError, match="--adam_epsilon must be positive"):
@@ -352,8 +355,8 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
 # its step from that ckpt-0.
 _MIRRORED_SCRIPT = """
 import json, os, shutil, sys
-from estimators import distribution
-distribution.split_cpu(2)
+from estimators.engines import cluster
+cluster.split_cpu(2)
 from estimators import experiment
 from estimators.training_step_test import _config, write_random_damsm
 name, root = sys.argv[1], sys.argv[2]

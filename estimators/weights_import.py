@@ -24,7 +24,7 @@ import tensorflow as tf
 from estimators import run_dir, run_settings, train_from_import
 from estimators.model_registry import ImportResult, ReleasedWeights, WeightsImportError
 from estimators.models import get_model, names
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 
 IMPORT_MODE = "import_weights"
 IMPORTED_JSON = train_from_import.IMPORTED_JSON

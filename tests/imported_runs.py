@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 import run
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 from estimators.train_from_import import OPTIMISER_STATE
 from tests import run_flags
 

@@ -53,7 +53,7 @@ def dry_run_config(proc):
                                                       "TF_CONFIG"),
     (["--mode=train", "--engine=gan_estimator", "--distribution=one_device"],
      "error: --engine=gan_estimator trains on one device"),
-    # A training step the engine cannot run, or that is no step (estimators/training_step.py)
+    # A training step the engine cannot run, or that is no step (estimators/engines/training_step.py)
     (["--mode=train", "--use_tpu"], "error: --use_tpu: TF-GAN's tpu_gan_estimator cannot run "
                                     "this model's training step: --step_order=generator_first"),
     (["--step_fakes=shared"], "error: --step_fakes=shared is AttnGAN's step"),

@@ -69,7 +69,7 @@ class MovingMoments(tf.keras.layers.Layer):
   or with `unbiased_variance` the batch variance x n / (n - 1) (Keras' fused batch norm and
   PyTorch: what LadaGAN's and AttnGAN's official code accumulate); normalisation in training
   always uses the biased one, as all of them do. Engines set it from the model's training step
-  (estimators/training_step.py).
+  (estimators/engines/training_step.py).
 
   inference='batch' normalises with the batch's own moments outside training too (without
   touching the moving averages), as TF-GAN's SAGAN example, the YLG code and the SAGAN authors'

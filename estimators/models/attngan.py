@@ -231,7 +231,7 @@ class AttnGAN(ModelSpec):
   # Official: Adam 2e-4 (0.5, 0.999) for G and D; G's saved weights are its 0.999 EMA.
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
                   "ema_decay": 0.999,
-                  # Official trainer's step (estimators/training_step.py): one noise and CA draw,
+                  # Official trainer's step (engines/training_step.py): one noise and CA draw,
                   # each D steps on those fakes, then G's loss on them against the updated Ds;
                   # PyTorch Adam (eps 1e-8 on sqrt(v_hat)); EMA of parameters only; PyTorch BN's
                   # unbiased running variance.
@@ -592,7 +592,7 @@ class RPrecisionMetrics:
 
 
 def _load_options(cfg):
-  """data.load options of the evaluation captions (as estimators.gan_estimator.load_options,
+  """data.load options of the evaluation captions (as estimators.engines.input_fn.load_options,
   which this module cannot import: it imports the models): the run's vocab.txt once written,
   eval_max_words(cfg) words per caption."""
   options = dict(cfg.data_options)

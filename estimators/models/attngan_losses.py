@@ -76,7 +76,7 @@ def global_batch(value):
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
     return value, 0
-  rows = tf.shape(tf.nest.flatten(value)[0])[0]  # equal shares (distribution.py checks)
+  rows = tf.shape(tf.nest.flatten(value)[0])[0]  # equal shares (engines/cluster.py checks)
   # One all_gather per tensor: the gradient of a nested one stacks tensors of different ranks.
   gathered = tf.nest.map_structure(lambda v: context.all_gather(v, axis=0), value)
   return gathered, context.replica_id_in_sync_group * rows

@@ -22,7 +22,7 @@ import tensorflow as tf
 from data.text import Vocabulary
 from estimators import run_dir
 from estimators.model_registry import get_model
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 from estimators.summaries import attention_tiles
 
 TOP_WORDS = 5

@@ -16,9 +16,10 @@ import tensorflow as tf
 
 import data
 from data import text as text_lib
-from estimators import experiment, export, gan_estimator
+from estimators import experiment, export
+from estimators.engines.input_fn import prepare_run_data
 from estimators.models import attngan, attngan_sampling, damsm, damsm_pretrain, get_model
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -170,7 +171,7 @@ def test_pretrain_train_export_reload_generate_from_strings(tmp_path):
                     damsm_epochs=1, damsm_batch_size=200, damsm_eval_examples=200,
                     eval_batch_size=50, num_eval_samples=200)
   damsm_pretrain.pretrain(cfg)
-  gan_estimator.prepare_run_data(cfg)
+  prepare_run_data(cfg)
   ckpt = experiment.run_train(cfg)
   record = experiment.run_eval(cfg)  # digits_fid and R-precision with the trained DAMSM
   assert record["protocol"]["ema_weights"] is True

@@ -21,7 +21,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from estimators import distribution
+from estimators.engines import cluster
 from estimators.models import damsm, damsm_replicas
 from estimators.models.damsm import (CHECKPOINT_PREFIX, CONFIG_FILE, METRICS_FILE,
                                      RANDOM_WEIGHTS_NOTE, VOCAB_FILE, build_encoders,
@@ -186,7 +186,7 @@ class _Saver:
 
   def __init__(self, checkpoint, damsm_dir, chief):
     self.directory = damsm_dir if chief else os.path.join(
-        damsm_dir, f"tmp_{distribution.task_name()}")
+        damsm_dir, f"tmp_{cluster.task_name()}")
     self.manager = tf.train.CheckpointManager(checkpoint, self.directory,
                                               max_to_keep=3 if chief else 1,
                                               checkpoint_name=CHECKPOINT_PREFIX)
@@ -216,7 +216,7 @@ def pretrain(cfg, options=None):
   h = cfg.hparams.resolved()
   damsm_replicas.check(cfg, h)  # the replicas, the batch split: before anything runs or is written
   strategy = damsm_replicas.make_strategy(cfg)
-  chief = distribution.is_chief()
+  chief = cluster.is_chief()
   spec = _dataset_spec(cfg)
   damsm_dir = damsm.damsm_dir_of(cfg)
   os.makedirs(damsm_dir, exist_ok=True)

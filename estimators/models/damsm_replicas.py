@@ -23,7 +23,8 @@ split of a global batch over R replicas must not change what is computed:
 """
 import tensorflow as tf
 
-from estimators import distribution as distribution_lib
+from estimators.engines import cluster
+from estimators.engines.distribute import make_strategy
 
 ONE_DEVICE = ("none", "one_device")  # the --distribution values that run one replica
 
@@ -32,19 +33,19 @@ def check(cfg, h):
   """Fails at start (nothing written) when the pretraining cannot run on cfg.distribution's
   replicas: returns how many replicas it will run."""
   if cfg.use_tpu:
-    raise distribution_lib.DistributionError(
+    raise cluster.DistributionError(
         "--mode=pretrain_damsm has no TPU path (TPUGANEstimator trains GANs); drop --use_tpu, "
         "pretrain with --distribution=mirrored / multi_worker or on one device, then train "
         "AttnGAN on the TPU")
-  replicas = distribution_lib.expected_replicas(cfg)
+  replicas = cluster.expected_replicas(cfg)
   if h.damsm_batch_size % replicas:
-    raise distribution_lib.DistributionError(
+    raise cluster.DistributionError(
         f"--damsm_batch_size={h.damsm_batch_size} is the global DAMSM batch and must divide "
         f"evenly over the {replicas} replicas of --distribution={cfg.distribution}; use a "
         f"multiple of {replicas}")
   if (replicas > 1 and h.damsm_image_encoder == "inception_v3"
       and h.damsm_inception_bn == "batch_statistics"):
-    raise distribution_lib.DistributionError(
+    raise cluster.DistributionError(
         f"--damsm_inception_bn=batch_statistics (the official .train() quirk, part of "
         f"--damsm_variant=official) normalises with the batch's statistics; over {replicas} "
         "replicas each would normalise its own share of the batch, not the one-device batch. "
@@ -57,7 +58,7 @@ def make_strategy(cfg):
   multi_worker, call before TensorFlow runs anything (its collectives are set up at start)."""
   if cfg.distribution in ONE_DEVICE:
     return tf.distribute.get_strategy()
-  return distribution_lib.make_strategy(cfg)
+  return make_strategy(cfg)
 
 
 def with_index(batch):

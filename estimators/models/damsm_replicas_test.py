@@ -20,7 +20,8 @@ if ROOT not in sys.path:  # run as a script
 
 import tensorflow as tf  # noqa: E402  pylint: disable=wrong-import-position
 
-from estimators import distribution, testing  # noqa: E402  pylint: disable=wrong-import-position
+from estimators import testing  # noqa: E402  pylint: disable=wrong-import-position
+from estimators.engines import cluster  # noqa: E402  pylint: disable=wrong-import-position
 from estimators.models import damsm_model_test, damsm_pretrain, damsm_replicas  # noqa: E402  pylint: disable=wrong-import-position
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,7 +39,7 @@ STEPS = 2
 def _child(out):
   """Two steps of the same tiny DAMSM from the same weights on the same global batches, on one
   device and mirrored over 2 logical CPUs: losses, weights and Adam slots into `out` (.npz)."""
-  distribution.split_cpu(2)
+  cluster.split_cpu(2)
   from data import get_spec  # pylint: disable=import-outside-toplevel
   cfg = damsm_model_test._cfg(  # pylint: disable=protected-access
       "unused", damsm_batch_size=GLOBAL_BATCH, damsm_rnn_grad_clip=CLIP, damsm_class_masks=True,
@@ -133,16 +134,16 @@ def test_uneven_split_and_batch_statistics_fail_at_start_writing_nothing(tmp_pat
                                               "task": {"type": "worker", "index": 0}}))
   cfg = damsm_model_test._cfg(tmp_path / "run").replace(  # pylint: disable=protected-access
       distribution="multi_worker")
-  with pytest.raises(distribution.DistributionError, match="--damsm_batch_size=50 is the global "
+  with pytest.raises(cluster.DistributionError, match="--damsm_batch_size=50 is the global "
                      "DAMSM batch and must divide evenly over the 3 replicas"):
     damsm_pretrain.pretrain(cfg.replace(hparams=dataclasses.replace(cfg.hparams,
                                                                     damsm_batch_size=50)))
   inception = dataclasses.replace(cfg.hparams, damsm_image_encoder="inception_v3",
                                   damsm_variant="official")
-  with pytest.raises(distribution.DistributionError, match="batch_statistics .* over 3 replicas "
+  with pytest.raises(cluster.DistributionError, match="batch_statistics .* over 3 replicas "
                      "each would normalise its own share.*--damsm_inception_bn=inference"):
     damsm_pretrain.pretrain(cfg.replace(hparams=inception))
-  with pytest.raises(distribution.DistributionError, match="no TPU path .*drop --use_tpu"):
+  with pytest.raises(cluster.DistributionError, match="no TPU path .*drop --use_tpu"):
     damsm_pretrain.pretrain(cfg.replace(distribution="none", use_tpu=True))
   assert not os.path.exists(tmp_path / "run")  # nothing written
   assert damsm_replicas.check(cfg, cfg.hparams.resolved()) == 3  # 48 splits over 3

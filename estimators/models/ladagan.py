@@ -16,7 +16,7 @@ Training step as the official TF code (which produced the paper's numbers):
     G's step un-augmented (paper IV-B: CIFAR-10 with cutout and bCR 1.0, FFHQ bCR 0.1);
   - Adam 2e-4 (0.5, 0.99, Keras' epsilon 1e-7) for both networks and an EMA of G (0.999, over
     all of G's variables, BN moving statistics included) that starts as an exact copy of G (the
-    official TF code never copied it; estimators/optimizers.py does) and is what evaluation,
+    official TF code never copied it; estimators/engines/optimizers.py does) and is what evaluation,
     sampling and export use; D's sub-step first, G in training mode in both sub-steps (its BN
     statistics update twice a step), unbiased BN moving variance: this model's `run_defaults`.
 The generator has no tanh: evaluation, sample grids and the SavedModel clip its raw output to
@@ -132,7 +132,7 @@ class LadaGAN(ModelSpec):
   has_attention_maps = True
   run_defaults = {"generator_lr": 2e-4, "discriminator_lr": 2e-4, "beta1": 0.5, "beta2": 0.99,
                   "ema_decay": 0.999,
-                  # The official train_step (estimators/training_step.py; README notes): D then
+                  # The official train_step (engines/training_step.py; README notes): D then
                   # G, fresh noise; Keras Adam's epsilon; G in training mode in both sub-steps;
                   # EMA over generator.weights; Keras fused BN's unbiased moving variance.
                   "step_order": "discriminator_first", "adam_epsilon": 1e-7,

@@ -8,12 +8,13 @@ import pytest
 import tensorflow as tf
 
 from data import diff_augment
-from estimators import experiment, export, gan_estimator, losses, model_registry
+from estimators import experiment, export, losses, model_registry
+from estimators.engines.model_pieces import make_discriminator_fn, make_generator_fn
 from estimators.config import GANConfig
 from estimators.models import get_model, ladagan_losses
 from estimators.networks import network_for_graph
 from estimators.models.ladagan import LadaGANHParams
-from estimators.optimizers import EMA_SUFFIX
+from estimators.engines.optimizers import EMA_SUFFIX
 from estimators.testing import tiny_config
 from tensorflow_gan.python.estimator import gan_estimator as tfgan_estimator
 
@@ -122,8 +123,8 @@ def test_bcr_d_loss_is_ns_plus_r1_unaugmented_plus_consistency_and_g_sees_raw_fa
     tf.compat.v1.set_random_seed(1)
     reals = tf.random.uniform([4, 32, 32, 3], -1, 1, seed=2)
     gan_model = tfgan_estimator.get_gan_model(
-        tf.estimator.ModeKeys.TRAIN, gan_estimator.make_generator_fn(cfg),
-        gan_estimator.make_discriminator_fn(cfg), {"images": reals},
+        tf.estimator.ModeKeys.TRAIN, make_generator_fn(cfg),
+        make_discriminator_fn(cfg), {"images": reals},
         {"noise": tf.random.normal([4, 16], seed=3)}, add_summaries=None)
     d_loss, d_scalars = losses.model_loss(spec, cfg, "discriminator", gan_model)
     g_loss, _ = losses.model_loss(spec, cfg, "generator", gan_model)

@@ -27,7 +27,7 @@ latest_checkpoint = run_dir.resolve_checkpoint
 
 def _ema_wanted(cfg, available):
   """The EMA generator when the run keeps one and evaluates with it (evaluation.use_ema)."""
-  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
+  from estimators.engines.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
   return bool(cfg.ema_decay and cfg.use_ema_for_eval
               and any(n.endswith("/" + EMA_SUFFIX) for n in available))
 
@@ -44,7 +44,7 @@ def inference_config(cfg):
 def restore_networks(cfg, spec, checkpoint_path):
   """(generator, discriminator, used EMA): built eagerly, the checkpoint's weights loaded (the
   generator's trainable ones from their EMA shadows when the run evaluates with EMA)."""
-  from estimators.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
+  from estimators.engines.optimizers import EMA_SUFFIX  # pylint: disable=import-outside-toplevel
   reader = tf.train.load_checkpoint(checkpoint_path)
   available = reader.get_variable_to_shape_map()
   ema = _ema_wanted(cfg, available)

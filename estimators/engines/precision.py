@@ -112,18 +112,17 @@ def compute_dtype(cfg):
   return requested
 
 
-def configure_session(cfg, config=None):
+def configure_session(dtype, xla=False, config=None):
   """Returns `config` (a ConfigProto, new if None) with the rewrites the run needs switched on:
-  mixed precision, and XLA auto-clustering with --xla."""
-  dtype = compute_dtype(cfg)
+  mixed precision in `dtype` (compute_dtype's answer), and XLA auto-clustering with `xla`."""
   config = config if config is not None else tf.compat.v1.ConfigProto(allow_soft_placement=True)
-  if getattr(cfg, "xla", False):  # XLA auto-clustering of the estimator graph (--xla)
+  if xla:  # XLA auto-clustering of the estimator graph (--xla)
     if not xla_compiles():
       raise XlaUnavailableError(
           "--xla: XLA would compile nothing in this process: on a CPU TensorFlow auto-clusters "
           f"only with TF_XLA_FLAGS={CPU_JIT_FLAG}, read when it starts (run.py sets it; in your "
-          "own program call estimators.precision.allow_cpu_autoclustering() before TensorFlow's "
-          "first op, or export the variable). Drop --xla or set the flag.")
+          "own program call estimators.engines.precision.allow_cpu_autoclustering() before "
+          "TensorFlow's first op, or export the variable). Drop --xla or set the flag.")
     config.graph_options.optimizer_options.global_jit_level = (
         tf.compat.v1.OptimizerOptions.ON_1)
   if dtype is None:
@@ -137,8 +136,9 @@ def configure_session(cfg, config=None):
   return config
 
 
-def wrap_optimizer(optimizer, cfg):
-  """float16 runs get dynamic loss scaling; bfloat16 has float32's range and needs none."""
-  if compute_dtype(cfg) != "float16":
+def wrap_optimizer(optimizer, dtype):
+  """float16 runs (`dtype`: compute_dtype's answer) get dynamic loss scaling; bfloat16 has
+  float32's range and needs none."""
+  if dtype != "float16":
     return optimizer
   return tf.compat.v1.mixed_precision.MixedPrecisionLossScaleOptimizer(optimizer, "dynamic")

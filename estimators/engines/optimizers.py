@@ -1,5 +1,5 @@
 """Adam with TTUR (SAGAN sec. 4.2) and an optional exponential moving average of the generator,
-with the constants of the model's training step (estimators/training_step.py): Adam's epsilon,
+with the constants of the model's training step (training_step.py): Adam's epsilon,
 where it is added, and what the EMA averages.
 
 The EMA is applied right after each generator update, inside the generator's train op, so the
@@ -9,7 +9,7 @@ weights (LadaGAN's official TF code forgot to do this) and are checkpointed as
 """
 import tensorflow as tf
 
-from estimators import precision
+from estimators.engines import precision
 
 EMA_SUFFIX = "ExponentialMovingAverage"
 
@@ -52,10 +52,11 @@ class Adam(tf.compat.v1.train.AdamOptimizer):
       return self._ema.apply(trained + extra)
 
 
-def make_optimizers(cfg, step, generator_state=None):
+def make_optimizers(cfg, step, generator_state=None, compute_dtype=None):
   """(generator optimizer, discriminator optimizer) of the run's training step `step` (a
   training_step.TrainingStep). `generator_state()`: G's variables beyond the trained ones (its BN
-  moving statistics), which the EMA also averages when the step says `ema_variables='all'`."""
+  moving statistics), which the EMA also averages when the step says `ema_variables='all'`.
+  `compute_dtype` (precision.compute_dtype's answer): float16 adds loss scaling."""
   common = dict(beta1=cfg.beta1, beta2=cfg.beta2, epsilon=step.adam_epsilon,
                 epsilon_form=step.adam_epsilon_form)
   ema_extra = None
@@ -67,4 +68,5 @@ def make_optimizers(cfg, step, generator_state=None):
   g_opt = Adam(learning_rate=cfg.generator_lr, ema_decay=cfg.ema_decay, ema_extra=ema_extra,
                name="generator_adam", **common)
   d_opt = Adam(learning_rate=cfg.discriminator_lr, name="discriminator_adam", **common)
-  return precision.wrap_optimizer(g_opt, cfg), precision.wrap_optimizer(d_opt, cfg)
+  return (precision.wrap_optimizer(g_opt, compute_dtype),
+          precision.wrap_optimizer(d_opt, compute_dtype))
