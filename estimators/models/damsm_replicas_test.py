@@ -129,8 +129,8 @@ def test_example_seeded_dropout_is_the_examples_not_the_splits():
 
 
 def test_uneven_split_and_batch_statistics_fail_at_start_writing_nothing(tmp_path, monkeypatch):
-  cluster = {"worker": ["localhost:1", "localhost:2", "localhost:3"]}
-  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster,
+  workers = {"worker": ["localhost:1", "localhost:2", "localhost:3"]}
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": workers,
                                               "task": {"type": "worker", "index": 0}}))
   cfg = damsm_model_test._cfg(tmp_path / "run").replace(  # pylint: disable=protected-access
       distribution="multi_worker")
