@@ -16,7 +16,13 @@ shown instead, marked "est.".
 --alternate builds the YLG layers (sparse, dense with the -inf mask, dense with the official
 additive -1000 mask) in one process and times them in turn, round after round, so each round sees
 the same background load; it prints each layer's median wall and process CPU time and the sparse /
-dense ratios. --baseline=DIR adds ylg_sparse_baseline: DIR's tfgan_attention/ylg_attention.py
+dense ratios. --core times only the attention computation (issue #27 item 2's "sparse
+attention" against "the dense masked computation the official code uses"): from theta, phi and g
+(as the layer's 1x1 convolutions and pooling give them, heads last) to the heads' output, forward
+and backward w.r.t. theta, phi and g; without the projections, the pooling, the output convolution
+and the residual, which both paths share (with --core, ylg_dense_official is the official
+`sn_attention_block_sim`'s sequence: head transposes, logits, + (1 - M) * -1000, softmax, values,
+heads to the end). --baseline=DIR adds ylg_sparse_baseline: DIR's tfgan_attention/ylg_attention.py
 and ylg_sparse.py (e.g. a checkout of main; the other modules are this tree's) as a fourth layer.
 """
 import argparse
@@ -87,6 +93,39 @@ def _traced_step(name, x):
   return step
 
 
+def _traced_core_step(name, x):
+  """A traced tf.function over theta, phi, g [B, N, 8, d] from x's shape: the attention core of
+  YLG layer `name` (see --core), forward, loss and gradients w.r.t. theta, phi and g."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tfgan_attention import ylg_attention  # pylint: disable=import-outside-toplevel
+  from tfgan_attention.ylg_sparse import sparse_attention  # pylint: disable=import-outside-toplevel
+  layer = _make_layer(name)
+  layer.build(x.shape)
+  b, h, w, c = x.shape
+  heads = ylg_attention.NUM_HEADS
+  gen = tf.random.Generator.from_seed(0)
+  theta = gen.normal([b, h * w, heads, c // 8 // heads])
+  phi = gen.normal([b, h * w // 4, heads, c // 8 // heads])
+  g = gen.normal([b, h * w // 4, heads, c // 2 // heads])
+  to_heads = lambda t: tf.transpose(t, [0, 2, 1, 3])  # [B, 8, N, d], as the official code
+
+  @tf.function
+  def step(theta, phi, g):
+    with tf.GradientTape() as tape:
+      tape.watch([theta, phi, g])
+      if layer.implementation == "sparse":
+        o = sparse_attention(theta, phi, g, layer._plan, heads_last=True)  # pylint: disable=protected-access
+      else:
+        o, _ = layer._dense_attention(to_heads(theta), to_heads(phi), to_heads(g))  # pylint: disable=protected-access
+        o = tf.transpose(o, [0, 2, 3, 1])  # heads to the end, as the official code
+      loss = tf.reduce_sum(tf.reshape(o, [b, h, w, c // 2]) ** 2)
+    grads = tape.gradient(loss, [theta, phi, g])
+    return tf.add_n([tf.reduce_sum(t) for t in grads])
+
+  step.get_concrete_function(theta, phi, g)
+  return lambda _: step(theta, phi, g)
+
+
 def run_one(name, size, batch, channels, steps):
   """Measures one layer in this process; returns {"ms": ..., "peak_mb": ...}."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -94,12 +133,12 @@ def run_one(name, size, batch, channels, steps):
   return time_and_peak(_traced_step(name, x), x, steps)
 
 
-def alternate(names, size, batch, channels, rounds):
-  """{layer: [ms of each round]}: the layers' steps built in this process, then run in turn
-  (after one untimed call each), `rounds` times."""
+def alternate(names, size, batch, channels, rounds, core=False):
+  """{layer: [ms of each round]}: the layers' steps (their attention cores with `core`) built in
+  this process, then run in turn (after one untimed call each), `rounds` times."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   x = tf.random.normal([batch, size, size, channels], seed=0)  # [B, H, W, C]
-  steps = {name: _traced_step(name, x) for name in names}
+  steps = {name: (_traced_core_step if core else _traced_step)(name, x) for name in names}
   for step in steps.values():
     step(x).numpy()
   times = {name: ([], []) for name in names}  # wall ms, process CPU ms
@@ -112,13 +151,15 @@ def alternate(names, size, batch, channels, rounds):
   return times
 
 
-def format_alternate(times, size, batch, channels, loads):
+def format_alternate(times, size, batch, channels, loads, core=False):
   """The --alternate table: median (min-max) wall ms and median CPU ms per layer, then each
   sparse layer / each dense layer at the medians."""
   import statistics  # pylint: disable=import-outside-toplevel
   rounds = len(next(iter(times.values()))[0])
   med = {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
-  lines = [f"{size}x{size}, batch {batch}, {channels} channels, forward+backward; {rounds} "
+  what = ("the attention core only (theta, phi, g -> heads' output)" if core
+          else "the whole layer")
+  lines = [f"{size}x{size}, batch {batch}, {channels} channels, forward+backward of {what}; {rounds} "
            f"rounds alternating in one process; {os.cpu_count()} CPU cores, load average "
            f"{loads[0]:.1f} -> {loads[1]:.1f}", "",
            "| layer | median wall ms | min - max wall ms | median process CPU ms |",
@@ -154,6 +195,8 @@ def main(argv=None):
                  help="time the layers in one process, in turn (default layers: "
                       f"{','.join(ALTERNATE)}; --sizes: each size on its own)")
   p.add_argument("--rounds", type=int, default=7, help="--alternate: timed rounds")
+  p.add_argument("--core", action="store_true",
+                 help="--alternate: time the attention core only, without the projections")
   p.add_argument("--baseline", help="--alternate: also time DIR's YLG sparse layer")
   p.add_argument("--one", nargs=2, metavar=("LAYER", "SIZE"), help=argparse.SUPPRESS)
   args = p.parse_args(argv)
@@ -168,9 +211,9 @@ def main(argv=None):
       names.insert(1, "ylg_sparse_baseline")
     for size in (int(s) for s in args.sizes.split(",")):
       load = os.getloadavg()[0]
-      times = alternate(names, size, args.batch, args.channels, args.rounds)
+      times = alternate(names, size, args.batch, args.channels, args.rounds, args.core)
       print(format_alternate(times, size, args.batch, args.channels,
-                             (load, os.getloadavg()[0])) + "\n")
+                             (load, os.getloadavg()[0]), args.core) + "\n")
     return
   if args.one:
     print(json.dumps(run_one(args.one[0], int(args.one[1]), args.batch, args.channels,

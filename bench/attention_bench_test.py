@@ -101,10 +101,13 @@ def test_alternate_table_has_medians_ranges_and_ratios_to_each_dense_layer():
            "ylg_dense": ([100.0, 300.0, 200.0], [40.0, 40.0, 40.0]),
            "ylg_dense_official": ([250.0, 150.0, 400.0], [80.0, 80.0, 80.0])}
   out = attention.format_alternate(times, 64, 8, 256, (1.5, 2.25))
-  assert out.splitlines()[0] == ("64x64, batch 8, 256 channels, forward+backward; 3 rounds "
+  assert out.splitlines()[0] == ("64x64, batch 8, 256 channels, forward+backward of the whole "
+                                 "layer; 3 rounds "
                                  "alternating in one process; " + str(os.cpu_count())
                                  + " CPU cores, load average 1.5 -> 2.2")
   assert "| ylg_sparse | 20 | 10 - 30 | 4 |" in out
+  core = attention.format_alternate(times, 64, 8, 256, (1.5, 2.25), core=True)
+  assert "forward+backward of the attention core only (theta, phi, g -> heads' output)" in core
   assert "| ylg_dense_official | 250 | 150 - 400 | 80 |" in out
   assert "ylg_sparse / ylg_dense = 0.100x wall time, 0.100x CPU time (medians)" in out
   assert "ylg_sparse / ylg_dense_official = 0.080x wall time, 0.050x CPU time (medians)" in out
@@ -124,3 +127,15 @@ def test_baseline_layer_comes_from_the_other_tree(tmp_path):
   assert cls.__name__ == "YLGAttention"
   assert cls.call.__globals__["MARKER"] == "ylg_attention.py"
   assert cls.call.__globals__["sparse_attention"].__globals__["MARKER"] == "ylg_sparse.py"
+
+
+def test_core_steps_of_sparse_and_dense_compute_the_same_gradients():
+  """--core: the sparse core and both dense cores (the -inf mask; the official additive mask
+  with its head transposes) give the same summed gradients w.r.t. theta, phi and g."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  x = tf.zeros([2, 8, 8, 64])
+  got = {name: float(attention._traced_core_step(name, x)(x))  # pylint: disable=protected-access
+         for name in attention.ALTERNATE}
+  assert got["ylg_sparse"] != 0.0
+  assert got["ylg_dense"] == pytest.approx(got["ylg_sparse"], rel=1e-4, abs=1e-3)
+  assert got["ylg_dense_official"] == pytest.approx(got["ylg_sparse"], rel=1e-4, abs=1e-3)

@@ -3,6 +3,16 @@
   python -m bench.tfgan_example                                # 16:8 and 32:16
   python -m bench.tfgan_example --settings=16:8 --steps=20
   python -m bench.tfgan_example --ours=default,gan_estimator   # our engines side by side
+  python -m bench.tfgan_example --model=ylg_sagan --settings=32:8,32:16 --ylg_dir=DIR
+                                          # YLG-SAGAN against the official YLG code in DIR
+
+With --model=ylg_sagan the reference is the official YLG code (giannisdaras/ylg: TF-GAN's example
+with YLG's dense masked 8-head attention, `ops.sn_attention_block_sim`) imported from a checkout
+given by --ylg_dir (the directory holding ylg/; not part of this project: fetch it yourself). Its
+own input_fn reads `Dataset.output_shapes`, gone in TF 2.x, so it trains on TF-GAN's example's
+input_fn (the same fake data: zero images and noise, labels 0). Without --ylg_dir the reference
+is TF-GAN's example (SAGAN's dense single-head attention), and the table says so. YLG's 8 heads
+need 64 channels at the discriminator's 32x32 block (2 df): gf = df >= 32.
 
 TF-GAN's example is `tensorflow_gan.examples.self_attention_estimator` imported from the installed
 wheel (not copied): `train_experiment.make_estimator` (its GANEstimator and RunConfig) trained with
@@ -51,7 +61,7 @@ VARIANTS = {
 }
 
 
-def parse_settings(text):
+def parse_settings(text, model="sagan"):
   """'16:8,32:16' -> [(width, batch)]."""
   settings = []
   for item in filter(None, (s.strip() for s in text.split(","))):
@@ -60,6 +70,9 @@ def parse_settings(text):
       raise ValueError(f"setting {item!r} is not WIDTH:BATCH with positive integers (e.g. 16:8)")
     if int(width) % 8:
       raise ValueError(f"setting {item!r}: the attention block needs a width divisible by 8")
+    if model == "ylg_sagan" and int(width) % 32:
+      raise ValueError(f"setting {item!r}: YLG's 8 heads need 64 channels at the "
+                       "discriminator's 32x32 block (2 x df): a width divisible by 32")
     settings.append((int(width), int(batch)))
   if not settings:
     raise ValueError("no settings given")
@@ -149,10 +162,54 @@ def turn_hook(turns, name):
   return TurnHook()
 
 
-def train_tfgan(width, batch, total, hooks):
-  """Trains TF-GAN's example `total` steps with `hooks` (its GANEstimator, its fake data)."""
+def import_ylg_official(ylg_dir):
+  """The official YLG code's train_experiment module from a checkout (`ylg_dir`/ylg/*.py, flat
+  imports: its directory goes on sys.path)."""
+  path = os.path.join(os.path.abspath(ylg_dir), "ylg")
+  if not os.path.isfile(os.path.join(path, "train_experiment.py")):
+    raise ValueError(f"--ylg_dir {ylg_dir!r} has no ylg/train_experiment.py: give the root of a "
+                     "checkout of giannisdaras/ylg")
+  _import_tfgan_example()  # the getargspec shim; the flags marked parsed
+  if path not in sys.path:
+    sys.path.insert(0, path)
+  import train_experiment  # pylint: disable=import-outside-toplevel,import-error
+  if not train_experiment.__file__.startswith(path):
+    raise ValueError(f"another train_experiment module ({train_experiment.__file__}) shadows "
+                     f"the one in {path}")
+  _adapt_ylg_networks(train_experiment)
+  return train_experiment
+
+
+def _adapt_ylg_networks(te):
+  """The released train_experiment.py unpacks `generator(...)` and `discriminator(...)` as
+  (output, variables), but the released generator.py returns (images, attention map) and
+  discriminator.py (logits, features, attention map, variables): training as released fails
+  (it iterates over the attention tensor). This hands train_experiment networks that return
+  what it expects (the same graph: only the return values are picked), in this process only."""
+  import types  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  gen, dis = te.gen_module, te.dis_module
+  if getattr(gen, "_bench_adapted", False):
+    return
+
+  def generator(*args, **kwargs):
+    images, _ = gen.generator(*args, **kwargs)
+    return images, tf.compat.v1.trainable_variables("generator")
+
+  def discriminator(*args, **kwargs):
+    logits, _, _, variables = dis.discriminator(*args, **kwargs)
+    return logits, variables
+  te.gen_module = types.SimpleNamespace(**{**vars(gen), "generator": generator,
+                                           "_bench_adapted": True})
+  te.dis_module = types.SimpleNamespace(**{**vars(dis), "discriminator": discriminator})
+
+
+def train_tfgan(width, batch, total, hooks, ylg_dir=None):
+  """Trains TF-GAN's example (or, with `ylg_dir`, the official YLG code) `total` steps with
+  `hooks` (its GANEstimator, TF-GAN's example's fake data)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   te = _import_tfgan_example()
+  code = te if ylg_dir is None else import_ylg_official(ylg_dir)
   with tempfile.TemporaryDirectory(prefix="bench_tfgan_example_") as tmp:
     hparams = te.HParams(
         train_batch_size=batch, eval_batch_size=batch, predict_batch_size=batch,
@@ -164,14 +221,14 @@ def train_tfgan(width, batch, total, hooks):
         tpu_params=te.TPUParams(use_tpu_estimator=False, tpu_location=None, gcp_project=None,
                                 tpu_zone=None, tpu_iterations_per_loop=1))
     tf.compat.v1.logging.set_verbosity(tf.compat.v1.logging.ERROR)
-    estimator = te.make_estimator(hparams)
+    estimator = code.make_estimator(hparams)
     estimator.train(te.train_eval_input_fn, max_steps=total, hooks=hooks)
   return "GANEstimator (TF-GAN's sequential hooks, its MirroredStrategy RunConfig)"
 
 
-def train_ours(width, batch, overrides, total, hooks):
+def train_ours(width, batch, overrides, total, hooks, model="sagan"):
   from bench import train_step  # pylint: disable=import-outside-toplevel
-  config = train_step.Config("sagan", IMAGE_SIZE, width, width, batch, ATTENTION)
+  config = train_step.Config(model, IMAGE_SIZE, width, width, batch, ATTENTION)
   same = dict(generator_lr=LR_G, discriminator_lr=LR_D, beta1=BETA1, beta2=BETA2,
               sn_bound="tfgan")  # z 128: run_one's
   same.update(overrides)
@@ -182,12 +239,18 @@ def train_ours(width, batch, overrides, total, hooks):
   return f"engine {result['engine']}, distribution {result['distribution']}, xla {xla}"
 
 
-def compare(setting, variants, *, steps, warmup):
-  """Trains TF-GAN's example and each variant step-interleaved; returns
-  {name: (engine description, [seconds of each timed step])}."""
+def reference_name(model, ylg_dir):
+  return "YLG official" if model == "ylg_sagan" and ylg_dir else "TF-GAN example"
+
+
+def compare(setting, variants, *, steps, warmup, model="sagan", ylg_dir=None):
+  """Trains the reference (TF-GAN's example, or the official YLG code for ylg_sagan with
+  `ylg_dir`) and each variant of our `model` step-interleaved; returns
+  {name: (engine description, [seconds of each timed step])}, the reference first."""
   width, batch = setting
   total = warmup + steps
-  contenders = [("TF-GAN example", None)] + list(variants)
+  ylg_dir = ylg_dir if model == "ylg_sagan" else None
+  contenders = [(reference_name(model, ylg_dir), None)] + list(variants)
   turns = Turns([name for name, _ in contenders])
   results, errors = {}, {}
 
@@ -195,8 +258,8 @@ def compare(setting, variants, *, steps, warmup):
     hook = turn_hook(turns, name)
     turns.acquire(name)
     try:
-      engine = (train_tfgan(width, batch, total, [hook]) if overrides is None
-                else train_ours(width, batch, overrides, total, [hook]))
+      engine = (train_tfgan(width, batch, total, [hook], ylg_dir) if overrides is None
+                else train_ours(width, batch, overrides, total, [hook], model))
       timed = hook.step_seconds[warmup:]
       if len(timed) != steps:
         raise RuntimeError(f"{name}: expected {steps} timed steps, got {len(timed)}")
@@ -217,11 +280,11 @@ def compare(setting, variants, *, steps, warmup):
   return {name: results[name] for name, _ in contenders}
 
 
-def format_table(rows):
+def format_table(rows, reference="TF-GAN"):
   """rows: [((width, batch), contender, images/s at the median step, images/s over all timed
   steps, median ms/step, ratio or None)] -> markdown."""
   lines = ["| gf = df | batch | contender | median ms/step | images/s (median step) "
-           "| images/s (all timed steps) | vs TF-GAN (median step) |",
+           f"| images/s (all timed steps) | vs {reference} (median step) |",
            "|---:|---:|---|---:|---:|---:|---:|"]
   for (width, batch), name, rate, mean_rate, median_ms, ratio in rows:
     lines.append(f"| {width} | {batch} | {name} | {median_ms:,.0f} | {rate:.1f} | {mean_rate:.1f} "
@@ -236,11 +299,17 @@ def main(argv=None):
   p.add_argument("--ours", default="default",
                  help=f"our engine variants, comma-separated, each from {', '.join(VARIANTS)} "
                  "or several joined by '+' (default: default)")
+  p.add_argument("--model", default="sagan", choices=("sagan", "ylg_sagan"),
+                 help="our model; ylg_sagan is compared with the official YLG code if --ylg_dir "
+                 "is given, else with TF-GAN's example")
+  p.add_argument("--ylg_dir", help="root of a checkout of giannisdaras/ylg (holding ylg/)")
   p.add_argument("--steps", type=int, default=8, help="timed steps per contender and round")
   p.add_argument("--warmup", type=int, default=3, help="untimed steps first (>= 1)")
   args = p.parse_args(argv)
   try:
-    settings, variants = parse_settings(args.settings), parse_variants(args.ours)
+    settings, variants = parse_settings(args.settings, args.model), parse_variants(args.ours)
+    if args.ylg_dir and args.model == "ylg_sagan":
+      import_ylg_official(args.ylg_dir)  # before any thread imports it
   except ValueError as e:
     p.error(str(e))
   if any(overrides.get("xla") for _, overrides in variants):  # before TensorFlow's first device
@@ -253,7 +322,8 @@ def main(argv=None):
   load_before, start = os.getloadavg()[0], time.time()
   rows, engines = [], {}
   for setting in settings:
-    results = compare(setting, variants, steps=args.steps, warmup=args.warmup)
+    results = compare(setting, variants, steps=args.steps, warmup=args.warmup, model=args.model,
+                      ylg_dir=args.ylg_dir)
     reference = None
     for name, (engine, seconds) in results.items():
       engines[name] = engine
@@ -261,15 +331,17 @@ def main(argv=None):
       rate = setting[1] * 1000 / median_ms  # the median step: robust to a burst of load
       reference = reference or rate
       rows.append((setting, name, rate, setting[1] * len(seconds) / sum(seconds), median_ms,
-                   None if name == "TF-GAN example" else rate / reference))
+                   None if name == reference_name(args.model, args.ylg_dir) else rate / reference))
       print(f"  gf=df={setting[0]} batch {setting[1]} {name}: {rate:.2f} images/s",
             file=sys.stderr, flush=True)
-  print(f"\n128 px, {NUM_CLASSES} classes, attention at {ATTENTION}x{ATTENTION}, float32; "
+  ref = reference_name(args.model, args.ylg_dir)
+  print(f"\n{args.model} against {ref}{'' if args.model == 'sagan' or args.ylg_dir else ' (no --ylg_dir: the official YLG code not given)'}; "
+        f"128 px, {NUM_CLASSES} classes, attention at {ATTENTION}x{ATTENTION}, float32; "
         f"{args.warmup} warm-up + {args.steps} timed steps per contender, interleaved step by "
         f"step in one process; {os.cpu_count()} CPUs, load average "
         f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; ran {time.time() - start:.0f} s. "
         "Engines: " + "; ".join(f"{k}: {v}" for k, v in engines.items()) + "\n")
-  print(format_table(rows))
+  print(format_table(rows, ref))
   return rows
 
 

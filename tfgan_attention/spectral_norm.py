@@ -50,6 +50,36 @@ def _chain_key(layer):
   return chain, (id(layer), -1 if replica is None else int(replica))
 
 
+def spectral_divisor(kernel, u_var, training, power_iterations=1, eps=1e-12, after=None,
+                     bound="paper"):
+  """Returns (divisor, sigma, update): what `spectral_normalize` divides the kernel by (sigma,
+  or max(1, sigma) for bound "tfgan"), the estimate sigma, and the u update op (None unless
+  `training`). Arguments as spectral_normalize; the caller makes its use of the divisor depend
+  on the update."""
+  check_bound(bound)
+  w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [K, C_out]
+  with tf.control_dependencies([after] if after is not None else []):
+    u = tf.convert_to_tensor(u_var)  # [1, C_out]
+  v = None
+  for _ in range(power_iterations):
+    v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True), epsilon=eps)  # [1, K]
+    u = tf.math.l2_normalize(tf.matmul(v, w), epsilon=eps)  # [1, C_out]
+  u = tf.stop_gradient(u)
+  v = tf.stop_gradient(v)
+  sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
+  divisor = sigma if bound == "paper" else tf.maximum(tf.constant(1.0, sigma.dtype), sigma)
+  update = u_var.assign(u, read_value=False) if training else None
+  return divisor, sigma, update
+
+
+def _divide(x, divisor, sigma, update):
+  """(x / divisor, sigma), both after `update` when there is one."""
+  if update is None:
+    return x / divisor, sigma
+  with tf.control_dependencies([update]):
+    return x / divisor, tf.identity(sigma)
+
+
 def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, after=None,
                        bound="paper"):
   """Returns (normalised kernel, sigma, update), updating u_var when `training`.
@@ -66,23 +96,9 @@ def spectral_normalize(kernel, u_var, training, power_iterations=1, eps=1e-12, a
     (kernel / sigma or kernel / max(1, sigma), sigma (the estimate, whichever the bound),
      the u update op or None).
   """
-  check_bound(bound)
-  w = tf.reshape(kernel, [-1, kernel.shape[-1]])  # [K, C_out]
-  with tf.control_dependencies([after] if after is not None else []):
-    u = tf.convert_to_tensor(u_var)  # [1, C_out]
-  v = None
-  for _ in range(power_iterations):
-    v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True), epsilon=eps)  # [1, K]
-    u = tf.math.l2_normalize(tf.matmul(v, w), epsilon=eps)  # [1, C_out]
-  u = tf.stop_gradient(u)
-  v = tf.stop_gradient(v)
-  sigma = tf.reshape(tf.matmul(tf.matmul(v, w), u, transpose_b=True), [])
-  divisor = sigma if bound == "paper" else tf.maximum(tf.constant(1.0, sigma.dtype), sigma)
-  if training:
-    update = u_var.assign(u, read_value=False)
-    with tf.control_dependencies([update]):
-      return kernel / divisor, tf.identity(sigma), update
-  return kernel / divisor, sigma, None
+  divisor, sigma, update = spectral_divisor(kernel, u_var, training, power_iterations, eps,
+                                            after, bound)
+  return _divide(kernel, divisor, sigma, update) + (update,)
 
 
 class _SpectralNormMixin:
@@ -95,18 +111,27 @@ class _SpectralNormMixin:
         initializer=tf.keras.initializers.RandomNormal(stddev=1.0),
         aggregation=tf.VariableAggregation.MEAN)
 
-  def normalized_kernel(self, training=False):
-    """The kernel divided by sigma ("paper") or max(1, sigma) ("tfgan"), sigma its estimated
-    largest singular value (kept in `last_sigma`)."""
+  def _divisor(self, training):
+    """(divisor, sigma, update) of this call, its u update chained after the previous call's."""
     update = bool(training) or self.update_u_in_eval
     chain, key = _chain_key(self)
     after = chain.get(key) if chain is not None else None
-    w, sigma, assign = spectral_normalize(self.kernel, self.u, update, self.power_iterations,
-                                          after=after, bound=self.bound)
+    divisor, sigma, assign = spectral_divisor(self.kernel, self.u, update, self.power_iterations,
+                                              after=after, bound=self.bound)
     if chain is not None and assign is not None:
       chain[key] = assign
-    self.last_sigma = sigma
-    return w
+    return divisor, sigma, assign
+
+  def normalized(self, x, training=False):
+    """x / the kernel's divisor (sigma, or max(1, sigma)) after this call's u update: x is the
+    kernel or a part of it (rows of the embedding). Keeps sigma in `last_sigma`."""
+    out, self.last_sigma = _divide(x, *self._divisor(training))
+    return out
+
+  def normalized_kernel(self, training=False):
+    """The kernel divided by sigma ("paper") or max(1, sigma) ("tfgan"), sigma its estimated
+    largest singular value (kept in `last_sigma`)."""
+    return self.normalized(self.kernel, training)
 
 
 class SNConv2D(_SpectralNormMixin, tf.keras.layers.Layer):
@@ -203,5 +228,7 @@ class SNEmbedding(_SpectralNormMixin, tf.keras.layers.Layer):
     return tf.transpose(self.embeddings)
 
   def call(self, labels, training=False):
-    table = tf.transpose(self.normalized_kernel(training))  # [num_classes, dim]
-    return tf.gather(table, labels)
+    # The batch's rows divided by the table's divisor: the same values as dividing the whole
+    # [num_classes, dim] table and gathering (TF-GAN's sn_embedding), without a pass over the
+    # table forward and backward (issue #27).
+    return self.normalized(tf.gather(self.embeddings, labels), training)  # [B, dim]

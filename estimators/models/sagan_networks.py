@@ -62,7 +62,9 @@ def attention_channels(image_size, gf_dim, df_dim, attention_resolution):
 
 
 def _upsample(x):
-  return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)  # nearest neighbour x2
+  """Nearest neighbour x2: one ResizeNearestNeighbor op (and one op for its gradient), the same
+  values as two tf.repeat or TF-GAN's tile, and the cheapest of the three on CPU (issue #27)."""
+  return tf.image.resize(x, [2 * x.shape[1], 2 * x.shape[2]], method="nearest")
 
 
 def _downsample(x):
