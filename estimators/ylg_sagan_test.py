@@ -36,9 +36,18 @@ def test_ylg_networks_use_ylg_attention_with_sagan_parameter_count(tmp_path, ove
   assert (_count(g), _count(d)) == (_count(g8), _count(d8))  # "parameters not affected"
 
 
+# YLG-SAGAN declares SAGAN's step: every engine that runs SAGAN's runs it (TPUGANEstimator with
+# its own step's flags, as gan_estimator_test's SAGAN run).
+ENGINES = {"in_graph": {}, "gan_estimator": {"engine": "gan_estimator"},
+           "tpu_gan_estimator": dict(use_tpu=True, step_order="discriminator_first",
+                                     generator_bn_updates="both_steps")}
+
+
 @pytest.mark.slow
-def test_tiny_ylg_sagan_trains_through_the_estimator_and_exports(tmp_path):
-  cfg = _ylg_config(tmp_path, max_steps=2, save_checkpoints_steps=2, save_summary_steps=2)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_tiny_ylg_sagan_trains_through_the_estimator_and_exports(tmp_path, engine):
+  cfg = _ylg_config(tmp_path, max_steps=2, save_checkpoints_steps=2, save_summary_steps=2,
+                    **ENGINES[engine])
   ckpt = experiment.run_train(cfg)
   assert export.checkpoint_step(ckpt) == 2
   path = experiment.run_export(cfg)
