@@ -271,8 +271,9 @@ def main(argv=None):
     official = [n for n in args.official.split(",") if n.strip()]
     ours = [n for n in args.ours.split(",") if n.strip()]
     unknown = [n for n in official if n not in OFFICIAL] + [n for n in ours if n not in OURS]
-    if unknown or not official or not batches or min(batches) < 1:
-      raise ValueError(f"unknown contenders {unknown}, or no official contender, or a bad batch")
+    if unknown or not official or min(batches, default=1) < 1 or not (batches or args.setup):
+      raise ValueError(f"unknown contenders {unknown}, or no official contender, or a bad batch "
+                       "(--batches= with nothing needs --setup)")
   except ValueError as e:
     p.error(str(e))
   if args.setup_one:
@@ -287,20 +288,21 @@ def main(argv=None):
   import_official(official_dir)  # before any thread imports it
   load_before, began = os.getloadavg()[0], time.time()
   rows, descriptions = [], {}
-  for batch in batches:
+  for batch in batches:  # none with --setup --batches=
     results = compare(official_dir, batch, official, ours, steps=args.steps, warmup=args.warmup)
     for name, (description, _, _) in results.items():
       descriptions[name] = description
     rows += rows_of(batch, results)
     for row in rows[-len(results):]:
       print(f"  batch {batch} {row[1]}: {row[2]:.2f} images/s", file=sys.stderr, flush=True)
-  print(f"\nLadaGAN CIFAR-10 release config, float32; {args.warmup} warm-up + {args.steps} "
-        f"timed steps per contender, interleaved step by step in one process; "
-        f"{os.cpu_count()} CPUs, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
-        f"peak RSS {status_kb('VmHWM') / 1024:,.0f} MB (all contenders); ran "
-        f"{time.time() - began:.0f} s. " + "; ".join(f"{k}: {v}" for k, v in descriptions.items())
-        + "\n")
-  print(format_table(rows))
+  if rows:
+    print(f"\nLadaGAN CIFAR-10 release config, float32; {args.warmup} warm-up + {args.steps} "
+          f"timed steps per contender, interleaved step by step in one process; "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}; "
+          f"peak RSS {status_kb('VmHWM') / 1024:,.0f} MB (all contenders); ran "
+          f"{time.time() - began:.0f} s. "
+          + "; ".join(f"{k}: {v}" for k, v in descriptions.items()) + "\n")
+    print(format_table(rows))
   if args.setup:
     totals, last = setup_rounds(official_dir, args.rounds)
     print(f"\nSet-up, seconds from a fresh process's start to the end of the first step, paper "
