@@ -36,6 +36,7 @@ once, LadaGAN, Adam, create_ckpt, the dataset iterator, the first train_step wit
 XLA compilation), each in its own process, rows alternating for --rounds.
 """
 import argparse
+import concurrent.futures
 import functools
 import json
 import os
@@ -43,7 +44,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import types
 
@@ -143,33 +143,25 @@ def compare(official_dir, batch, official, ours, *, steps, warmup):
   total = warmup + steps
   contenders = [(n, None) for n in official] + [(n, OURS[n]) for n in ours]
   turns = Turns([name for name, _ in contenders])
-  results, errors = {}, {}
 
-  def run(name, overrides):
+  def run(name, overrides):  # in the contender's own thread; hands the turn on when done
     hook = turn_hook(turns, name)
     turns.acquire(name)
     rss = status_kb("VmRSS")
     try:
       description = (train_official(official_dir, batch, OFFICIAL[name], total, hook)
                      if overrides is None else train_ours(batch, overrides, total, hook))
-      timed = hook.step_seconds[warmup:]
-      if len(timed) != steps:
-        raise RuntimeError(f"{name}: expected {steps} timed steps, got {len(timed)}")
-      results[name] = (description, timed, (status_kb("VmRSS") - rss) / 1024)
-    except BaseException as e:  # pylint: disable=broad-except  (reported below)
-      errors[name] = e
+      return description, hook.step_seconds[warmup:], (status_kb("VmRSS") - rss) / 1024
     finally:
       turns.release(name, finished=True)
 
-  threads = [threading.Thread(target=run, args=c, name=c[0]) for c in contenders]
-  for t in threads:
-    t.start()
-  for t in threads:
-    t.join()
-  if errors:
-    name, error = next(iter(errors.items()))
-    raise RuntimeError(f"{name} failed: {error!r}") from error
-  return {name: results[name] for name, _ in contenders}
+  with concurrent.futures.ThreadPoolExecutor(len(contenders)) as pool:
+    futures = {name: pool.submit(run, name, overrides) for name, overrides in contenders}
+  results = {name: future.result() for name, future in futures.items()}  # re-raises a failure
+  short = [name for name, (_, timed, _) in results.items() if len(timed) != steps]
+  if short:
+    raise RuntimeError(f"{short}: fewer than {steps} timed steps")
+  return results
 
 
 def rows_of(batch, results):

@@ -32,3 +32,24 @@ def test_setup_table_gives_medians_and_the_ratio_to_the_official():
   lines = lada_official.format_setup(totals, last).splitlines()
   assert lines[2] == "| official | start 3.0 | 11.0 | 1.00x |"
   assert lines[3] == "| ours | graph 5.0 | 22.0 | 2.00x |"
+
+
+def test_compare_interleaves_contenders_and_keeps_the_timed_steps(monkeypatch):
+  log = []
+
+  def fake_train(name):
+    def train(*args):
+      hook, total = args[-1], args[-2]
+      for _ in range(total):
+        hook.before_run(None)
+        log.append(name)
+      hook.end(None)
+      return name
+    return train
+  monkeypatch.setattr(lada_official, "train_official", fake_train("official"))
+  monkeypatch.setattr(lada_official, "train_ours", fake_train("ours"))
+  results = lada_official.compare("unused", 16, ["official_no_xla"], ["default"], steps=2,
+                                  warmup=1)
+  assert log == ["official", "ours"] * 3
+  assert {n: (d, len(s)) for n, (d, s, _) in results.items()} == {
+      "official_no_xla": ("official", 2), "default": ("ours", 2)}
