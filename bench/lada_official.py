@@ -108,8 +108,9 @@ def build_official(official_dir, settings, jit_compile):
             g_loss=g_loss, d_loss=d_loss)
   images = tf.random.stateless_uniform([NUM_IMAGES, conf.img_size, conf.img_size, 3], [1, 2],
                                        minval=-1.0, maxval=1.0)
-  data = iter(tf.data.Dataset.from_tensor_slices(images).cache().shuffle(NUM_IMAGES)
-              .batch(conf.batch_size, drop_remainder=True).repeat().prefetch(2))
+  # repeat before batching: a batch larger than the images held (the paper config's 128) too
+  data = iter(tf.data.Dataset.from_tensor_slices(images).cache().shuffle(NUM_IMAGES).repeat()
+              .batch(conf.batch_size, drop_remainder=True).prefetch(2))
   raw = type(gan).train_step.python_function  # the decorated method's own Python function
   train_step = tf.function(functools.partial(raw, gan), jit_compile=jit_compile)
 
