@@ -23,6 +23,11 @@ phases, from the process's start:
                graph.pbtxt and a .meta file)
   first step   the first training step (graph optimisation, first-run allocation, the step)
 --rounds > 1 runs the rows round-robin (row 1, row 2, ..., row 1, ...) and reports the median.
+
+With --official_dir (a taoxugit/AttnGAN checkout) and --official_python (a throwaway venv with
+torch), each round also times the official AttnGAN code at the CUB config (row `attngan:official`,
+bench.attngan_official's driver): its process start to the end of its first iteration (imports,
+G and D built with their orthogonal initialisation, the DAMSM encoders loaded), one total.
 """
 import argparse
 import json
@@ -225,17 +230,41 @@ def measure(model, preset, batch_size=0):
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def official_row(args):
+  """(code dir, python) of the official AttnGAN row, None without --official_dir; ValueError
+  on a bad path or when only one of the two flags is given."""
+  if not (args.official_dir or args.official_python):
+    return None
+  if not (args.official_dir and args.official_python):
+    raise ValueError("--official_dir and --official_python go together")
+  from bench import attngan_official  # pylint: disable=import-outside-toplevel
+  return (attngan_official.official_code_dir(args.official_dir),
+          attngan_official.check_python(args.official_python))
+
+
+def measure_official(code_dir, python, batch_size=0):
+  """{'total': seconds from the official process's start to the end of its first iteration}."""
+  from bench import attngan_official  # pylint: disable=import-outside-toplevel
+  with tempfile.TemporaryDirectory(prefix="bench_setup_time_official_") as workdir:
+    out = attngan_official.run_official(python, code_dir, workdir, batch_size or 20, 0, 1)
+  if "error" in out:
+    return out
+  return {**{p: None for p in PHASES}, "total": out["setup_to_first_step_s"]}
+
+
 def format_table(rows, results):
   lines = ["| model | config | " + " | ".join(PHASES) + " | total s |",
            "|---|---|" + "---:|" * (len(PHASES) + 1)]
   for (model, preset), result in zip(rows, results):
-    config = PAPER_CONFIGS[model] if preset == "paper" else "tiny (estimators/testing.py)"
+    config = {"paper": PAPER_CONFIGS.get(model), "official": "official code, CUB config"}.get(
+        preset, "tiny (estimators/testing.py)")
     if "error" in result:
       lines.append(f"| {model} | {config} | FAILED: {result['error'].replace('|', '/')} |"
                    + " |" * len(PHASES))
       continue
     lines.append(f"| {model} | {config} | "
-                 + " | ".join(f"{result[p]:.1f}" for p in PHASES + ("total",)) + " |")
+                 + " | ".join("-" if result[p] is None else f"{result[p]:.1f}"
+                              for p in PHASES + ("total",)) + " |")
   return "\n".join(lines)
 
 
@@ -244,7 +273,8 @@ def median_results(rounds):
   out = []
   for per_row in zip(*rounds):
     failed = next((r for r in per_row if "error" in r), None)
-    out.append(failed or {k: statistics.median(r[k] for r in per_row) for k in per_row[0]})
+    out.append(failed or {k: None if per_row[0][k] is None else
+                          statistics.median(r[k] for r in per_row) for k in per_row[0]})
   return out
 
 
@@ -256,6 +286,8 @@ def main(argv=None):
   p.add_argument("--batch_size", type=int, default=0,
                  help="override every row's batch (0: the config's); the set-up before the "
                       "first step does not depend on it, the first step and its memory do")
+  p.add_argument("--official_dir", help="a taoxugit/AttnGAN checkout: add its row")
+  p.add_argument("--official_python", help="python of a throwaway venv with torch, torchvision")
   p.add_argument("--one", help=argparse.SUPPRESS)
   p.add_argument("--workdir", help=argparse.SUPPRESS)
   p.add_argument("--start", type=float, help=argparse.SUPPRESS)
@@ -266,6 +298,10 @@ def main(argv=None):
     p.error(str(e))
   if args.rounds < 1:
     p.error("--rounds must be >= 1")
+  try:
+    official = official_row(args)
+  except ValueError as e:
+    p.error(str(e))
   if args.one:
     (row,) = rows
     result = measure_one(*row, args.workdir, args.start, args.batch_size)
@@ -280,6 +316,12 @@ def main(argv=None):
       r = rounds[-1][-1]
       print(f"  round {index + 1}, {model}:{preset}: "
             + (r["error"] if "error" in r else f"{r['total']:.1f} s"), file=sys.stderr, flush=True)
+    if official:
+      rounds[-1].append(measure_official(*official, args.batch_size))
+      print(f"  round {index + 1}, attngan:official: {rounds[-1][-1]}", file=sys.stderr,
+            flush=True)
+  if official:
+    rows = rows + [("attngan", "official")]
   results = median_results(rounds)
   print(f"\nSeconds from the process's start to the end of the first training step, by phase; "
         f"synthetic in-memory data, 1 step"
