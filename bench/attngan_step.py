@@ -184,7 +184,7 @@ def run_attngan(workdir, s, steps, warmup, with_damsm, hooks=(), overrides=None)
 def run_damsm(s, steps, warmup):
   """warmup + steps DAMSM pretraining steps (damsm_pretrain.Trainer) on one random batch."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from estimators.models import damsm, damsm_pretrain  # pylint: disable=import-outside-toplevel
+  from estimators.models import damsm, damsm_pretrain, damsm_replicas  # pylint: disable=import-outside-toplevel
   start = time.perf_counter()
   cfg = _gan_config(os.path.join(tempfile.gettempdir(), "unused"), s, 1)  # nothing is written
   hp = cfg.hparams
@@ -198,6 +198,7 @@ def run_damsm(s, steps, warmup):
   batch = {"images": rng.uniform([b, size, size, 3], -1.0, 1.0),
            "captions": tf.where(tf.range(t)[None, :] < lengths[:, None], words, 0),
            "caption_length": lengths, "labels": tf.range(b) % 10}
+  batch = damsm_replicas.with_index(batch)  # each row's place in the batch (its dropout key)
   times = []
   for _ in range(warmup + steps):
     losses = trainer.train_step(batch)

@@ -24,7 +24,7 @@ split of a global batch over R replicas must not change what is computed:
 import tensorflow as tf
 
 from estimators.engines import cluster
-from estimators.engines.distribute import make_strategy
+from estimators.engines import distribute as distribute_lib
 
 ONE_DEVICE = ("none", "one_device")  # the --distribution values that run one replica
 
@@ -58,7 +58,7 @@ def make_strategy(cfg):
   multi_worker, call before TensorFlow runs anything (its collectives are set up at start)."""
   if cfg.distribution in ONE_DEVICE:
     return tf.distribute.get_strategy()
-  return make_strategy(cfg)
+  return distribute_lib.make_strategy(cfg)
 
 
 def with_index(batch):
