@@ -275,7 +275,7 @@ def main(argv=None):
   if args.steps < 1 or args.warmup < 1:
     p.error("--steps and --warmup must be >= 1")
   if "xla" in ours:  # before TensorFlow's first device
-    from estimators import precision  # pylint: disable=import-outside-toplevel
+    from estimators.engines import precision  # pylint: disable=import-outside-toplevel
     precision.allow_cpu_autoclustering()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import_official(official_dir)  # before any thread imports it
