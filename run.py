@@ -27,6 +27,7 @@ from absl import app, flags  # pylint: disable=wrong-import-position
 
 from estimators import model_flags  # pylint: disable=wrong-import-position
 from estimators.engines import training_step  # pylint: disable=wrong-import-position
+from estimators.engines.plan import ENGINES  # pylint: disable=wrong-import-position
 from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -96,7 +97,7 @@ flags.DEFINE_enum("distribution", "none", ("none", "one_device", "mirrored", "mu
                   "(MirroredStrategy), 'multi_worker' = the cluster in TF_CONFIG "
                   "(MultiWorkerMirroredStrategy), 'one_device' = the same in-graph step on one "
                   "device, 'none' = TF-GAN's GANEstimator. --batch_size is the global batch.")
-flags.DEFINE_enum("engine", "in_graph", ("in_graph", "gan_estimator"),
+flags.DEFINE_enum("engine", "in_graph", ENGINES,
                   "Training step on one device (--distribution=none): 'in_graph' = one train op "
                   "per step, the model's declared step (SAGAN: GANEstimator's math without its "
                   "extra session.run for the logged loss; faster, see README 'Training speed'), "

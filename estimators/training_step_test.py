@@ -358,19 +358,27 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
 # mirrored run (2 logical CPUs, the same global batch) takes its step from that ckpt-0. A model
 # whose runs fail leaves its traceback in <root>/<model>/error.txt and the others still run.
 MIRRORED_MODELS = ("sagan", "ylg_sagan", "ladagan", "attngan")
+# The run's seed per model. Equality holds to float32 round-off only where round-off cannot flip
+# a kink: a (leaky) ReLU pre-activation within ~1e-7 of zero changes its slope between the two
+# runs (whose convolutions and batch moments sum in different orders), and the gradient of every
+# weight before it changes by that pixel's share. With the default seed LadaGAN's D stem has one
+# such pre-activation (|x| = 2e-7, output channel 0): its kernel gradient differed by 0.3% of its
+# scale in that channel only, and with a smooth activation in place of the LReLU the two runs
+# agreed everywhere (2026-12-07). Seed 1 puts every stem pre-activation beyond 8e-7 of zero.
+MIRRORED_SEEDS = {"ladagan": 1}
 _MIRRORED_SCRIPT = """
 import os, shutil, sys, traceback
 from estimators.engines import cluster
 cluster.split_cpu(2)
 from estimators import experiment
-from estimators.training_step_test import _config, write_random_damsm
+from estimators.training_step_test import MIRRORED_SEEDS, _config, write_random_damsm
 root = sys.argv[1]
 for name in sys.argv[2:]:
   runs = {}
   try:
     for kind in ("one_device", "mirrored"):
-      cfg = _config(name, os.path.join(root, name, kind)).replace(distribution=kind,
-                                                                  batch_size=4)
+      cfg = _config(name, os.path.join(root, name, kind)).replace(
+          distribution=kind, batch_size=4, seed=MIRRORED_SEEDS.get(name, 0))
       if name == "attngan":
         write_random_damsm(cfg)
       if kind == "mirrored":
@@ -402,12 +410,7 @@ def mirrored_runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.xfail(
-    strict=True, reason="open (2026-12-07): D's first Adam slot of stem_conv output channel 0 "
-    "differs by up to 0.3% of its scale (the other channels, every other D variable and G "
-    "agree); each replica's loss and its gradient with respect to every real and fake image "
-    "equal the one-device ones; the same D step eagerly under MirroredStrategy agrees")
-    if m == "ladagan" else ()) for m in MIRRORED_MODELS])
+@pytest.mark.parametrize("name", MIRRORED_MODELS)
 def test_mirrored_on_two_cpus_equals_one_device_for_every_model(mirrored_runs, name):
   """Each model's declared step on 2 replicas (per-replica batch 2, cross-replica BN) equals the
   one-device step on the global batch of 4, from the same ckpt-0: every variable but D's BN
