@@ -354,8 +354,9 @@ def test_engines_that_cannot_run_a_step_say_so_at_start(tmp_path):
 
 
 # One process for every model (logical CPUs must be made before TensorFlow starts; one process
-# pays TensorFlow's start once): per model, the one_device run writes ckpt-0 and takes a step; the
-# mirrored run (2 logical CPUs, the same global batch) takes its step from that ckpt-0. A model
+# pays TensorFlow's start once): per model, the run without a strategy (the in-graph engine)
+# writes ckpt-0 and takes a step; the one_device run and the mirrored run (2 logical CPUs, the
+# same global batch) take their step from that ckpt-0. A model
 # whose runs fail leaves its traceback in <root>/<model>/error.txt and the others still run.
 MIRRORED_MODELS = ("sagan", "ylg_sagan", "ladagan", "attngan")
 # The run's seed per model. Equality holds to float32 round-off only where round-off cannot flip
@@ -376,16 +377,16 @@ root = sys.argv[1]
 for name in sys.argv[2:]:
   runs = {}
   try:
-    for kind in ("one_device", "mirrored"):
+    for kind in ("none", "one_device", "mirrored"):
       cfg = _config(name, os.path.join(root, name, kind)).replace(
           distribution=kind, batch_size=4, seed=MIRRORED_SEEDS.get(name, 0))
       if name == "attngan":
         write_random_damsm(cfg)
-      if kind == "mirrored":
+      if kind != "none":
         os.makedirs(cfg.model_dir, exist_ok=True)
-        for f in os.listdir(runs["one_device"]):
+        for f in os.listdir(runs["none"]):
           if f.startswith("model.ckpt-0."):
-            shutil.copy(os.path.join(runs["one_device"], f), cfg.model_dir)
+            shutil.copy(os.path.join(runs["none"], f), cfg.model_dir)
         with open(os.path.join(cfg.model_dir, "checkpoint"), "w") as f:
           f.write('model_checkpoint_path: "model.ckpt-0"\\n')
       experiment.run_train(cfg)
@@ -415,12 +416,25 @@ def test_mirrored_on_two_cpus_equals_one_device_for_every_model(mirrored_runs, n
   """Each model's declared step on 2 replicas (per-replica batch 2, cross-replica BN) equals the
   one-device step on the global batch of 4, from the same ckpt-0: every variable but D's BN
   moving statistics (updated by D's real and fake calls in no fixed order, on either engine)."""
-  tmp_path = mirrored_runs / name
+  _assert_same_step(mirrored_runs / name, "one_device", "mirrored")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MIRRORED_MODELS)
+def test_one_device_strategy_equals_the_step_without_a_strategy_for_every_model(mirrored_runs,
+                                                                                 name):
+  """--distribution=one_device (the in-graph step under OneDeviceStrategy) equals the in-graph
+  engine without a strategy (the engine the recipe test compares with the official recipe)."""
+  _assert_same_step(mirrored_runs / name, "none", "one_device")
+
+
+def _assert_same_step(tmp_path, base, other):
+  """The runs `base` and `other` under tmp_path took the same step from the same ckpt-0."""
   error = tmp_path / "error.txt"
   assert not error.exists(), error.read_text()[-3000:]
-  one = tf.train.load_checkpoint(str(tmp_path / "one_device" / "model.ckpt-1"))
-  multi = tf.train.load_checkpoint(str(tmp_path / "mirrored" / "model.ckpt-1"))
-  start = tf.train.load_checkpoint(str(tmp_path / "one_device" / "model.ckpt-0"))
+  one = tf.train.load_checkpoint(str(tmp_path / base / "model.ckpt-1"))
+  multi = tf.train.load_checkpoint(str(tmp_path / other / "model.ckpt-1"))
+  start = tf.train.load_checkpoint(str(tmp_path / "none" / "model.ckpt-0"))
   names = sorted(one.get_variable_to_shape_map())
   assert names == sorted(multi.get_variable_to_shape_map())
   floats = {n: one.get_tensor(n) for n in names
