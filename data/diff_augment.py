@@ -17,6 +17,13 @@ them). With `seed` (shape [2] int32/int64 tensor, or a Python int) every draw is
 derived from it, so the same seed gives the same augmentation again (e.g. the discriminator loss
 and R1 on the same augmented reals, or replayed on another replica); without it the draws are
 TF's stateful random ops.
+
+Per-example draws (`example_draws`, then `diff_augment(..., draws=...)`): row i of a [B, K]
+table of uniforms in [0, 1) is a function of (seed, rows[i]) only, so an example is augmented
+the same way whichever replica or batch split it lands in (a mirrored or multi-worker run
+augments its global batch as one device does). Each op maps its column to its range as TF's
+uniform does (minval + u (maxval - minval); integers floor(u n) + minval): the same
+per-example distributions as the stateful draws.
 """
 from typing import Optional, Sequence, Tuple
 
@@ -50,6 +57,46 @@ class _Draws:
       return tf.random.uniform(shape, minval, maxval, dtype=dtype)
     sub = tf.random.experimental.stateless_fold_in(self.seed, self.count)
     return tf.random.stateless_uniform(shape, sub, minval, maxval, dtype=dtype)
+
+
+class _ExampleDraws:
+  """The ops' draws taken, in order, from the columns of a [B, K] table of uniforms in [0, 1)
+  (`example_draws`): each op's draw has one value per example, shape [B, 1, ...]."""
+
+  def __init__(self, table):
+    self.table = tf.convert_to_tensor(table, tf.float32)
+    self.count = 0
+
+  def uniform(self, shape, minval, maxval, dtype=tf.float32):
+    if self.count >= int(self.table.shape[1]):
+      raise ValueError(f"the policy needs more than the {self.table.shape[1]} draws per "
+                       "example given; make them with example_draws(seed, rows, policy)")
+    u = tf.reshape(self.table[:, self.count], [-1] + [1] * (len(shape) - 1))
+    self.count += 1
+    if dtype.is_integer:
+      n = maxval - minval
+      return tf.minimum(tf.cast(tf.floor(u * n), dtype), n - 1) + minval
+    return minval + u * (maxval - minval)
+
+
+def num_draws(policy) -> int:
+  """Uniforms per example the policy draws (brightness, saturation, contrast; translation's two
+  shifts; cutout's two offsets)."""
+  return sum(len(_OPS[name]) if name == "color" else 2 for name in parse_policy(policy))
+
+
+def example_draws(seed, rows, policy) -> tf.Tensor:
+  """[B, num_draws(policy)] uniforms in [0, 1): row i from (seed, rows[i]) only (seed a [2]
+  integer tensor, rows [B] int64: each example's index in the run's stream of examples)."""
+  count = num_draws(policy)
+  seed = tf.cast(seed, tf.int64)
+  rows = tf.cast(rows, tf.int64)
+  if not count:
+    return tf.zeros([tf.shape(rows)[0], 0], tf.float32)
+  return tf.map_fn(
+      lambda row: tf.random.stateless_uniform(
+          [count], tf.random.experimental.stateless_fold_in(seed, row)),
+      rows, fn_output_signature=tf.float32)
 
 
 def _static_hw(x):
@@ -108,16 +155,20 @@ _OPS = {"color": (brightness, saturation, contrast), "translation": (translation
 
 
 def diff_augment(images: tf.Tensor, policy="color,translation",
-                 seed: Optional[object] = None) -> tf.Tensor:
+                 seed: Optional[object] = None, draws: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Applies the policy's ops in the order given. images [B, H, W, C] -> same shape.
 
   Args:
     images: float [B, H, W, C] in [-1, 1], static H and W; B may be dynamic.
     policy: comma-separated names from POLICIES (or a sequence); '' returns images unchanged.
     seed: None (stateful draws) or an int / [2] integer tensor for stateless, repeatable draws.
+    draws: instead of `seed`, the examples' own uniforms [B, num_draws(policy)]
+      (`example_draws`): the augmentation of an example does not depend on its batch.
   """
   names = parse_policy(policy)
-  draws = _Draws(seed)
+  if draws is not None and seed is not None:
+    raise ValueError("pass seed or draws, not both")
+  draws = _Draws(seed) if draws is None else _ExampleDraws(draws)
   x = images
   for name in names:
     for op in _OPS[name]:

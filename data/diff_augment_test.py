@@ -121,3 +121,39 @@ def test_policy_names_are_checked():
   assert da.parse_policy(["translation"]) == ("translation",)
   with pytest.raises(ValueError, match="unknown DiffAugment policy 'colour'"):
     da.diff_augment(tf.zeros([1, 8, 8, 3]), "colour")
+
+
+def test_example_draws_make_each_examples_augmentation_independent_of_the_batch_split():
+  """The global batch augmented at once equals its two halves (two replicas' shares) augmented
+  apart, each with its own rows' draws; another seed augments differently."""
+  policy = "color,translation,cutout"
+  assert da.num_draws(policy) == 7 and da.num_draws("translation") == 2 and da.num_draws("") == 0
+  seed, x = tf.constant([3, 4], tf.int64), tf.constant(_images(b=8, h=16, w=16))
+  rows = tf.range(8, 16, dtype=tf.int64)  # the second global batch of 8
+  whole = da.diff_augment(x, policy, draws=da.example_draws(seed, rows, policy)).numpy()
+  halves = [da.diff_augment(x[i:i + 4], policy, draws=da.example_draws(seed, rows[i:i + 4],
+                                                                      policy)).numpy()
+            for i in (0, 4)]
+  np.testing.assert_array_equal(whole, np.concatenate(halves))
+  other = da.diff_augment(x, policy, draws=da.example_draws(seed + 1, rows, policy)).numpy()
+  assert np.abs(whole - other).max(axis=(1, 2, 3)).min() > 0.01  # every example differs
+  with pytest.raises(ValueError, match="more than the 2 draws"):
+    da.diff_augment(x, "color", draws=da.example_draws(seed, rows, "translation"))
+
+
+def test_example_draws_keep_each_ops_distribution():
+  """From the per-example table: brightness U(-0.5, 0.5), saturation U(0, 2), contrast
+  U(0.5, 1.5), integer shifts uniform over -r..r, cutout offsets over 0..size (+1 if even)."""
+  table = da.example_draws(tf.constant([5, 6], tf.int64), tf.range(3000, dtype=tf.int64),
+                           "color,translation,cutout")
+  assert table.shape == (3000, 7) and 0 <= table.numpy().min() and table.numpy().max() < 1
+  draws = da._ExampleDraws(table)  # pylint: disable=protected-access
+  for low, high in ((-0.5, 0.5), (0.0, 2.0), (0.5, 1.5)):
+    v = draws.uniform([3000, 1, 1, 1], low, high).numpy().ravel()
+    assert low <= v.min() and v.max() < high
+    assert abs(v.mean() - (low + high) / 2) < 0.03 * (high - low)
+  for low, high in ((-2, 3), (-2, 3), (0, 9), (0, 9)):  # 16 px: shifts -2..2; cutout 8: 0..8
+    v = draws.uniform([3000, 1], low, high, tf.int32).numpy().ravel()
+    counts = np.bincount(v - low, minlength=high - low)
+    assert len(counts) == high - low and v.dtype == np.int32
+    assert counts.min() > 0.7 * 3000 / (high - low) and counts.max() < 1.3 * 3000 / (high - low)

@@ -85,6 +85,34 @@ def test_generator_inputs_depend_on_the_example_not_on_the_batch_split():
   np.testing.assert_array_equal(resampled["labels"], labels + 1)
 
 
+def test_ladagan_augments_each_example_as_one_device_does(tmp_path):
+  """LadaGAN's DiffAugment draws travel with the generator inputs, drawn per example like the
+  noise: a replica's share of the global batch is augmented as one device augments those rows,
+  the reals and the fakes each with their own draws."""
+  cfg = tiny_config(tmp_path, model="ladagan", z_dim=8, g_dim="8,8,4", g_mlp_dim=8,
+                    d_enc_dim="4,4", d_out_dim="4,4", diffaugment="color,translation,cutout")
+  spec = get_model("ladagan")
+  seed = tf.constant([3, 4], tf.int64)
+  inputs = lambda first, last: spec.generator_inputs(
+      cfg, tf.range(first, last, dtype=tf.int64), seed, real=None)
+  whole, halves = inputs(0, 8), [inputs(0, 4), inputs(4, 8)]
+  assert set(whole) == {"noise", "augment_real", "augment_fake"}
+  for key, value in whole.items():
+    np.testing.assert_array_equal(value.numpy(), np.concatenate([h[key] for h in halves]))
+  images = tf.random.stateless_uniform([8, 32, 32, 3], [1, 2], -1, 1)
+  discriminator = lambda x, training: tf.reduce_mean(x, [1, 2, 3])[:, None]
+
+  def seen(data, inputs_, training=True):
+    return spec.discriminate(cfg, discriminator, data, inputs_, training)["images"].numpy()
+  reals = seen({"images": images}, whole)
+  np.testing.assert_array_equal(reals, np.concatenate(
+      [seen({"images": images[i:i + 4]}, h) for i, h in zip((0, 4), halves)]))
+  fakes = seen({"images": images, "augment_draws": whole["augment_fake"]}, whole)
+  assert np.abs(reals - fakes).max(axis=(1, 2, 3)).min() > 0.01  # their own draws
+  assert np.abs(reals - images.numpy()).max(axis=(1, 2, 3)).min() > 0.01
+  np.testing.assert_array_equal(seen({"images": images}, whole, training=False), images)
+
+
 @pytest.mark.slow
 def test_one_device_in_graph_step_trains_both_networks_and_updates_bn(tmp_path):
   """The one_device step equals the same step (the model's: G update, then D update) run without

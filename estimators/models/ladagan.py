@@ -172,6 +172,8 @@ class LadaGAN(ModelSpec):
     if return_attention:
       images, maps = out
       return {"images": images}, maps  # raw output [B, S, S, 3], maps [B, heads, N] x 3
+    if training and "augment_fake" in inputs:  # the fakes' own DiffAugment draws (discriminate)
+      return {"images": out, "augment_draws": inputs["augment_fake"]}
     return {"images": out}
 
   def images(self, outputs):
@@ -181,11 +183,29 @@ class LadaGAN(ModelSpec):
     """Whether D's inputs pass through DiffAugment: in training, unless bCR takes its place."""
     return training and bool(cfg.hparams.diffaugment) and not cfg.hparams.bcr_weight
 
+  def generator_inputs(self, cfg, rows, seed, real):
+    """Noise and, when D's inputs are augmented, each example's DiffAugment draws for the reals
+    ('augment_real') and the fakes ('augment_fake'), [B, K] uniforms: like the noise,
+    functions of (seed, row) only, so a mirrored or multi-worker run augments its global batch
+    as one device does (the G sub-step's 'g_' inputs carry their own)."""
+    inputs = super().generator_inputs(cfg, rows, seed, real)
+    if self.augments(cfg, training=True):
+      for tag, key in ((1, "augment_real"), (2, "augment_fake")):
+        inputs[key] = diff_augment.example_draws(
+            tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), 1000 + tag), rows,
+            cfg.hparams.diffaugment)
+    return inputs
+
   def discriminate(self, cfg, discriminator, data, inputs, training):
-    """{'logits' [B, 25], 'images': what D saw (augmented in training: R1 differentiates it)}."""
+    """{'logits' [B, 25], 'images': what D saw (augmented in training: R1 differentiates it)}.
+
+    The training input_fn's inputs carry each example's draws (`generator_inputs`; the fakes'
+    travel with them from `generate`); without them (a graph built by hand) the draws are TF's
+    stateful ones."""
     images = data["images"]
     if self.augments(cfg, training):
-      images = diff_augment.diff_augment(images, cfg.hparams.diffaugment)
+      draws = data.get("augment_draws", inputs.get("augment_real"))
+      images = diff_augment.diff_augment(images, cfg.hparams.diffaugment, draws=draws)
     return {"logits": discriminator(images, training=training), "images": images}
 
   # --- losses ---------------------------------------------------------------------------------
