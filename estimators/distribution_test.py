@@ -262,9 +262,9 @@ def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypa
 # training session.run in 1 of 8 runs here and once before (2026-12-07, machine loaded). The
 # core dump: a null brgemm kernel called in oneDNN's
 # brgemm_convolution_bwd_strided_t<avx512_core>::ker_base, under TensorFlow 2.15's
-# _MklConv2DBackpropInput (a backward-data convolution): a crash inside TensorFlow's oneDNN, not
-# in this project's code, which would make this test fail at random. README "Model x engine"
-# gives users the same workaround.
+# MklConvCustomBackpropInputOp (Conv2DBackpropInput): a crash inside TensorFlow's oneDNN, not
+# in this project's code, which would make this test fail at random. README "Several devices"
+# (Multi-worker) gives users the same workaround.
 _WORKER_RUNS = {
     "sagan": ["--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8",
               "--save_checkpoints_steps=3"],
