@@ -35,6 +35,13 @@ from estimators.testing import tiny_config
 SIZES = [
     pytest.param(dict(gf_dim=2, df_dim=4, z_dim=4, batch_size=2, attention_resolution=8),
                  id="tiny"),
+    # LadaGAN with GANEstimator's step (G first, each network's own BN updates: the flags its
+    # cell in the README's Model x engine table names); R1 and DiffAugment on. At 32 px its G
+    # has no batch norm.
+    pytest.param(dict(model="ladagan", num_classes=0, z_dim=8, g_dim="8,8,4", g_mlp_dim=8,
+                      d_enc_dim="4,4", d_out_dim="4,4", batch_size=2,
+                      step_order="generator_first", generator_bn_updates="generator_step"),
+                 id="ladagan"),
 ]
 
 
@@ -180,7 +187,7 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
                                  err_msg=f"weight {n}")
   moved = [n for n in after_ref if n.endswith("/moving_mean")
            and not np.array_equal(after_ref[n], start[n])]
-  assert moved  # the G update's batch-norm statistics did update, in both
+  assert moved  # batch-norm statistics (SAGAN: the G update's; LadaGAN: D's) did update
   for n in [n for n in after_ref if "/moving_" in n]:
     np.testing.assert_allclose(after_fast[n], after_ref[n], rtol=1e-5, atol=1e-6,
                                err_msg=f"batch-norm statistic {n}")
