@@ -15,6 +15,11 @@ in-graph step's G sub-step also refines u for D's real call, whose output it nev
 2). So the shared starting checkpoint holds every u at its kernel's exact leading singular vector
 (a fixed point of the iteration: extra rounds change it only by round-off), and the u are not
 compared after the step (GANEstimator's logging pass leaves them moved once more).
+
+TPUGANEstimator (on CPU) runs its own step too: D first, the input's batch split in two halves,
+one per sub-step, G's train op with both sub-steps' G batch-norm updates. Fed a batch whose
+second half repeats its first, it takes the step the in-graph engine takes with those step
+flags (for LadaGAN its declared step) on the same rows.
 """
 import os
 import shutil
@@ -112,6 +117,16 @@ def _variables(path):
           if np.issubdtype(np.asarray(reader.get_tensor(n)).dtype, np.floating)}
 
 
+def _start_from(start_dir, *cfgs):
+  """Each run directory of `cfgs` starts from start_dir's model.ckpt-0."""
+  for cfg in cfgs:
+    os.makedirs(cfg.model_dir)
+    for path in tf.io.gfile.glob(os.path.join(start_dir, "model.ckpt-0.*")):
+      shutil.copy(path, cfg.model_dir)
+    with open(os.path.join(cfg.model_dir, "checkpoint"), "w", encoding="utf-8") as f:
+      f.write('model_checkpoint_path: "model.ckpt-0"\n')
+
+
 def _summary_scalars(model_dir):
   values = {}
   for name in sorted(os.listdir(model_dir)):
@@ -148,12 +163,7 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
       _same_element_input_fn(ref), max_steps=1, hooks=[_StopOnceCheckpointZeroIsSaved()])
   assert tf.train.latest_checkpoint(start_dir).endswith("model.ckpt-0")  # and no step ran
   _converge_spectral_norm_vectors(start_dir)
-  for cfg in (ref, fast):
-    os.makedirs(cfg.model_dir)
-    for path in tf.io.gfile.glob(os.path.join(start_dir, "model.ckpt-0.*")):
-      shutil.copy(path, cfg.model_dir)
-    with open(os.path.join(cfg.model_dir, "checkpoint"), "w", encoding="utf-8") as f:
-      f.write('model_checkpoint_path: "model.ckpt-0"\n')
+  _start_from(start_dir, ref, fast)
   hook_losses.clear()
   build_estimator(ref).train(_same_element_input_fn(ref), max_steps=1)
   build_estimator(fast).train(_same_element_input_fn(fast), max_steps=1)
@@ -163,9 +173,18 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
   d_loss_fast = _summary_scalars(fast.model_dir)["loss/discriminator"]
   assert d_loss_fast == pytest.approx(d_loss_ref, rel=1e-5, abs=1e-6)
 
-  start = _variables(os.path.join(ref.model_dir, "model.ckpt-0"))
-  after_ref = _variables(os.path.join(ref.model_dir, "model.ckpt-1"))
-  after_fast = _variables(os.path.join(fast.model_dir, "model.ckpt-1"))
+  _assert_same_step(os.path.join(ref.model_dir, "model.ckpt-0"),
+                    os.path.join(ref.model_dir, "model.ckpt-1"),
+                    os.path.join(fast.model_dir, "model.ckpt-1"))
+
+
+def _assert_same_step(start_path, ref_path, fast_path):
+  """The checkpoints after one step of two engines from `start_path` hold the same gradients
+  (Adam's first slots), weights and batch-norm moving statistics (sn_u not compared: see the
+  module docstring)."""
+  start = _variables(start_path)
+  after_ref = _variables(ref_path)
+  after_fast = _variables(fast_path)
   assert set(after_ref) == set(after_fast)
   for net, slot in (("Generator", "generator_adam"), ("Discriminator", "discriminator_adam")):
     names = [n for n in after_ref if n.startswith(net + "/") and n.endswith("/" + slot)]
@@ -191,3 +210,48 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
   for n in [n for n in after_ref if "/moving_" in n]:
     np.testing.assert_allclose(after_fast[n], after_ref[n], rtol=1e-5, atol=1e-6,
                                err_msg=f"batch-norm statistic {n}")
+
+
+def _first_half_twice_input_fn(cfg):
+  """TPUGANEstimator's input: the first batch, forever, its second half (the G sub-step's rows)
+  set to its first (the D sub-step's)."""
+  inner = make_train_input_fn(cfg, dataset_fn=_dataset_fn)
+
+  def first_half_twice(*batch):
+    def twice(t):
+      half = t.shape[0] // 2
+      return tf.concat([t[:half], t[:half]], 0)
+    return tf.nest.map_structure(twice, batch)
+
+  def input_fn(params=None):
+    return inner(params).take(1).map(first_half_twice).cache().repeat()
+  return input_fn
+
+
+# TPUGANEstimator's own step (D first, a draw per sub-step, G's train op with both sub-steps' G BN
+# updates): the in-graph engine with the same step flags, fed the same rows in each sub-step.
+TPU_CASES = [
+    pytest.param(dict(gf_dim=2, df_dim=4, z_dim=4, batch_size=2, attention_resolution=8,
+                      step_order="discriminator_first", generator_bn_updates="both_steps"),
+                 id="sagan"),
+    pytest.param(SIZES[1].values[0] | dict(step_order="discriminator_first",
+                                           generator_bn_updates="both_steps"), id="ladagan"),
+]
+
+
+@pytest.mark.parametrize("size", TPU_CASES)
+def test_tpu_gan_estimator_step_equals_in_graph_step_from_the_same_checkpoint(tmp_path, size):
+  common = dict(max_steps=1, save_checkpoints_steps=1, save_summary_steps=1, **size)
+  tpu = tiny_config(tmp_path / "tpu", use_tpu=True, **common)
+  fast = tpu.replace(model_dir=str(tmp_path / "in_graph"), use_tpu=False)
+  tf.keras.utils.set_random_seed(0)
+  start_dir = str(tmp_path / "start")
+  build_estimator(fast.replace(model_dir=start_dir)).train(
+      _same_element_input_fn(fast), max_steps=1, hooks=[_StopOnceCheckpointZeroIsSaved()])
+  _converge_spectral_norm_vectors(start_dir)
+  _start_from(start_dir, tpu, fast)
+  build_estimator(tpu).train(_first_half_twice_input_fn(tpu), max_steps=1)
+  build_estimator(fast).train(_same_element_input_fn(fast), max_steps=1)
+  _assert_same_step(os.path.join(start_dir, "model.ckpt-0"),
+                    os.path.join(tpu.model_dir, "model.ckpt-1"),
+                    os.path.join(fast.model_dir, "model.ckpt-1"))
