@@ -168,9 +168,17 @@ class SNConv2D(_SpectralNormMixin, tf.keras.layers.Layer):
     self._build_u(self.filters)
     super().build(input_shape)
 
-  def call(self, x, training=False):
+  def call(self, x, training=False, residual=None):
+    """conv(x) + bias, or with `residual` conv(x) + residual + bias: the bias added last, so a
+    residual sum is not a Conv2D+BiasAdd+Add that grappler's remapper would fuse with a Relu
+    reading it (see `sagan_networks.DBlock`)."""
     w = self.normalized_kernel(training)
     y = tf.nn.conv2d(x, w, strides=self.strides, padding="SAME")
+    if residual is not None:
+      if not y.shape.is_compatible_with(residual.shape):
+        raise ValueError(f"{self.name}: residual of shape {residual.shape} does not match the "
+                         f"convolution's output {y.shape}")
+      y = y + residual
     return y if self.bias is None else tf.nn.bias_add(y, self.bias)
 
 

@@ -194,3 +194,14 @@ def test_tfgan_bound_keeps_last_sigma_the_raw_estimate_and_trains_to_it():
 def test_unknown_bound_is_refused():
   with pytest.raises(ValueError, match="paper"):
     SNDense(3, bound="tf-gan")
+
+
+def test_conv_residual_is_added_before_the_bias():
+  conv = SNConv2D(4, 3)
+  x, r = tf.random.normal([2, 5, 5, 3], seed=1), tf.random.normal([2, 5, 5, 4], seed=2)
+  conv(x)
+  conv.bias.assign(tf.random.normal([4], seed=3))
+  plain = conv(x).numpy()  # eval calls: u stays, the same kernel both times
+  np.testing.assert_allclose(conv(x, residual=r).numpy(), plain + r.numpy(), rtol=0, atol=1e-5)
+  with pytest.raises(ValueError, match="residual of shape"):
+    conv(x, residual=r[..., :1])  # refused, not broadcast

@@ -130,18 +130,24 @@ class DBlock(tf.keras.layers.Layer):
                      if self.learned_shortcut else None)
 
   def call(self, x, training=False):
+    # The sum is TF-GAN's shortcut + residual; where a Conv2D+BiasAdd would feed it directly
+    # that convolution adds the other branch before its bias (SNConv2D's `residual`), the same
+    # sum up to float32 round-off. Reason: the next block reads the sum twice (its ReLU and its
+    # shortcut), and TF 2.15's remapper, which fuses Conv2D+BiasAdd+Add+Relu without checking
+    # that the Add has no other reader, then fails on the whole graph ("Mutation::Apply error:
+    # fanout ... exist for missing node .../add"): no Conv2D+BiasAdd+Relu fusion anywhere.
     h = x if self.optimized else tf.nn.relu(x)
-    h = self.conv1(h, training=training)
-    h = self.conv2(tf.nn.relu(h), training=training)
-    if self.downsample:
-      h = _downsample(h)
-    s = x
+    h = tf.nn.relu(self.conv1(h, training=training))
     if self.optimized:  # TF-GAN: pool, then 1x1 conv
-      s = self.shortcut(_downsample(s), training=training)
-    elif self.learned_shortcut:
+      h = _downsample(self.conv2(h, training=training))
+      return self.shortcut(_downsample(x), training=training, residual=h)
+    s = x
+    if self.learned_shortcut:
       s = self.shortcut(s, training=training)
       s = _downsample(s) if self.downsample else s
-    return s + h
+    if self.downsample:
+      return s + _downsample(self.conv2(h, training=training))
+    return self.conv2(h, training=training, residual=s)
 
 
 def _check_arch(image_size, attention_type, attention_resolution):

@@ -156,3 +156,37 @@ def test_sn_bound_default_is_the_papers_and_bad_values_are_refused():
     Generator(32, 8, 10, attention_resolution=16, sn_bound="TF-GAN")
   with pytest.raises(ValueError, match="'paper', 'tfgan'"):
     Discriminator(32, 8, 10, attention_resolution=16, sn_bound=None)
+
+
+def _fused_conv_ops(image_size, attention_type, attention_resolution):
+  """Fused-op lists of the _FusedConv2D nodes grappler makes of a D training graph (D on real
+  and fake images, hinge loss, Adam), on the CPU."""
+  from tensorflow.core.protobuf import config_pb2  # pylint: disable=import-outside-toplevel
+  from tensorflow.python.grappler import tf_optimizer  # pylint: disable=import-outside-toplevel
+  graph = tf.Graph()
+  with graph.as_default(), tf.device("/device:CPU:0"):
+    d = Discriminator(image_size, 8, 10, attention_resolution=attention_resolution,
+                      attention_type=attention_type, sn_bound="tfgan")
+    labels = tf.zeros([2], tf.int32)
+    real, fake = (d(tf.random.normal([2, image_size, image_size, 3]), labels, training=True)
+                  for _ in range(2))
+    loss = tf.reduce_mean(tf.nn.relu(1 - real)) + tf.reduce_mean(tf.nn.relu(1 + fake))
+    train = tf.compat.v1.train.AdamOptimizer(1e-4).minimize(loss, var_list=d.trainable_variables)
+    graph.add_to_collection("train_op", train)
+    meta = tf.compat.v1.train.export_meta_graph(graph=graph)
+  config = config_pb2.ConfigProto()
+  config.graph_options.rewrite_options.min_graph_nodes = -1
+  optimized = tf_optimizer.OptimizeGraph(config, meta)
+  return [[op.decode() for op in n.attr["fused_ops"].list.s] for n in optimized.node
+          if n.op == "_FusedConv2D"]
+
+
+@pytest.mark.parametrize("attention_type,resolution", [("self_attention", 16), ("residual", 8)])
+def test_grappler_fuses_every_blocks_conv_bias_relu(attention_type, resolution):
+  # Each block's first conv is Conv2D+BiasAdd+Relu: fused only if the remapper succeeds on the
+  # whole graph. It failed while a block's sum (read by the next block's ReLU and shortcut) was
+  # a Conv2D+BiasAdd+Add (issue #27; DBlock.call), leaving no such fusion at all.
+  fused = _fused_conv_ops(32, attention_type, resolution)
+  blocks = 4 + (attention_type == "residual")
+  assert fused.count(["BiasAdd", "Relu"]) == 2 * blocks  # D on real and on fake images
+  assert ["BiasAdd", "Add", "Relu"] not in fused
