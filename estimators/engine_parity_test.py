@@ -40,6 +40,9 @@ from estimators.testing import tiny_config
 SIZES = [
     pytest.param(dict(gf_dim=2, df_dim=4, z_dim=4, batch_size=2, attention_resolution=8),
                  id="tiny"),
+    # YLG's 8 heads need 64 channels at the attention block (gf 16 in G, df 32 in D at 32 px).
+    pytest.param(dict(model="ylg_sagan", gf_dim=16, df_dim=32, z_dim=4, batch_size=2),
+                 id="ylg_sagan"),
     # LadaGAN with GANEstimator's step (G first, each network's own BN updates: the flags its
     # cell in the README's Model x engine table names); R1 and DiffAugment on. At 32 px its G
     # has no batch norm.
@@ -235,6 +238,8 @@ TPU_CASES = [
                       step_order="discriminator_first", generator_bn_updates="both_steps"),
                  id="sagan"),
     pytest.param(SIZES[1].values[0] | dict(step_order="discriminator_first",
+                                           generator_bn_updates="both_steps"), id="ylg_sagan"),
+    pytest.param(SIZES[2].values[0] | dict(step_order="discriminator_first",
                                            generator_bn_updates="both_steps"), id="ladagan"),
 ]
 
