@@ -404,8 +404,8 @@ def main(argv=None):
         sides = breakdown(official_dir, batch, steps=args.steps, warmup=args.warmup,
                           logdir=os.path.join(logdir, str(batch)))
         print(f"\nbatch {batch}: op time per step (tf.profiler, summed over threads), "
-              f"{args.warmup} warm-up + {args.steps} profiled steps per side, one side after "
-              f"the other; load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
+              f"{args.warmup} warm-up + {args.steps} profiled steps per side, the sides "
+              f"alternating step by step; load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
         print(format_breakdown(sides))
     return None
   if "xla" in ours:  # before TensorFlow's first device
