@@ -3,6 +3,7 @@
   python -m bench.lada_official --official_dir=CHECKOUT/tensorflow            # batch 16 and 64
   python -m bench.lada_official --official_dir=DIR --batches=16 --steps=8 --ours=default,xla
   python -m bench.lada_official --official_dir=DIR --setup --rounds=2         # set-up time
+  python -m bench.lada_official --official_dir=DIR --breakdown --batches=16 --steps=3  # per op
 
 The official side is milmor/LadaGAN's tensorflow/ directory (a checkout or `git archive` of it,
 never copied into this project): its model.py Generator and Discriminator, trainer.py's LadaGAN
@@ -27,6 +28,16 @@ start of the contender's next step. The first --warmup steps (building, tracing,
 the step-0 checkpoint) are not timed; images/s = batch / median step time; the ratio is each
 contender's images/s over the faster official contender's. Peak RSS is the process's (all
 contenders together); each contender's RSS growth over its build and first steps is shown.
+
+The table's last column is the process's CPU seconds over the step's wall seconds (how many of
+the cores the contender kept busy; only the contender holding the turn computes).
+
+--breakdown: the official XLA-off step and ours take turns as above, each step after the warm-up
+under tf.profiler; bench.op_profile reads each trace (one event per executed node, for the eager
+tf.function and the estimator session alike) and the tables give both sides' op milliseconds per
+step (summed over threads) by bucket (G / D, forward / backward, optimiser, other) and by op
+type. LADA_PROFILE_DUMP=FILE also writes the raw per-step node times (name, type, us, thread,
+start) as JSON.
 
 --setup: seconds from a fresh process's start to the end of the first training step, ours
 (bench.setup_time's `measure` of ladagan:paper, run.py's flags from
@@ -139,48 +150,156 @@ def train_ours(batch, overrides, total, hook):
   return f"engine {result['engine']}, xla {xla}"
 
 
-def compare(official_dir, batch, official, ours, *, steps, warmup):
-  """{name: (description, [seconds of each timed step], RSS growth MB)}, step-interleaved."""
+def compare(official_dir, batch, official, ours, *, steps, warmup, profile_dir=None):
+  """{name: (description, [seconds of each timed step], RSS growth MB)}, step-interleaved;
+  with `profile_dir` each timed step is profiled (profiling_hook) into profile_dir/<name>."""
   total = warmup + steps
   contenders = [(n, None) for n in official] + [(n, OURS[n]) for n in ours]
   turns = Turns([name for name, _ in contenders])
 
   def run(name, overrides):  # in the contender's own thread; hands the turn on when done
-    hook = turn_hook(turns, name)
+    hook = cpu_hook(turn_hook(turns, name))
+    if profile_dir:
+      hook = profiling_hook(hook, warmup, os.path.join(profile_dir, name))
     turns.acquire(name)
     rss = status_kb("VmRSS")
     try:
       description = (train_official(official_dir, batch, OFFICIAL[name], total, hook)
                      if overrides is None else train_ours(batch, overrides, total, hook))
-      return description, hook.step_seconds[warmup:], (status_kb("VmRSS") - rss) / 1024
+      cores = [c / w for c, w in zip(hook.cpu_seconds[warmup:], hook.wall_seconds[warmup:])]
+      return (description, hook.step_seconds[warmup:], (status_kb("VmRSS") - rss) / 1024,
+              statistics.median(cores) if cores else float("nan"))
     finally:
       turns.release(name, finished=True)
 
   with concurrent.futures.ThreadPoolExecutor(len(contenders)) as pool:
     futures = {name: pool.submit(run, name, overrides) for name, overrides in contenders}
   results = {name: future.result() for name, future in futures.items()}  # re-raises a failure
-  short = [name for name, (_, timed, _) in results.items() if len(timed) != steps]
+  short = [name for name, (_, timed, *_) in results.items() if len(timed) != steps]
   if short:
     raise RuntimeError(f"{short}: fewer than {steps} timed steps")
   return results
 
 
 def rows_of(batch, results):
-  """[(batch, name, images/s at the median step, median ms, ratio vs the best official, RSS)]."""
-  rates = {n: batch / statistics.median(s) for n, (_, s, _) in results.items()}
+  """[(batch, name, images/s at the median step, median ms, ratio vs the best official, RSS,
+  CPU cores busy)]."""
+  rates = {n: batch / statistics.median(s) for n, (_, s, *_) in results.items()}
   best = max(rates[n] for n in results if n in OFFICIAL)
   return [(batch, n, rates[n], 1000 * statistics.median(s),
-           None if n in OFFICIAL else rates[n] / best, rss)
-          for n, (_, s, rss) in results.items()]
+           None if n in OFFICIAL else rates[n] / best, rss, cores)
+          for n, (_, s, rss, cores) in results.items()]
+
+
+# --- per-op breakdown (--breakdown) -------------------------------------------------------------
+
+def cpu_hook(hook):
+  """Wraps a turn hook: records each step's process CPU seconds (all threads; only the contender
+  holding the turn computes) beside its wall seconds, in `cpu_seconds` / `wall_seconds`."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  class Cpu(tf.estimator.SessionRunHook):
+    def __init__(self):
+      self.step_seconds = hook.step_seconds
+      self.cpu_seconds, self.wall_seconds, self._start = [], [], None
+
+    def _finish(self):
+      if self._start is not None:
+        self.cpu_seconds.append(time.process_time() - self._start[0])
+        self.wall_seconds.append(time.perf_counter() - self._start[1])
+        self._start = None
+
+    def before_run(self, run_context):
+      self._finish()
+      hook.before_run(run_context)
+      self._start = (time.process_time(), time.perf_counter())
+
+    def end(self, session):
+      self._finish()
+      hook.end(session)
+  return Cpu()
+
+
+def profiling_hook(hook, warmup, logdir):
+  """Wraps a turn hook: each step after the first `warmup` runs under tf.profiler (started once
+  the turn is taken, stopped before it is handed on), its trace in logdir/<step>."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  class Profiled(tf.estimator.SessionRunHook):
+    def __init__(self):
+      self.count, self.active = 0, False
+      self.step_seconds = hook.step_seconds
+      self.cpu_seconds, self.wall_seconds = hook.cpu_seconds, hook.wall_seconds
+
+    def _stop(self):
+      if self.active:
+        tf.profiler.experimental.stop()
+        self.active = False
+
+    def before_run(self, run_context):
+      self._stop()
+      self.count += 1
+      hook.before_run(run_context)
+      if self.count > warmup:
+        tf.profiler.experimental.start(os.path.join(logdir, str(self.count)))
+        self.active = True
+
+    def after_run(self, run_context, run_values):  # (ours) before the end's checkpoint
+      self._stop()
+
+    def end(self, session):
+      self._stop()
+      hook.end(session)
+  return Profiled()
+
+
+def breakdown(official_dir, batch, *, steps, warmup, logdir):
+  """{'official_no_xla': summary, 'ours': summary} (bench.op_profile.summarise): the two take
+  turns step by step (as `compare`), each step after the warm-up under tf.profiler."""
+  from bench import op_profile  # pylint: disable=import-outside-toplevel
+  compare(official_dir, batch, ["official_no_xla"], ["default"], steps=steps, warmup=warmup,
+          profile_dir=logdir)
+  raw = {}
+  for name in ("official_no_xla", "default"):
+    raw[name] = [op_profile.op_times(os.path.join(logdir, name, str(k)), True)
+                 for k in range(warmup + 1, warmup + steps + 1)]
+  if os.environ.get("LADA_PROFILE_DUMP"):  # the raw node times, for a closer look
+    with open(os.environ["LADA_PROFILE_DUMP"], "w", encoding="utf-8") as f:
+      json.dump(raw, f)
+  return {("ours" if name == "default" else name):
+          op_profile.summarise([t for step in per_step for t in step], steps)
+          for name, per_step in raw.items()}
+
+
+def format_breakdown(sides, top=25):
+  """Markdown: buckets, then the `top` op types by the larger side's ms/step."""
+  names = list(sides)
+  lines = ["| bucket | " + " | ".join(f"{n} ms/step" for n in names) + " |",
+           "|---|" + "---:|" * len(names)]
+  buckets = sorted({b for s in sides.values() for b in s[1]})
+  for b in buckets + ["total"]:
+    cells = [s[2] if b == "total" else s[1].get(b, 0.0) for s in sides.values()]
+    lines.append(f"| {b} | " + " | ".join(f"{c:,.1f}" for c in cells) + " |")
+  kinds = sorted({k for s in sides.values() for k in s[0]},
+                 key=lambda k: -max(s[0].get(k, 0.0) for s in sides.values()))
+  lines += ["", "| op type | " + " | ".join(f"{n} ms/step" for n in names) + " |",
+            "|---|" + "---:|" * len(names)]
+  for k in kinds[:top]:
+    lines.append(f"| {k} | " + " | ".join(f"{s[0].get(k, 0.0):,.1f}" for s in sides.values())
+                 + " |")
+  rest = [sum(v for k, v in s[0].items() if k not in kinds[:top]) for s in sides.values()]
+  lines.append(f"| {len(kinds) - top} other types | " + " | ".join(f"{r:,.1f}" for r in rest)
+               + " |")
+  return "\n".join(lines)
 
 
 def format_table(rows):
   lines = ["| batch | contender | median ms/step | images/s (median step) | vs best official "
-           "| RSS growth MB |", "|---:|---|---:|---:|---:|---:|"]
-  for batch, name, rate, ms, ratio, rss in rows:
+           "| RSS growth MB | CPU s / wall s |", "|---:|---|---:|---:|---:|---:|---:|"]
+  for batch, name, rate, ms, ratio, rss, cores in rows:
     label = name if name in OFFICIAL else f"ours {name}"
     lines.append(f"| {batch} | {label} | {ms:,.0f} | {rate:.2f} | "
-                 f"{'-' if ratio is None else f'{ratio:.2f}x'} | {rss:,.0f} |")
+                 f"{'-' if ratio is None else f'{ratio:.2f}x'} | {rss:,.0f} | {cores:.2f} |")
   return "\n".join(lines)
 
 
@@ -254,6 +373,8 @@ def main(argv=None):
   p.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
   p.add_argument("--setup", action="store_true", help="also the set-up time (fresh processes)")
   p.add_argument("--rounds", type=int, default=1, help="--setup rounds (median)")
+  p.add_argument("--breakdown", action="store_true",
+                 help="per-op time (tf.profiler) of the official XLA-off step and ours instead")
   p.add_argument("--setup_one", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--start", type=float, help=argparse.SUPPRESS)
   args = p.parse_args(argv)
@@ -274,6 +395,19 @@ def main(argv=None):
     return None
   if args.steps < 1 or args.warmup < 1:
     p.error("--steps and --warmup must be >= 1")
+  if args.breakdown:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_official(official_dir)
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench_lada_profile_") as logdir:
+      for batch in batches:
+        sides = breakdown(official_dir, batch, steps=args.steps, warmup=args.warmup,
+                          logdir=os.path.join(logdir, str(batch)))
+        print(f"\nbatch {batch}: op time per step (tf.profiler, summed over threads), "
+              f"{args.warmup} warm-up + {args.steps} profiled steps per side, the sides "
+              f"alternating step by step; load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
+        print(format_breakdown(sides))
+    return None
   if "xla" in ours:  # before TensorFlow's first device
     from estimators.engines import precision  # pylint: disable=import-outside-toplevel
     precision.allow_cpu_autoclustering()
@@ -283,7 +417,7 @@ def main(argv=None):
   rows, descriptions = [], {}
   for batch in batches:  # none with --setup --batches=
     results = compare(official_dir, batch, official, ours, steps=args.steps, warmup=args.warmup)
-    for name, (description, _, _) in results.items():
+    for name, (description, *_) in results.items():
       descriptions[name] = description
     rows += rows_of(batch, results)
     for row in rows[-len(results):]:

@@ -103,6 +103,37 @@ def test_the_d_step_sees_augmented_images_and_r1_differentiates_that_same_draw(t
   assert total == pytest.approx(expected + r1, rel=1e-5)
 
 
+def _depends_on(tensor, op):
+  seen, todo = set(), [tensor.op]
+  while todo:
+    node = todo.pop()
+    if node is op:
+      return True
+    if node.name not in seen:
+      seen.add(node.name)
+      todo += [t.op for t in node.inputs] + list(node.control_inputs)
+  return False
+
+
+def test_g_training_forward_of_a_d_first_step_does_not_wait_for_d_update(tmp_path):
+  """Issue #27: the in-graph step builds the G sub-step under a control dependency on D's
+  update; G's training forward (it reads nothing D's update writes) leaves it, as the official
+  tf.function's does, so it can overlap D's backward. G first, it keeps it (D's sub-step must see
+  G's update), as evaluation forwards do."""
+  spec = get_model("ladagan")
+  cfg = tiny_config(tmp_path, **TINY)
+  assert cfg.step_order == "discriminator_first"
+  for step_cfg, training, waits in ((cfg, True, False), (cfg, False, True),
+                                    (cfg.replace(step_order="generator_first"), True, True)):
+    with tf.Graph().as_default():
+      generator = spec.make_generator(step_cfg)
+      gate, noise = tf.no_op(name="d_update"), tf.zeros([4, 16])  # (the input pipeline's)
+      with tf.control_dependencies([gate]):
+        images = spec.generate(step_cfg, generator, {"noise": noise},
+                               training=training)["images"]
+      assert _depends_on(images, gate) == waits, (step_cfg.step_order, training)
+
+
 def test_bcr_d_loss_is_ns_plus_r1_unaugmented_plus_consistency_and_g_sees_raw_fakes(
     tmp_path, monkeypatch):
   """The bCR path through the engines' model (TF-GAN's get_gan_model, the estimators' G and D
