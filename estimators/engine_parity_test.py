@@ -31,7 +31,8 @@ from tensorflow.python.training import basic_session_run_hooks  # pylint: disabl
 from tensorflow_gan.python import train as tfgan_train
 
 from estimators.engines.build import build_estimator
-from estimators.engines.input_fn import make_train_input_fn
+from estimators.engines.input_fn import make_train_input_fn, prepare_run_data
+from estimators.models.attngan_test import TINY as ATTNGAN_TINY, write_random_damsm
 from estimators.testing import tiny_config
 
 # The smallest SAGAN whose attention has channels to attend with (G and D see 8; batch 2), in
@@ -50,6 +51,10 @@ SIZES = [
                       d_enc_dim="4,4", d_out_dim="4,4", batch_size=2,
                       step_order="generator_first", generator_bn_updates="generator_step"),
                  id="ladagan"),
+    # AttnGAN with GANEstimator's step (G first, fresh fakes), on its embedded captions; its
+    # frozen DAMSM (random weights) in the test's directory.
+    pytest.param(dict(ATTNGAN_TINY, batch_size=2, step_order="generator_first",
+                      step_fakes="fresh"), id="attngan"),
 ]
 
 
@@ -63,7 +68,7 @@ def _dataset_fn():
 
 def _same_element_input_fn(cfg):
   """The first batch, forever, with the G sub-step's draw set to the D sub-step's."""
-  inner = make_train_input_fn(cfg, dataset_fn=_dataset_fn)
+  inner = make_train_input_fn(cfg, dataset_fn=None if cfg.model == "attngan" else _dataset_fn)
 
   def same_draw(features, real):
     features = dict(features)
@@ -123,7 +128,7 @@ def _variables(path):
 def _start_from(start_dir, *cfgs):
   """Each run directory of `cfgs` starts from start_dir's model.ckpt-0."""
   for cfg in cfgs:
-    os.makedirs(cfg.model_dir)
+    os.makedirs(cfg.model_dir, exist_ok=True)
     for path in tf.io.gfile.glob(os.path.join(start_dir, "model.ckpt-0.*")):
       shutil.copy(path, cfg.model_dir)
     with open(os.path.join(cfg.model_dir, "checkpoint"), "w", encoding="utf-8") as f:
@@ -145,8 +150,15 @@ def _summary_scalars(model_dir):
 def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_path, monkeypatch,
                                                                          size):
   common = dict(max_steps=1, save_checkpoints_steps=1, save_summary_steps=1, **size)
+  if size.get("model") == "attngan":
+    common["damsm_dir"] = str(tmp_path / "damsm")
   ref = tiny_config(tmp_path / "gan_estimator", engine="gan_estimator", **common)
   fast = ref.replace(model_dir=str(tmp_path / "in_graph"), engine="in_graph")
+  start_dir = str(tmp_path / "start")
+  if ref.model == "attngan":  # its frozen DAMSM and each run's vocabulary
+    write_random_damsm(ref)
+    for cfg in (ref, fast, ref.replace(model_dir=start_dir)):
+      prepare_run_data(cfg)
 
   hook_losses = []  # what each TF-GAN hook's session.run returned: its loss before the update
 
@@ -161,7 +173,6 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
                       lambda *args, **kwargs: None)
 
   tf.keras.utils.set_random_seed(0)
-  start_dir = str(tmp_path / "start")
   build_estimator(ref.replace(model_dir=start_dir, max_steps=1)).train(
       _same_element_input_fn(ref), max_steps=1, hooks=[_StopOnceCheckpointZeroIsSaved()])
   assert tf.train.latest_checkpoint(start_dir).endswith("model.ckpt-0")  # and no step ran
