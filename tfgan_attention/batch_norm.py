@@ -36,21 +36,6 @@ def batch_moments(x, axes, cross_replica=True):
   return tf.nn.moments(x, axes=axes)
 
 
-def _multi_replica(cross_replica):
-  """True inside a multi-replica step whose batch statistics are global (TPU shards or a
-  tf.distribute strategy with more than one replica)."""
-  if not cross_replica:
-    return False
-  if (tpu_function.get_tpu_context().number_of_shards or 1) > 1:
-    return True
-  context = tf.distribute.get_replica_context()
-  return context is not None and context.num_replicas_in_sync > 1
-
-
-# tf.compat.v1.nn.fused_batch_norm raises a smaller epsilon to this in training (cuDNN's floor).
-FUSED_MIN_EPSILON = 1.001e-5
-
-
 def _register_updates(updates):
   if not tf.compat.v1.executing_eagerly_outside_functions():  # TF1 graph (estimator)
     for op in updates:
@@ -110,49 +95,23 @@ class MovingMoments(tf.keras.layers.Layer):
     self.moving_variance = self.add_weight(name="moving_variance", shape=(channels,),
                                            initializer="ones", **kw)
 
-  def _update_moving(self, mean, moving_var):
-    one_minus = 1.0 - self.decay
-    updates = [
-        self.moving_mean.assign_sub((self.moving_mean - mean) * one_minus, read_value=False),
-        self.moving_variance.assign_sub((self.moving_variance - moving_var) * one_minus,
-                                        read_value=False),
-    ]
-    _register_updates(updates)
-
-  def _can_fuse(self, x, training):
-    """Whether a training call may use FusedBatchNormV3: a 4-D float32 map, one replica (or
-    local statistics), an epsilon the fused op keeps."""
-    return (training and x.shape.rank == 4 and x.dtype == tf.float32
-            and self.epsilon >= FUSED_MIN_EPSILON and not _multi_replica(self.cross_replica))
-
-  def _fused_train(self, x, gamma, beta):
-    """Training-mode batch norm as one FusedBatchNormV3 (what Keras' BatchNormalization runs on
-    4-D inputs, so LadaGAN's official code): normalises with the batch mean and biased variance
-    like `_scale_shift`, equal to float32 round-off, in one kernel (and one gradient kernel, whose
-    own gradient R1's second-order pass uses) instead of the moments' and the scale-and-shift's
-    element-wise ops (issue #27). The op returns the Bessel-corrected batch variance; the moving
-    variance gets it (`unbiased_variance`) or the biased one, n - 1 over n of it."""
-    y, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
-        x, tf.cast(gamma, tf.float32), tf.cast(beta, tf.float32), epsilon=self.epsilon,
-        is_training=True)
-    moving_var = unbiased
-    if not self.unbiased_variance:
-      n = _local_count(x, [0, 1, 2])
-      moving_var = unbiased * (tf.maximum(n - 1.0, 1.0) / n)
-    self._update_moving(mean, moving_var)
-    return y
-
   def _moments(self, x, training):
     """(mean, variance) [C] float32: the batch's (updating the moving averages in training) or
     the moving ones."""
     if training:
       axes = list(range(len(x.shape) - 1))
       mean, var = batch_moments(x, axes, self.cross_replica)  # [C], [C] float32, biased var
+      one_minus = 1.0 - self.decay
       moving_var = var
       if self.unbiased_variance:
         n = _count(x, axes, self.cross_replica)
         moving_var = var * (n / tf.maximum(n - 1.0, 1.0))
-      self._update_moving(mean, moving_var)
+      updates = [
+          self.moving_mean.assign_sub((self.moving_mean - mean) * one_minus, read_value=False),
+          self.moving_variance.assign_sub((self.moving_variance - moving_var) * one_minus,
+                                          read_value=False),
+      ]
+      _register_updates(updates)
       return mean, var
     if self.inference == "batch":
       return batch_moments(x, list(range(len(x.shape) - 1)), self.cross_replica)
@@ -171,15 +130,7 @@ class MovingMoments(tf.keras.layers.Layer):
 
 
 class BatchNorm(MovingMoments):
-  """Plain batch norm with per-channel gamma (ones) and beta (zeros).
-
-  In training on one replica (or with local statistics) a 4-D float32 input goes through
-  FusedBatchNormV3 (`_fused_train`); `fused=False` keeps the element-wise form everywhere.
-  """
-
-  def __init__(self, *args, fused=True, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.fused = fused
+  """Plain batch norm with per-channel gamma (ones) and beta (zeros)."""
 
   def build(self, input_shape):
     c = int(input_shape[-1])
@@ -189,8 +140,6 @@ class BatchNorm(MovingMoments):
     super().build(input_shape)
 
   def call(self, x, training=False):
-    if self.fused and self._can_fuse(x, training):
-      return self._fused_train(x, self.gamma, self.beta)
     return self._scale_shift(x, training, self.gamma, self.beta)
 
 
