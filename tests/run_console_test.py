@@ -63,7 +63,9 @@ def test_console_shows_progress_results_and_summary_and_no_noise(short_run):
 def test_the_log_keeps_everything(short_run):
   _, proc, log = short_run
   assert log.startswith("==== ") and "run.py --model_dir=" in log.splitlines()[0]
-  for needle in ("Instructions for updating", "Using config:", "remapper failed",
+  # (TensorFlow's C++ "remapper failed" line was a needle here until the SAGAN graph stopped
+  # making grappler's remapper fail, 2026-12-07; console_test covers native stderr.)
+  for needle in ("Instructions for updating", "Using config:",
                  "Calling model_fn", "Saving checkpoints for 20", "Found untraced functions"):
     assert needle in log, needle
   for line in (proc.stdout + proc.stderr).splitlines():  # and all the console showed
@@ -126,7 +128,7 @@ def test_verbosity_or_the_switch_restores_tensorflow_info_lines(tmp_path, flag):
   proc = run_py(f"--model_dir={tmp_path}/run", "--mode=train", "--max_steps=2", *TINY, flag)
   assert proc.returncode == 0, proc.stderr[-3000:]
   for needle in ("Using config:", "Calling model_fn.", "Saving checkpoints for 2",
-                 "Instructions for updating", "remapper failed"):
+                 "Instructions for updating"):
     assert needle in proc.stderr, needle
   assert proc.stderr.count("Calling model_fn.") == 1  # once (TF's own handler doubled it)
   assert "train step 2/2 100%" in proc.stderr
