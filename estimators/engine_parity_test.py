@@ -35,26 +35,28 @@ from estimators.engines.input_fn import make_train_input_fn, prepare_run_data
 from estimators.models.attngan_test import TINY as ATTNGAN_TINY, write_random_damsm
 from estimators.testing import tiny_config
 
+YLG_TINY = dict(model="ylg_sagan", gf_dim=16, df_dim=32, z_dim=4, batch_size=2)
+LADAGAN_TINY = dict(model="ladagan", num_classes=0, z_dim=8, g_dim="8,8,4", g_mlp_dim=8,
+                    d_enc_dim="4,4", d_out_dim="4,4", batch_size=2)
 # The smallest SAGAN whose attention has channels to attend with (G and D see 8; batch 2), in
-# `make test-quick`. (The same comparison at tiny_config's widths, gf = df = 8, ran as a slow case
-# until 2026-12-07: the same code path, three estimator graphs a minute more; removed.)
+# `make test-quick` (the other models' cases and the TPUGANEstimator ones are slow). (The same
+# comparison at tiny_config's widths, gf = df = 8, ran as a slow case until 2026-12-07: the same
+# code path, three estimator graphs a minute more; removed.)
 SIZES = [
     pytest.param(dict(gf_dim=2, df_dim=4, z_dim=4, batch_size=2, attention_resolution=8),
                  id="tiny"),
     # YLG's 8 heads need 64 channels at the attention block (gf 16 in G, df 32 in D at 32 px).
-    pytest.param(dict(model="ylg_sagan", gf_dim=16, df_dim=32, z_dim=4, batch_size=2),
-                 id="ylg_sagan"),
+    pytest.param(YLG_TINY, id="ylg_sagan", marks=pytest.mark.slow),
     # LadaGAN with GANEstimator's step (G first, each network's own BN updates: the flags its
     # cell in the README's Model x engine table names); R1 and DiffAugment on. At 32 px its G
     # has no batch norm.
-    pytest.param(dict(model="ladagan", num_classes=0, z_dim=8, g_dim="8,8,4", g_mlp_dim=8,
-                      d_enc_dim="4,4", d_out_dim="4,4", batch_size=2,
-                      step_order="generator_first", generator_bn_updates="generator_step"),
-                 id="ladagan"),
+    pytest.param(dict(LADAGAN_TINY, step_order="generator_first",
+                      generator_bn_updates="generator_step"), id="ladagan",
+                 marks=pytest.mark.slow),
     # AttnGAN with GANEstimator's step (G first, fresh fakes), on its embedded captions; its
     # frozen DAMSM (random weights) in the test's directory.
     pytest.param(dict(ATTNGAN_TINY, batch_size=2, step_order="generator_first",
-                      step_fakes="fresh"), id="attngan"),
+                      step_fakes="fresh"), id="attngan", marks=pytest.mark.slow),
 ]
 
 
@@ -248,13 +250,14 @@ TPU_CASES = [
     pytest.param(dict(gf_dim=2, df_dim=4, z_dim=4, batch_size=2, attention_resolution=8,
                       step_order="discriminator_first", generator_bn_updates="both_steps"),
                  id="sagan"),
-    pytest.param(SIZES[1].values[0] | dict(step_order="discriminator_first",
-                                           generator_bn_updates="both_steps"), id="ylg_sagan"),
-    pytest.param(SIZES[2].values[0] | dict(step_order="discriminator_first",
-                                           generator_bn_updates="both_steps"), id="ladagan"),
+    pytest.param(dict(YLG_TINY, step_order="discriminator_first",
+                      generator_bn_updates="both_steps"), id="ylg_sagan"),
+    pytest.param(dict(LADAGAN_TINY, step_order="discriminator_first",
+                      generator_bn_updates="both_steps"), id="ladagan"),
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", TPU_CASES)
 def test_tpu_gan_estimator_step_equals_in_graph_step_from_the_same_checkpoint(tmp_path, size):
   common = dict(max_steps=1, save_checkpoints_steps=1, save_summary_steps=1, **size)
