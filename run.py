@@ -27,7 +27,7 @@ from absl import app, flags  # pylint: disable=wrong-import-position
 
 from estimators import model_flags  # pylint: disable=wrong-import-position
 from estimators.engines import training_step  # pylint: disable=wrong-import-position
-from estimators.engines.plan import ENGINES  # pylint: disable=wrong-import-position
+from estimators.engines.plan import ENGINES, WORKER_INPUTS  # pylint: disable=wrong-import-position
 from estimators.models import get_model, names as model_names  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -102,6 +102,12 @@ flags.DEFINE_enum("engine", "in_graph", ENGINES,
                   "per step, the model's declared step (SAGAN: GANEstimator's math without its "
                   "extra session.run for the logged loss; faster, see README 'Training speed'), "
                   "'gan_estimator' = TF-GAN's GANEstimator with its sequential train hooks.")
+flags.DEFINE_enum("worker_input", "shard", WORKER_INPUTS,
+                  "With several input pipelines (--distribution=multi_worker, TPU hosts): "
+                  "'shard' = each worker reads its own share of the files; 'global_batch' = "
+                  "each reads the one-device stream of global batches and keeps its replicas' "
+                  "rows, so a step equals the one-device step (each worker decodes every "
+                  "example). The noise is the one-device draw either way.")
 flags.DEFINE_integer("num_devices", 0, "--distribution=mirrored: use this many local devices "
                      "(0: every GPU).")
 flags.DEFINE_boolean("cross_replica_bn", True, "Batch-norm statistics over the global batch "
@@ -394,7 +400,8 @@ def config_from_flags():
       save_checkpoints_steps=FLAGS.save_checkpoints_steps,
       save_summary_steps=FLAGS.save_summary_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
       use_tpu=FLAGS.use_tpu, tpu=FLAGS.tpu, distribution=FLAGS.distribution, engine=FLAGS.engine,
-      num_devices=FLAGS.num_devices, cross_replica_bn=FLAGS.cross_replica_bn,
+      num_devices=FLAGS.num_devices, worker_input=FLAGS.worker_input,
+      cross_replica_bn=FLAGS.cross_replica_bn,
       mixed_precision=FLAGS.mixed_precision, mixed_precision_dtype=FLAGS.mixed_precision_dtype,
       xla=FLAGS.xla,
       eval_every_steps=FLAGS.eval_every_steps,

@@ -59,6 +59,11 @@ class GANConfig:
   # GANEstimator (sequential hooks: three session.run calls a step; its own step only).
   engine: str = "in_graph"
   num_devices: int = 0             # mirrored: 0 = every local GPU (or CPU when there is none)
+  # Several input pipelines (multi_worker, TPU hosts): 'shard' = each reads its own share of the
+  # files (the usual way; the real batches differ from one device's); 'global_batch' = each reads
+  # the one-device stream of global batches and keeps its replicas' rows, so a step equals the
+  # one-device step (each pipeline decodes every example). Noise is keyed on the global row in both.
+  worker_input: str = "shard"      # shard | global_batch
   cross_replica_bn: bool = True    # BN batch statistics over the global batch (TPU, mirrored)
   mixed_precision: bool = False    # grappler's float16 (GPU) / bfloat16 (CPU) rewrite
   mixed_precision_dtype: str = "auto"  # auto | float16 (GPU only) | bfloat16 (BF16 CPUs only)

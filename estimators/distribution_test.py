@@ -21,7 +21,6 @@ from estimators.engines import cluster, plan
 from estimators.engines.train_op import resample_noise
 from estimators.models import get_model
 from estimators import testing
-from estimators.models.attngan_test import TINY as ATTNGAN_TINY, write_random_damsm
 from estimators.testing import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -214,6 +213,62 @@ def test_each_worker_reads_a_disjoint_shard_and_together_all_the_data(tmp_path, 
   assert sorted(shards[0] + shards[1]) == sorted(whole)
 
 
+def _elements(cfg, count, input_context=None):
+  """The first `count` (features, labels) elements of the training input_fn, as numpy."""
+  from estimators.engines.input_fn import make_train_input_fn  # pylint: disable=import-outside-toplevel
+  ds = make_train_input_fn(cfg)(input_context=input_context).take(count)
+  return [tf.nest.map_structure(lambda t: t.numpy(), e) for e in ds]
+
+
+def _concat(parts):
+  return tf.nest.map_structure(lambda *a: np.concatenate(a), *parts)
+
+
+@pytest.mark.parametrize("pipelines,replicas", [(1, 2), (2, 2), (2, 4)])
+def test_global_batch_input_gives_each_replica_its_rows_of_the_one_device_batch(
+    tmp_path, pipelines, replicas):
+  """--worker_input=global_batch: whatever the split (one pipeline feeding 2 replicas as
+  mirrored does, 2 workers of one replica, 2 workers of 2), the replicas' elements of a step,
+  put together in replica order, are the one-device batch of that step: the same real images
+  and labels, the same noise and fake labels in both sub-steps' draws."""
+  cfg = tiny_config(tmp_path, distribution="multi_worker", worker_input="global_batch")
+  steps, local = 2, replicas // pipelines
+  one = _elements(cfg, steps)
+  per_pipeline = [_elements(cfg, steps * local, tf.distribute.InputContext(
+      num_input_pipelines=pipelines, input_pipeline_id=p, num_replicas_in_sync=replicas))
+                  for p in range(pipelines)]
+  for step in range(steps):
+    together = _concat([per_pipeline[p][step * local + r]
+                        for p in range(pipelines) for r in range(local)])
+    assert together[0]["noise"].shape == (8, 16)
+    tf.nest.map_structure(np.testing.assert_array_equal, together, one[step])
+  assert not np.array_equal(one[0][0]["noise"], one[1][0]["noise"])  # new draws each step
+  assert not np.array_equal(one[0][0]["noise"], one[0][0]["g_noise"])  # and each sub-step
+
+
+def test_sharded_input_still_draws_the_one_device_noise(tmp_path):
+  """--worker_input=shard (the default): each of 2 workers reads its own shard, so the real
+  images differ from one device's, but the generator inputs are the one-device draw of the
+  global rows."""
+  cfg = tiny_config(tmp_path, distribution="multi_worker")
+  assert cfg.worker_input == "shard"
+  one = _elements(cfg, 2)
+  workers = [_elements(cfg, 2, tf.distribute.InputContext(
+      num_input_pipelines=2, input_pipeline_id=p, num_replicas_in_sync=2)) for p in range(2)]
+  for step in range(2):
+    features = _concat([workers[p][step][0] for p in range(2)])
+    tf.nest.map_structure(np.testing.assert_array_equal, features, one[step][0])
+    images = np.concatenate([workers[p][step][1]["images"] for p in range(2)])
+    assert images.shape == one[step][1]["images"].shape
+    assert not np.array_equal(images, one[step][1]["images"])
+
+
+def test_unknown_worker_input_fails_at_start(tmp_path):
+  with pytest.raises(cluster.DistributionError, match="unknown worker_input 'all'; choose one "
+                     "of .'shard', 'global_batch'."):
+    _validate(tiny_config(tmp_path, worker_input="all"))
+
+
 def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypatch):
   from data import bad_records  # pylint: disable=import-outside-toplevel
   # A fresh count, as a worker process starts with (earlier tests in this process skipped some).
@@ -231,10 +286,10 @@ def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypa
   assert json.load(open(tmp_path / "bad_records.worker_2.json"))["total_skipped"] == 0
 
 
-# Per model: run.py flags at tiny widths (the SAGAN run, 3 steps, is the one the worker-level
-# files are checked on); YLG-SAGAN, LadaGAN and AttnGAN take 2 steps of their own declared step
-# (AttnGAN's shared fakes, its batch-wide terms gathered from both workers, its frozen DAMSM
-# written below).
+# Per model: run.py flags at tiny widths, from scratch (the SAGAN run, 3 steps, is the one the
+# worker-level files are checked on); LadaGAN takes 2 steps of its declared step with R1 and
+# DiffAugment on. Every model's two-worker step is compared with one device's in
+# training_step_test (--worker_input=global_batch), so YLG-SAGAN and AttnGAN run there only.
 # LadaGAN's workers run without oneDNN (_WORKER_ENV): with it, worker 0 segfaulted in its first
 # training session.run in 1 of 8 runs here and once before (2026-12-07, machine loaded). The
 # core dump: a null brgemm kernel called in oneDNN's
@@ -245,14 +300,9 @@ def test_non_chief_workers_write_their_own_bad_records_report(tmp_path, monkeypa
 _WORKER_RUNS = {
     "sagan": ["--max_steps=3", "--gf_dim=8", "--df_dim=8", "--z_dim=16", "--batch_size=8",
               "--save_checkpoints_steps=3"],
-    # YLG's 8 heads need 64 channels at the attention block (gf 16 in G, df 32 in D at 32 px).
-    "ylg_sagan": ["--model=ylg_sagan", "--max_steps=2", "--gf_dim=16", "--df_dim=32",
-                  "--z_dim=4", "--batch_size=4", "--save_checkpoints_steps=2"],
     "ladagan": ["--model=ladagan", "--image_size=32", "--z_dim=8", "--g_dim=8,8,4",
                 "--g_mlp_dim=8", "--d_enc_dim=4,4", "--d_out_dim=4,4", "--batch_size=4",
                 "--max_steps=2", "--save_checkpoints_steps=2"],
-    "attngan": ["--model=attngan", "--max_steps=2", "--save_checkpoints_steps=2"] + [
-        f"--{k}={v}" for k, v in ATTNGAN_TINY.items() if k not in ("model", "num_classes")],
 }
 _WORKER_ENV = {"ladagan": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
 
@@ -261,8 +311,6 @@ _WORKER_ENV = {"ladagan": {"TF_ENABLE_ONEDNN_OPTS": "0"}}
 @pytest.mark.parametrize("name", list(_WORKER_RUNS))
 def test_two_workers_on_loopback_train_together_and_write_one_set_of_checkpoints(tmp_path, name):
   model_dir = tmp_path / "run"
-  if name == "attngan":  # its frozen DAMSM, in the run's directory (both workers read it)
-    write_random_damsm(tiny_config(model_dir, **ATTNGAN_TINY))
   steps = int(next(f for f in _WORKER_RUNS[name] if f.startswith("--max_steps="))[12:])
   codes, outputs = testing.run_loopback_workers(
       [sys.executable, "run.py", "--mode=train", "--distribution=multi_worker",

@@ -431,6 +431,53 @@ def test_one_device_strategy_equals_the_step_without_a_strategy_for_every_model(
   _assert_same_step(mirrored_runs / name, "none", "one_device")
 
 
+_MULTI_WORKER_SCRIPT = """
+import os, sys
+from estimators import experiment
+from estimators.training_step_test import MIRRORED_SEEDS, _config
+root, name = sys.argv[1], sys.argv[2]
+experiment.run_train(_config(name, os.path.join(root, name, "multi_worker")).replace(
+    distribution="multi_worker", worker_input="global_batch", batch_size=4,
+    seed=MIRRORED_SEEDS.get(name, 0)))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MIRRORED_MODELS)
+def test_two_workers_with_global_batch_input_equal_one_device_for_every_model(mirrored_runs,
+                                                                              name):
+  """--distribution=multi_worker, 2 workers on loopback (one replica each, per-worker batch 2)
+  with --worker_input=global_batch, from the one-device run's ckpt-0: the same step as one
+  device on the global batch of 4 (the workers read the one-device stream and keep their rows;
+  noise, fake labels, DiffAugment draws are keyed on the global row; BN statistics and the
+  batch-wide AttnGAN terms are gathered over both workers)."""
+  from estimators.distribution_test import _WORKER_ENV  # pylint: disable=import-outside-toplevel
+  from estimators.testing import run_loopback_workers  # pylint: disable=import-outside-toplevel
+  root = mirrored_runs
+  one, run = root / name / "none", root / name / "multi_worker"
+  assert not (root / name / "error.txt").exists(), (root / name / "error.txt").read_text()
+  os.makedirs(run, exist_ok=True)  # the one-device run's start (and the files it derived)
+  for f in os.listdir(one):
+    if f.startswith("model.ckpt-0.") or f == "vocab.txt":
+      shutil.copy(one / f, run)
+  if (one / "damsm").exists():
+    shutil.copytree(one / "damsm", run / "damsm")
+  (run / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-0"\n')
+  here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=here, **_WORKER_ENV.get(name, {}))
+  codes, outputs = run_loopback_workers(
+      [sys.executable, "-c", _MULTI_WORKER_SCRIPT, str(root), name], root / name, cwd=here,
+      env=env)
+  assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+  _assert_same_step(root / name, "none", "multi_worker")
+  chief = tf.train.load_checkpoint(str(run / "model.ckpt-1"))  # and worker 1 holds the same
+  other = tf.train.load_checkpoint(str(run / "tmp_worker_1" / "model.ckpt-1"))
+  shared = [n for n in chief.get_variable_to_shape_map() if n.startswith(("Generator", "Disc"))]
+  assert len(shared) > 10
+  for n in shared:
+    np.testing.assert_array_equal(other.get_tensor(n), chief.get_tensor(n), err_msg=n)
+
+
 def _assert_same_step(tmp_path, base, other):
   """The runs `base` and `other` under tmp_path took the same step from the same ckpt-0."""
   error = tmp_path / "error.txt"

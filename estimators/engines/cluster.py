@@ -118,6 +118,18 @@ def per_replica_batch_size(global_batch, num_replicas):
   return global_batch // num_replicas
 
 
+def replica_rows(dataset, replicas, per_replica, first, local):
+  """A dataset of global batches (dicts of [replicas * per_replica, ...]) -> one element per
+  replica this input pipeline feeds, in order: the rows of replicas first .. first + local - 1."""
+  def own_rows(batch):
+    def split(v):  # [R b, ...] -> [R, b, ...][first:first + local] (static sizes kept where known)
+      inner = [d if d is not None else tf.shape(v)[i + 1]
+               for i, d in enumerate(v.shape.as_list()[1:])]
+      return tf.reshape(v, [replicas, per_replica] + inner)[first:first + local]
+    return tf.nest.map_structure(split, batch)
+  return dataset.map(own_rows).unbatch()
+
+
 def is_first_replica():
   """True outside a strategy and in replica 0 (summaries are written once, not per replica)."""
   context = tf.distribute.get_replica_context()

@@ -64,9 +64,14 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
 
   Features: the model's generator inputs (`ModelSpec.generator_inputs`; SAGAN: 'noise' [B, z]
   and, on class-conditional sets, fake 'labels' [B]) for the (D step's) generator pass, and the
-  same keys prefixed 'g_' for the in-graph G step; all drawn per example from (--seed, input
-  pipeline, start step, example index), so a resumed run draws new inputs rather than replaying
-  the first steps'.
+  same keys prefixed 'g_' for the in-graph G step; all drawn per example from (--seed, start
+  step, the example's row in the one-device stream of global batches), so every split of the
+  global batch over replicas, workers or TPU hosts draws what one device draws, and a resumed
+  run draws new inputs rather than replaying the first steps'.
+
+  Several input pipelines (multi_worker, TPU hosts): with --worker_input=shard each reads its
+  own share of the files; with 'global_batch' each reads the one-device stream and keeps the
+  rows of the replicas it feeds (`cluster.replica_rows`), so the step equals the one-device step.
   """
   spec = get_model(cfg.model)
 
@@ -74,26 +79,38 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
     batch_size = (params or {}).get("batch_size", cfg.batch_size)  # TPU: per-core batch
     if input_context is None:
       input_context = tpu_input_context(params)
-    pipeline = 0
+    pipelines, pipeline, local = 1, 0, 1  # input pipelines; this one; the replicas it feeds
     if input_context is not None:
-      pipeline = input_context.input_pipeline_id
+      pipelines, pipeline = input_context.num_input_pipelines, input_context.input_pipeline_id
       if input_context.num_replicas_in_sync > 1:
         batch_size = cluster.per_replica_batch_size(
             cfg.batch_size, input_context.num_replicas_in_sync)
+      local = max(1, input_context.num_replicas_in_sync // pipelines)
+    replicas = pipelines * local
+    global_batch = batch_size * replicas
+    whole = pipelines > 1 and cfg.worker_input == "global_batch"
     ds = dataset_fn() if dataset_fn is not None else data.load(
         cfg.dataset, data_dir=cfg.data_dir, split="train", image_size=cfg.image_size,
-        **load_options(cfg, input_context))
-    ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
+        **load_options(cfg, None if whole else input_context))
+    if whole:
+      ds = data.batch_pipeline(ds, global_batch, training=True, seed=cfg.seed)
+      ds = cluster.replica_rows(ds, replicas, batch_size, pipeline * local, local)
+    else:
+      ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
     latest = tf.train.latest_checkpoint(cfg.model_dir)
     start_step = int(latest.rsplit("-", 1)[1]) if latest else 0
     base = tf.random.experimental.stateless_fold_in(
-        tf.random.experimental.stateless_fold_in(tf.constant([cfg.seed, 0], tf.int64), pipeline),
+        tf.random.experimental.stateless_fold_in(tf.constant([cfg.seed, 0], tf.int64), 0),
         start_step)
     d_seed = tf.random.experimental.stateless_fold_in(base, 1)
     g_seed = tf.random.experimental.stateless_fold_in(base, 2)
 
     def add_noise(index, real):
-      rows = index * batch_size + tf.range(batch_size, dtype=tf.int64)
+      # Element `index` of this pipeline: step index // local, replica pipeline * local +
+      # index % local; its rows in that step's global batch follow the replica's.
+      replica = pipeline * local + index % local
+      first = (index // local) * global_batch + replica * batch_size
+      rows = first + tf.range(batch_size, dtype=tf.int64)
       real = dict(real)
       real["labels"] = (tf.cast(real["labels"], tf.int32) if "labels" in real
                         else tf.zeros([batch_size], tf.int32))  # unconditional sets: unused

@@ -24,6 +24,7 @@ from estimators.engines.training_step import TrainingStep, check_engine
 from estimators.models import get_model
 
 ENGINES = ("in_graph", "gan_estimator")
+WORKER_INPUTS = ("shard", "global_batch")  # --worker_input (engines/input_fn.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,9 +48,12 @@ def engine_name(cfg):
 
 
 def validate_engine(cfg):
-  """--engine is known and fits --distribution."""
+  """--engine and --worker_input are known and --engine fits --distribution."""
   if cfg.engine not in ENGINES:
     raise cluster.DistributionError(f"unknown engine {cfg.engine!r}; choose one of {ENGINES}")
+  if cfg.worker_input not in WORKER_INPUTS:
+    raise cluster.DistributionError(f"unknown worker_input {cfg.worker_input!r}; choose one of "
+                                    f"{WORKER_INPUTS}")
   if cfg.engine == "gan_estimator" and cfg.distribution != "none":
     raise cluster.DistributionError(
         f"--engine=gan_estimator trains on one device; --distribution={cfg.distribution} runs "

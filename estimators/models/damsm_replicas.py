@@ -76,16 +76,8 @@ def distribute(strategy, dataset, global_batch):
 
   def dataset_fn(context):
     local = replicas // context.num_input_pipelines  # replicas fed by this pipeline, in order
-    first = context.input_pipeline_id * local
-
-    def own_rows(batch):
-      def split(v):  # [R b, ...] -> [R, b, ...] (static sizes kept where known)
-        inner = [d if d is not None else tf.shape(v)[i + 1]
-                 for i, d in enumerate(v.shape.as_list()[1:])]
-        return tf.reshape(v, [replicas, per_replica] + inner)[first:first + local]
-      return {k: split(v) for k, v in batch.items()}
-    # Each element: one replica's rows; a pipeline feeds its replicas one element each, in order.
-    return dataset.map(own_rows).unbatch()
+    return cluster.replica_rows(dataset, replicas, per_replica,
+                                context.input_pipeline_id * local, local)
   return strategy.distribute_datasets_from_function(dataset_fn)
 
 
