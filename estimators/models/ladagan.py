@@ -22,7 +22,6 @@ Training step as the official TF code (which produced the paper's numbers):
 The generator has no tanh: evaluation, sample grids and the SavedModel clip its raw output to
 [-1, 1] (as the official code does when it writes images); the discriminator sees it unclipped.
 """
-import contextlib
 import dataclasses
 
 import numpy as np
@@ -168,25 +167,8 @@ class LadaGAN(ModelSpec):
     return ladagan_networks.Discriminator(self.arch(cfg))
 
   # --- forward passes -------------------------------------------------------------------------
-  def _unordered_forward(self, cfg, training):
-    """Whether G's training forward may drop the control dependencies around it (issue #27).
-
-    The in-graph step builds the G sub-step under a control dependency on D's update, so G's
-    forward on fresh noise waited for all of D's backward; the official tf.function orders only
-    D's variable reads after D's update, and its G forward overlaps D's backward. With D first,
-    fresh fakes and no batch norm in G (no conv decoder: nothing of G's that D's update writes),
-    that forward reads only G's trainable weights, which nothing in the step writes before G's
-    own update (which needs this forward's gradient): the same values, so the same numbers, with
-    or without the dependency. D's calls keep it (they must read D's update). Not on TPU (the
-    step runs in a loop whose control-flow context this would leave) nor eagerly."""
-    return (training and cfg.step_order == "discriminator_first" and cfg.step_fakes == "fresh"
-            and not cfg.use_tpu and not self.arch(cfg).g_decoder
-            and not tf.executing_eagerly())
-
   def generate(self, cfg, generator, inputs, training, return_attention=False):
-    with (tf.control_dependencies(None) if self._unordered_forward(cfg, training)
-          else contextlib.nullcontext()):
-      out = generator(inputs["noise"], training=training, return_attention=return_attention)
+    out = generator(inputs["noise"], training=training, return_attention=return_attention)
     if return_attention:
       images, maps = out
       return {"images": images}, maps  # raw output [B, S, S, 3], maps [B, heads, N] x 3
