@@ -196,7 +196,7 @@ def test_in_graph_step_equals_gan_estimator_step_from_the_same_checkpoint(tmp_pa
 
 def _assert_same_step(start_path, ref_path, fast_path):
   """The checkpoints after one step of two engines from `start_path` hold the same gradients
-  (Adam's first slots), weights and batch-norm moving statistics (sn_u not compared: see the
+  (Adam's first slots), weights and G's batch-norm moving statistics (sn_u not compared: see the
   module docstring)."""
   start = _variables(start_path)
   after_ref = _variables(ref_path)
@@ -223,7 +223,11 @@ def _assert_same_step(start_path, ref_path, fast_path):
   moved = [n for n in after_ref if n.endswith("/moving_mean")
            and not np.array_equal(after_ref[n], start[n])]
   assert moved  # batch-norm statistics (SAGAN: the G update's; LadaGAN: D's) did update
-  for n in [n for n in after_ref if "/moving_" in n]:
+  # D's moving statistics are not compared: D's real and fake calls of one sub-step update them
+  # in no fixed order on either engine (two moving averages do not commute: they differ by about
+  # (1 - decay)^2 of the two batches' difference; LadaGAN's down_0/skip_bn failed once at 1e-4),
+  # and no D call ever runs in inference mode, so nothing reads them (as training_step_test).
+  for n in [n for n in after_ref if "/moving_" in n and not n.startswith("Discriminator/")]:
     np.testing.assert_allclose(after_fast[n], after_ref[n], rtol=1e-5, atol=1e-6,
                                err_msg=f"batch-norm statistic {n}")
 
