@@ -99,6 +99,8 @@ def make_train_input_fn(cfg: GANConfig, dataset_fn=None):
       ds = data.batch_pipeline(ds, batch_size, training=True, seed=cfg.seed)
     latest = tf.train.latest_checkpoint(cfg.model_dir)
     start_step = int(latest.rsplit("-", 1)[1]) if latest else 0
+    # The inner fold_in of 0 (once the pipeline id) keeps the draws of runs made before rows
+    # became global: pipeline 0's, i.e. every one-pipeline run's, are unchanged.
     base = tf.random.experimental.stateless_fold_in(
         tf.random.experimental.stateless_fold_in(tf.constant([cfg.seed, 0], tf.int64), 0),
         start_step)
